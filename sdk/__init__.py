@@ -1,0 +1,42 @@
+"""Edge SDK for one-shot talking-head video.
+
+A face is turned into a compact code per frame on the sender's device (keypoints with
+Jacobians from the camera), sent over the network, and turned back into video of a chosen
+portrait by a generator running locally. Public API:
+
+- media: `read_image`, `write_image`, `read_video`, `iter_video`, `write_video`, `read_audio`
+- face front end: `FaceTracker`, `FaceDetector`, `FaceLandmarker`, `crop_portrait`, `SquareBox`
+- models: `load_model("default")`
+- errors: `SdkError` and its subclasses in `sdk.errors`
+
+Heavy submodules (mediapipe, torch) are imported on first use, so `import sdk` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .errors import MediaReadError, ModelLoadError, NoFaceError, SdkError
+from .media import iter_video, probe_video, read_audio, read_image, read_video, write_image, write_video
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "FaceTracker": "sdk.face",
+    "TrackerConfig": "sdk.face",
+    "FaceDetector": "sdk.face",
+    "FaceLandmarker": "sdk.face",
+    "CropConfig": "sdk.face",
+    "SquareBox": "sdk.face",
+    "crop_portrait": "sdk.face",
+    "load_model": "sdk.checkpoint",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sdk' has no attribute {name!r}")
+
+
+__all__ = ["MediaReadError", "ModelLoadError", "NoFaceError", "SdkError", "iter_video", "probe_video",
+           "read_audio", "read_image", "read_video", "write_image", "write_video", *_LAZY]

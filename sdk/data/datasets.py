@@ -1,0 +1,215 @@
+"""Training datasets over a prepared folder (see `sdk.data.prepare`).
+
+Every item is a dict of float32 tensors in [0, 1], NCHW per frame, at the requested model size.
+Randomness (which frames, flips, colour jitter) is drawn from torch's global generator, which the
+DataLoader seeds per worker from the training seed, so a seeded run sees the same samples.
+"""
+from __future__ import annotations
+
+import csv
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import MediaReadError, SdkError
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    id: str
+    split: str
+    identity: str
+    frames: int
+    fps: float
+    has_audio: bool
+    directory: Path
+
+    def frame_path(self, index: int) -> Path:
+        return self.directory / "frames" / f"{index:06d}.jpg"
+
+
+def read_prepared_manifest(root: str | Path, split: str | None = None, min_frames: int = 1) -> list[PreparedClip]:
+    """Usable clips ("ok" status, at least `min_frames` frames) of a prepared folder."""
+    root = Path(root)
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise SdkError(f"{root}: not a prepared data folder (no manifest.csv); run `python -m sdk data prepare`")
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    clips = [PreparedClip(row["id"], row["split"], row["identity"], int(row["frames"]), float(row["fps"]),
+                          row["has_audio"] == "yes", root / "clips" / row["id"])
+             for row in rows if row["status"] == "ok" and int(row["frames"]) >= min_frames
+             and (split is None or row["split"] == split)]
+    if not clips:
+        raise SdkError(f"{manifest}: no usable clips for split {split!r} with at least {min_frames} frames")
+    return clips
+
+
+def load_frame(path: Path, size: int) -> np.ndarray:
+    """A prepared JPEG frame as RGB uint8 (size, size, 3)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaReadError(f"{path}: missing or corrupt prepared frame; re-run data prepare")
+    if image.shape[0] != size:
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip_probability: float = 0.5
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.05  # fraction of a full turn
+
+
+def _to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def augment(frames: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
+    """Apply one random flip and colour jitter to all frames alike (T, 3, H, W) -> (T, 3, H, W).
+
+    The same parameters for every frame keep the pair/triplet consistent: the networks must
+    explain differences between frames by motion, never by colour.
+    """
+    if torch.rand(()) < config.flip_probability:
+        frames = frames.flip(-1)
+    factors = 1.0 + (torch.rand(3) * 2 - 1) * torch.tensor([config.brightness, config.contrast, config.saturation])
+    frames = frames * factors[0]
+    mean = frames.mean(dim=(1, 2, 3), keepdim=True)
+    frames = (frames - mean) * factors[1] + mean
+    gray = (frames * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    frames = (frames - gray) * factors[2] + gray
+    if config.hue > 0:
+        frames = _rotate_hue(frames.clamp(0, 1), float((torch.rand(()) * 2 - 1) * config.hue))
+    return frames.clamp(0, 1)
+
+
+def _rotate_hue(frames: torch.Tensor, turns: float) -> torch.Tensor:
+    # Rotation about the gray axis in RGB space: a hue shift without an HSV round trip.
+    angle = 2 * np.pi * turns
+    cos, sin = np.cos(angle), np.sin(angle)
+    k = 1.0 / 3.0
+    s = np.sqrt(k)
+    matrix = torch.tensor([
+        [cos + (1 - cos) * k, k * (1 - cos) - s * sin, k * (1 - cos) + s * sin],
+        [k * (1 - cos) + s * sin, cos + k * (1 - cos), k * (1 - cos) - s * sin],
+        [k * (1 - cos) - s * sin, k * (1 - cos) + s * sin, cos + k * (1 - cos)],
+    ], dtype=frames.dtype)
+    return torch.einsum("ij,tjhw->tihw", matrix, frames)
+
+
+class _ClipFramesDataset(Dataset):
+    """Indexes every frame of every clip; subclasses decide which other frames go with it."""
+
+    min_frames = 2
+
+    def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
+                 items_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig()):
+        self.clips = read_prepared_manifest(root, split, self.min_frames)
+        self.size = size
+        self.augment = augment
+        self.augment_config = augment_config
+        self.offsets = np.cumsum([0] + [clip.frames for clip in self.clips])
+        self.items_per_epoch = items_per_epoch
+
+    def __len__(self) -> int:
+        return self.items_per_epoch or int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[PreparedClip, int]:
+        """Item index -> (clip, frame index); indices past the frame count wrap around."""
+        index = index % int(self.offsets[-1])
+        clip_index = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.clips[clip_index], index - int(self.offsets[clip_index])
+
+    def load(self, clip: PreparedClip, indices: list[int]) -> torch.Tensor:
+        frames = _to_tensor([load_frame(clip.frame_path(i), self.size) for i in indices])
+        return augment(frames, self.augment_config) if self.augment else frames
+
+
+class FramePairDataset(_ClipFramesDataset):
+    """(source, driving): two random frames of one clip. Item: source (3,S,S), driving (3,S,S), clip."""
+
+    def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
+                 pairs_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig()):
+        super().__init__(root, split, size, augment, pairs_per_epoch, augment_config)
+
+    def __getitem__(self, index: int) -> dict:
+        clip, driving = self.locate(index)
+        source = int(torch.randint(clip.frames - 1, ()))
+        source += source >= driving  # never the same frame twice
+        frames = self.load(clip, [source, driving])
+        return {"source": frames[0], "driving": frames[1], "clip": clip.id}
+
+
+class FrameTripletDataset(_ClipFramesDataset):
+    """Consecutive frames for the self-supervised depth network.
+
+    Item: target (3,S,S), references (2,3,S,S) = the frames just before and after the target, clip.
+    """
+
+    min_frames = 3
+
+    def __getitem__(self, index: int) -> dict:
+        clip, frame = self.locate(index)
+        target = min(max(frame, 1), clip.frames - 2)
+        frames = self.load(clip, [target, target - 1, target + 1])
+        return {"target": frames[0], "references": frames[1:], "clip": clip.id}
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM mono wav as float32 in [-1, 1] and its sample rate."""
+    try:
+        with wave.open(str(path), "rb") as handle:
+            if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+                raise MediaReadError(f"{path}: expected 16-bit mono PCM")
+            rate = handle.getframerate()
+            pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError, FileNotFoundError) as exc:
+        raise MediaReadError(f"{path}: not a readable wav file ({exc})") from exc
+    return pcm.astype(np.float32) / 32768.0, rate
+
+
+class AudioWindowDataset(_ClipFramesDataset):
+    """A frame and the audio around it, for audio-driven models.
+
+    Item: frame (3,S,S), audio (W,) float32 with W = round(window_seconds × 16000): the samples
+    centred on the frame's time, zero-padded past the ends of the clip (a fixed length whatever
+    the clip's frame rate, so items batch), and clip.
+    """
+
+    min_frames = 1
+
+    def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
+                 window_seconds: float = 0.68, items_per_epoch: int | None = None,
+                 augment_config: AugmentConfig = AugmentConfig()):
+        super().__init__(root, split, size, augment, items_per_epoch, augment_config)
+        self.clips = [clip for clip in self.clips if clip.has_audio]
+        if not self.clips:
+            raise SdkError(f"{root}: no clips with audio in split {split!r}")
+        self.offsets = np.cumsum([0] + [clip.frames for clip in self.clips])
+        self.window_seconds = window_seconds
+        self._audio: dict[str, tuple[np.ndarray, int]] = {}
+
+    def audio(self, clip: PreparedClip) -> tuple[np.ndarray, int]:
+        if clip.id not in self._audio:
+            self._audio[clip.id] = read_wav(clip.directory / "audio.wav")
+        return self._audio[clip.id]
+
+    def __getitem__(self, index: int) -> dict:
+        clip, frame = self.locate(index)
+        samples, rate = self.audio(clip)
+        length = int(round(self.window_seconds * rate))
+        start = int(round((frame + 0.5) / clip.fps * rate)) - length // 2
+        window = np.zeros(length, np.float32)
+        lo, hi = max(start, 0), min(start + length, len(samples))
+        if hi > lo:
+            window[lo - start:hi - start] = samples[lo:hi]
+        return {"frame": self.load(clip, [frame])[0], "audio": torch.from_numpy(window), "clip": clip.id}

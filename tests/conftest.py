@@ -1,0 +1,42 @@
+"""Shared fixtures: the real data in ../shared/data and small prepared datasets made from it."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("SDK_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+# Two short real clips (one per split) used wherever a prepared dataset is needed.
+SMALL_CLIPS = ["pcavs-Input-00010", "pcavs-Pose_Source-620900105"]
+
+
+@pytest.fixture(scope="session")
+def shared_manifest() -> Path:
+    manifest = SHARED_DATA / "manifest.csv"
+    if not manifest.is_file():
+        pytest.fail(f"shared data not found at {SHARED_DATA}; set SDK_SHARED_DATA")
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def manifest_rows(shared_manifest) -> list[dict[str, str]]:
+    with shared_manifest.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
+def small_clip_ids() -> list[str]:
+    return list(SMALL_CLIPS)
+
+
+@pytest.fixture(scope="session")
+def prepared_small(shared_manifest, tmp_path_factory) -> Path:
+    """Two real clips prepared at 64² (one train, one test identity)."""
+    from sdk.data.prepare import prepare_dataset
+
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(shared_manifest, out, size=64, ids=SMALL_CLIPS, show_progress=False)
+    return out
