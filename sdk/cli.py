@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import prepare as data_prepare
     from .eval import reenactment
     from .face import cli as face_cli
+    from .training.cli import add_train_verb
 
     parser = argparse.ArgumentParser(prog="python -m sdk", description=__doc__.split(":")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = verbs.add_parser("data", help="prepare training data").add_subparsers(
         dest="data_verb", metavar="ACTION", required=True)
     data_prepare.add_prepare_verb(data)
+    add_train_verb(verbs)
     return parser
 
 

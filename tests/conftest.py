@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from pathlib import Path
 
@@ -11,6 +12,22 @@ SHARED_DATA = Path(os.environ.get("SDK_SHARED_DATA", Path(__file__).resolve().pa
 
 # Two short real clips (one per split) used wherever a prepared dataset is needed.
 SMALL_CLIPS = ["pcavs-Input-00010", "pcavs-Pose_Source-620900105"]
+
+
+@functools.cache
+def _manifest_by_kind_and_id() -> dict[tuple[str, str], dict[str, str]]:
+    with open(SHARED_DATA / "manifest.csv", newline="") as handle:
+        return {(row["kind"], row["id"]): row for row in csv.DictReader(handle)}
+
+
+def data_file(kind: str, item_id: str) -> Path:
+    """Path of a shared manifest entry (ids repeat across kinds, e.g. an image and a video of one person).
+
+    The tests are about real media: missing shared data fails them rather than skipping them.
+    """
+    if not (SHARED_DATA / "manifest.csv").is_file():
+        pytest.fail(f"shared data not found at {SHARED_DATA}; set SDK_SHARED_DATA")
+    return SHARED_DATA / _manifest_by_kind_and_id()[(kind, item_id)]["path"]
 
 
 @pytest.fixture(scope="session")

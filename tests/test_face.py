@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import functools
 import itertools
 from pathlib import Path
 
@@ -28,26 +26,13 @@ from sdk.face import (
 from sdk.face.cli import add_crop_verb
 from sdk.media import iter_video, probe_video, read_image, write_image
 
-DATA_ROOT = Path("/work/shared/data")
+from conftest import data_file
 
 # Human portraits (the manifest's "portrait" rows also hold animals, which have no face mesh):
 # 720x1280 half-body, 2048x2048, 221x226, 474x474 and 375x500.
 PORTRAITS = ["liveportrait-s9", "liveportrait-s2", "sadtalker-happy1", "sadtalker-people_0", "liveportrait-s12"]
 # First frames: 720x1280 upper body, 1280x720 landscape, 576x768 with a small face, 224x224 crop.
 VIDEOS = ["liveportrait-d13", "liveportrait-s18", "musetalk-sun", "pcavs-Input-00002"]
-
-
-@functools.cache
-def _manifest() -> dict[tuple[str, str], dict[str, str]]:
-    with open(DATA_ROOT / "manifest.csv", newline="") as handle:
-        return {(row["kind"], row["id"]): row for row in csv.DictReader(handle)}
-
-
-def data_file(kind: str, item_id: str) -> Path:
-    """Path of a manifest entry (ids repeat across kinds, e.g. an image and a video of one person)."""
-    if not (DATA_ROOT / "manifest.csv").is_file():
-        pytest.skip(f"shared data not available at {DATA_ROOT}")
-    return DATA_ROOT / _manifest()[(kind, item_id)]["path"]
 
 
 def first_frames(item_id: str, count: int) -> list[np.ndarray]:

@@ -1,0 +1,1 @@
+"""Evaluation: frame metrics and the papers' reenactment protocols."""

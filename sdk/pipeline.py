@@ -1,0 +1,112 @@
+"""The stage wrapper: one method per pipeline stage, whose boundaries are the export boundaries.
+
+    sender:   encode(frame crop)            -> code (Keypoints)        [keypoint encoder]
+    receiver: prepare_source(portrait crop) -> SourceState (once)      [source encoder]
+              render(state, code)           -> frame                   [warp + decode]
+
+Relative motion lives here, between the code and the renderer: the avatar moves as the driver
+moved since an anchor code (the driver's neutral pose), so the avatar keeps its own face shape.
+Images in and out are RGB uint8 crops (any square size; resized to the model's resolution).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from .media import to_image, to_tensor
+from .models import Keypoints, SourceState, TalkingHeadModel, keypoint_hull_area, relative_keypoints
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """How a driving code moves the avatar.
+
+    mode: "relative" (FOMM's relative motion against the anchor code; the default for animating
+        another person) or "absolute" (the driver's keypoints as they are; self-reenactment).
+    use_jacobian: transfer the local affine motion (Jacobians) too, in relative mode.
+    adapt_movement_scale: scale the motion by the ratio of the source's and the anchor's keypoint
+        hull areas, so a face that fills less of its crop moves proportionally less.
+    """
+
+    mode: Literal["relative", "absolute"] = "relative"
+    use_jacobian: bool = True
+    adapt_movement_scale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("relative", "absolute"):
+            raise ValueError(f"motion mode must be 'relative' or 'absolute', got {self.mode!r}")
+
+
+class TalkingHeadPipeline:
+    """Stages of the talking-head model on numpy crops, with relative motion.
+
+    `encode` is what the sender runs; `prepare_source` and `render` are what the receiver runs.
+    The anchor for relative motion is the first code rendered after construction or
+    `reset_anchor()`; `set_anchor(code)` re-anchors on purpose (e.g. a "neutral pose" key).
+    """
+
+    def __init__(self, model: TalkingHeadModel, motion: MotionConfig = MotionConfig(),
+                 device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.motion = motion
+        self.anchor: Keypoints | None = None
+        self._anchor_area: torch.Tensor | None = None
+
+    @property
+    def resolution(self) -> int:
+        return self.model.cfg.resolution
+
+    def to_model_input(self, crop: np.ndarray) -> torch.Tensor:
+        """RGB uint8 (S, S, 3) square crop -> float (1, 3, R, R) at the model's resolution."""
+        if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 crop (S, S, 3), got {crop.dtype} {crop.shape}")
+        if crop.shape[0] != crop.shape[1]:
+            raise ValueError(f"expected a square crop, got {crop.shape[1]}x{crop.shape[0]}")
+        if crop.shape[0] != self.resolution:
+            interpolation = cv2.INTER_AREA if crop.shape[0] > self.resolution else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, (self.resolution, self.resolution), interpolation=interpolation)
+        return to_tensor(crop).to(self.device)
+
+    @torch.inference_mode()
+    def encode(self, frame_crop: np.ndarray) -> Keypoints:
+        """Sender: a face crop -> its code (keypoints (1, K, 2) and Jacobians (1, K, 2, 2))."""
+        return self.model.encode(self.to_model_input(frame_crop))
+
+    @torch.inference_mode()
+    def prepare_source(self, portrait_crop: np.ndarray) -> SourceState:
+        """Receiver, once per avatar: depth, keypoints and encoder features of the portrait."""
+        return self.model.prepare_source(self.to_model_input(portrait_crop))
+
+    def set_anchor(self, code: Keypoints) -> None:
+        """Make `code` the driver's neutral pose for relative motion."""
+        self.anchor = code
+        self._anchor_area = keypoint_hull_area(code) if self.motion.adapt_movement_scale else None
+
+    def reset_anchor(self) -> None:
+        """The next rendered code becomes the anchor."""
+        self.anchor = None
+        self._anchor_area = None
+
+    def driving_keypoints(self, state: SourceState, code: Keypoints) -> Keypoints:
+        """The keypoints the avatar is rendered at for `code`, under the motion mode."""
+        if self.motion.mode == "absolute":
+            return code
+        if self.anchor is None:
+            self.set_anchor(code)
+        source_area = keypoint_hull_area(state.keypoints) if self.motion.adapt_movement_scale else None
+        return relative_keypoints(code, self.anchor, state.keypoints, self.motion.use_jacobian,
+                                  self.motion.adapt_movement_scale, source_area, self._anchor_area)
+
+    @torch.inference_mode()
+    def render_tensor(self, state: SourceState, code: Keypoints) -> torch.Tensor:
+        """Receiver, per frame: (1, 3, R, R) float prediction in [0, 1]."""
+        return self.model.render(state, self.driving_keypoints(state, code)).prediction
+
+    def render(self, state: SourceState, code: Keypoints) -> np.ndarray:
+        """Receiver, per frame: the avatar moved by `code`, RGB uint8 (R, R, 3)."""
+        return to_image(self.render_tensor(state, code))
