@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .face import cli as face_cli
     from .training.cli import add_train_verb
 
-    parser = argparse.ArgumentParser(prog="python -m sdk", description=__doc__.split(":")[0])
+    parser = argparse.ArgumentParser(prog="python -m sdk", description="One-shot talking-head SDK: data, training, animation, evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     face_cli.add_crop_verb(verbs)

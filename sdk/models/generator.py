@@ -1,0 +1,143 @@
+"""Occlusion-aware generator (FOMM §3.3) with cross-modal depth attention (DaGAN, DaGAN++).
+
+Split at the export boundary: `encode_source` runs once per avatar (appearance encoder, depth
+encoder, attention queries); `render` runs per frame (dense motion, warping, attention, decoder).
+
+- fomm: warp the bottleneck features, residual bottleneck, up blocks to full resolution.
+- dagan: as fomm, with one attention block on the warped bottleneck features.
+- dagan++: warp the features of every encoder scale, refine each with attention, and feed them
+  to the decoder as skip connections (upsample, concatenate, fuse) — geometry-enhanced
+  multi-layer generation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import CrossModalAttention
+from .blocks import ConvNormAct, DownBlock, ResBlock, UpBlock
+from .config import ModelConfig
+from .dense_motion import DenseMotion
+from .motion import Keypoints, resize_deformation, warp
+
+
+@dataclass(frozen=True)
+class SourceFeatures:
+    """What `render` needs from the source, computed once per avatar.
+
+    appearance: encoder features that `render` warps, finest first: (N, C_s, H/2^s, W/2^s) for every
+        scale s = 0..D (dagan++), or only the bottleneck s = D (fomm, dagan); D = num_down_blocks.
+    depth_queries: one attention query (N, d, q, q) per attention block in the same order, None for fomm.
+    """
+    appearance: tuple[Tensor, ...]
+    depth_queries: tuple[Tensor, ...] | None
+
+
+@dataclass(frozen=True)
+class GeneratorOutput:
+    prediction: Tensor  # (N, 3, H, W) in [0, 1]
+    deformation: Tensor  # (N, h, w, 2) at the motion resolution
+    occlusion: Tensor  # (N, 1, h, w)
+    mask: Tensor  # (N, K+1, h, w)
+    deformed: Tensor  # (N, 3, H, W) the source warped by the dense flow (visualisation)
+    sparse_deformed: Tensor  # (N, K+1, 3, h, w) (visualisation)
+
+
+class Generator(nn.Module):
+    """source (N, 3, H, W), source_depth (N, 1, H, W) | None, kp_source, kp_driving -> GeneratorOutput."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        gen = cfg.generator
+        self.uses_depth = gen.attention is not None
+        self.skip_decoder = gen.attention_placement == "every_scale"
+        depth_levels = gen.num_down_blocks
+        self.dense_motion = DenseMotion(cfg)
+        self.first = ConvNormAct(3, gen.channels(0), gen.first_kernel_size)
+        self.down = nn.ModuleList(DownBlock(gen.channels(i), gen.channels(i + 1)) for i in range(depth_levels))
+        bottleneck = gen.channels(depth_levels)
+        self.bottleneck = nn.Sequential(*(ResBlock(bottleneck) for _ in range(gen.num_bottleneck_blocks)))
+        if self.skip_decoder:
+            # Up to scale i, concatenate the refined skip of scale i, fuse in one conv.
+            self.up = nn.ModuleList(ConvNormAct(gen.channels(i + 1) + gen.channels(i), gen.channels(i))
+                                    for i in range(depth_levels))
+        else:
+            self.up = nn.ModuleList(UpBlock(gen.channels(i + 1), gen.channels(i)) for i in range(depth_levels))
+        self.final = nn.Conv2d(gen.channels(0), 3, gen.final_kernel_size, padding=gen.final_kernel_size // 2)
+
+        self.depth_first: nn.Module | None = None
+        self.depth_down = nn.ModuleList()
+        self.attention = nn.ModuleList()
+        self.attention_scales: list[int] = []
+        if gen.attention is not None:
+            # Depth encoder: same structure as the appearance encoder (DaGAN appendix A.2).
+            self.depth_first = ConvNormAct(1, gen.channels(0), gen.first_kernel_size)
+            self.depth_down = nn.ModuleList(DownBlock(gen.channels(i), gen.channels(i + 1))
+                                            for i in range(depth_levels))
+            for scale, _, _ in cfg.attention_sites():
+                self.attention_scales.append(scale)
+                self.attention.append(CrossModalAttention(gen.channels(scale), gen.channels(scale),
+                                                          cfg.resolution // 2 ** scale, gen.attention))
+        self.warped_scales = list(range(depth_levels + 1)) if self.skip_decoder else [depth_levels]
+        self.resolution = cfg.resolution
+        self.motion_resolution = cfg.motion_resolution
+
+    def encode_source(self, source: Tensor, source_depth: Tensor | None = None) -> SourceFeatures:
+        """source (N, 3, H, W), source_depth (N, 1, H, W) normalised | None -> SourceFeatures."""
+        if self.uses_depth != (source_depth is not None):
+            raise ValueError("this generator " + ("needs" if self.uses_depth else "takes no") + " source depth")
+        features = [self.first(source)]
+        for block in self.down:
+            features.append(block(features[-1]))
+        queries = None
+        if source_depth is not None:
+            depth_features = [self.depth_first(source_depth)]
+            for block in self.depth_down:
+                depth_features.append(block(depth_features[-1]))
+            queries = tuple(attention.query(depth_features[scale])
+                            for attention, scale in zip(self.attention, self.attention_scales))
+        return SourceFeatures(tuple(features[scale] for scale in self.warped_scales), queries)
+
+    def render(self, source_features: SourceFeatures, kp_source: Keypoints, kp_driving: Keypoints,
+               source_image: Tensor) -> GeneratorOutput:
+        """Per-frame path: SourceFeatures, keypoints (N, K, ...), source_image (N, 3, H, W) -> GeneratorOutput."""
+        motion = self.dense_motion(source_image, kp_driving, kp_source)
+        warped = []
+        for scale, features in zip(self.warped_scales, source_features.appearance):
+            side = self.resolution // 2 ** scale
+            warped.append(warp(features, self._grid_at(motion.deformation, side))
+                          * self._occlusion_at(motion.occlusion, side))
+        if source_features.depth_queries is not None:
+            warped = [attention(query, features) for attention, query, features
+                      in zip(self.attention, source_features.depth_queries, warped)]
+        x = self.bottleneck(warped[-1])
+        for i in reversed(range(len(self.up))):
+            if self.skip_decoder:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                x = self.up[i](torch.cat([x, warped[i]], dim=1))
+            else:
+                x = self.up[i](x)
+        prediction = torch.sigmoid(self.final(x))
+        deformed = warp(source_image, self._grid_at(motion.deformation, self.resolution))
+        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask, deformed,
+                               motion.sparse_deformed)
+
+    # Feature sizes are static (from the config), so these branches are fixed at export.
+    def _grid_at(self, deformation: Tensor, side: int) -> Tensor:
+        """(N, h, w, 2) at the motion resolution -> (N, side, side, 2)."""
+        if side == self.motion_resolution:
+            return deformation
+        return resize_deformation(deformation, side, side)
+
+    def _occlusion_at(self, occlusion: Tensor, side: int) -> Tensor:
+        """(N, 1, h, w) at the motion resolution -> (N, 1, side, side)."""
+        if side == self.motion_resolution:
+            return occlusion
+        return F.interpolate(occlusion, size=(side, side), mode="bilinear", align_corners=False)
+
+    def forward(self, source: Tensor, source_depth: Tensor | None, kp_source: Keypoints,
+                kp_driving: Keypoints) -> GeneratorOutput:
+        return self.render(self.encode_source(source, source_depth), kp_source, kp_driving, source)
