@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import MediaReadError
 from .face import FaceTracker, TrackerConfig, crop_portrait
-from .media import probe_video, iter_video, read_audio, read_image, write_video
+from .media import iter_video, probe_video, read_audio, read_image, write_video
 from .pipeline import MotionConfig, TalkingHeadPipeline
 
 DEFAULT_SOURCE = Path(__file__).parent / "assets" / "portrait.jpg"

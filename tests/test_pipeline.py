@@ -143,3 +143,20 @@ def test_identity_distance_separates_people():
     other, _ = crop_portrait(data_file("image", "liveportrait-s12"), size=256)
     a, b, c = (identity.descriptor(image) for image in (person, person[:, ::-1].copy(), other))
     assert identity.distance(a, b) < 0.4 < identity.distance(a, c)
+
+
+def test_shipped_default_model_loads_checks_and_animates(driving_frames, tmp_path):
+    from sdk.checkpoint import MODELS_DIR, file_sha256, load_model
+
+    default = MODELS_DIR / "default"
+    recorded = (default / "weights.sha256").read_text().split()[0]
+    assert file_sha256(default / "weights.safetensors") == recorded
+    assert (default / "MODEL_CARD.md").is_file()
+    total_bytes = sum(path.stat().st_size for path in default.iterdir())
+    assert total_bytes < 30e6
+    model = load_model("default")
+    assert model.cfg.name == "dagan++-mobile"
+    driving = tmp_path / "short.mp4"
+    media.write_video(driving, driving_frames[:5], 25.0)
+    stats = animate(TalkingHeadPipeline(model), DEFAULT_SOURCE, driving, tmp_path / "out.mp4")
+    assert stats.frames == 5 and stats.no_face_frames == 0

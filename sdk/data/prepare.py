@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 import shutil
 import time
 import wave
@@ -33,8 +32,6 @@ from tqdm import tqdm
 from ..errors import MediaReadError, SdkError
 from ..face import CropConfig, FaceTracker, SquareBox, TrackerConfig, box_from_landmarks, clip_box, head_pose
 from ..media import AUDIO_SAMPLE_RATE, iter_video, probe_video, read_audio
-
-log = logging.getLogger(__name__)
 
 PREPARED_COLUMNS = ["id", "split", "identity", "content", "source_path", "status", "reason", "fps",
                     "frames", "face_frames", "size", "has_audio", "box_cx", "box_cy", "box_size"]

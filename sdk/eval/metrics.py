@@ -1,4 +1,4 @@
-"""Frame metrics of the papers' reenactment protocol: L1, PSNR, SSIM, AKD, identity distance.
+"""Frame metrics of the papers' reenactment protocol: L1, SSIM, AKD, identity distance (PSNR: sdk.training.losses).
 
 Images are float tensors (N, 3, H, W) in [0, 1] unless stated otherwise.
 """
@@ -22,12 +22,6 @@ AKD_RESOLUTION = 256
 def l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image on the [0, 1] scale: (N,)."""
     return (prediction - target).abs().flatten(1).mean(1)
-
-
-def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image: (N,)."""
-    mse = (prediction - target).pow(2).flatten(1).mean(1)
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
 
 
 @lru_cache(maxsize=4)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,11 +18,10 @@ import numpy as np
 import torch
 
 from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
-from ..media import to_image, to_tensor
+from ..media import to_tensor
 from ..pipeline import MotionConfig, TalkingHeadPipeline
-from .metrics import AKD_RESOLUTION, IdentityDistance, KeypointDistance, l1, psnr, ssim
-
-log = logging.getLogger(__name__)
+from ..training.losses import psnr
+from .metrics import AKD_RESOLUTION, IdentityDistance, KeypointDistance, l1, ssim
 
 
 @dataclass
@@ -176,7 +174,7 @@ def format_report(report: EvalReport) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
     lines = [f"model {report.model} on {report.split} ({len(report.clips)} clips, every "
-             f"{report.frame_stride}. frame); identity: {report.identity_model or 'no identity model installed'}",
+             f"{report.frame_stride}. frame); identity: {report.identity_model or 'not measured (--no-identity, or the eval extra is not installed)'}",
              "", "self-reenactment      frames      L1    PSNR   SSIM    AKD  AKD-missed  ID-dist"]
     for name, row in report.self_reenactment.items():
         lines.append(f"  {name:<18} {row['frames']:>7} {cell(row['l1'], 4):>7} {cell(row['psnr'], 2):>7} "
