@@ -56,6 +56,7 @@ class TalkingHeadPipeline:
         self.motion = motion
         self.anchor: Keypoints | None = None
         self._anchor_area: torch.Tensor | None = None
+        self._source_area: tuple[SourceState, torch.Tensor] | None = None  # per avatar, not per frame
 
     @property
     def resolution(self) -> int:
@@ -85,7 +86,7 @@ class TalkingHeadPipeline:
     def set_anchor(self, code: Keypoints) -> None:
         """Make `code` the driver's neutral pose for relative motion."""
         self.anchor = code
-        self._anchor_area = keypoint_hull_area(code) if self.motion.adapt_movement_scale else None
+        self._anchor_area = None
 
     def reset_anchor(self) -> None:
         """The next rendered code becomes the anchor."""
@@ -98,7 +99,14 @@ class TalkingHeadPipeline:
             return code
         if self.anchor is None:
             self.set_anchor(code)
-        source_area = keypoint_hull_area(state.keypoints) if self.motion.adapt_movement_scale else None
+        source_area = None
+        if self.motion.adapt_movement_scale:
+            # Hull areas change only with the avatar or the anchor: computed once, not per frame.
+            if self._source_area is None or self._source_area[0] is not state:
+                self._source_area = (state, keypoint_hull_area(state.keypoints))
+            if self._anchor_area is None:
+                self._anchor_area = keypoint_hull_area(self.anchor)
+            source_area = self._source_area[1]
         return relative_keypoints(code, self.anchor, state.keypoints, self.motion.use_jacobian,
                                   self.motion.adapt_movement_scale, source_area, self._anchor_area)
 
