@@ -300,7 +300,7 @@ def test_two_process_ddp_run_with_torchrun(synthetic_data, depth_run, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "sdk.training.cli", "train", "generator", "--config", "dagan++-tiny", "--depth", str(depth_run),
+               "-m", "sdk", "train", "generator", "--config", "dagan++-tiny", "--depth", str(depth_run),
                "--data", str(synthetic_data), "--out", str(run), "--steps", "2", "--batch-size", "2", "--num-workers", "0", "--gan-warmup", "1",
                "--checkpoint-every", "2", "--sample-every", "2", "--val-every", "2", "--val-items", "2",
                "--device", "cpu"]

@@ -4,18 +4,14 @@
     python -m sdk train generator --config dagan-mobile --data DATA --out runs/gen --depth runs/depth
     torchrun --nproc_per_node 2 -m sdk train generator ...    (one process per GPU or CPU slot)
 
-A run resumes from RUN/checkpoint.pt automatically. `python -m sdk.training.cli train ...` is the
-same command without going through `sdk.cli`.
+A run resumes from RUN/checkpoint.pt automatically.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from pathlib import Path
 
-from ..errors import SdkError
 
 # Command-line flag -> TrainConfig field, for the settings both stages share.
 _COMMON_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "device": "device", "seed": "seed",
@@ -101,21 +97,3 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
     generator.add_argument("--gan-warmup", type=int, metavar="N", help="steps before the GAN losses start (1000)")
     generator.set_defaults(run=_run_generator)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m sdk.training.cli train ...`, for launchers that need a module of their own."""
-    parser = argparse.ArgumentParser(prog="python -m sdk.training.cli")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    add_train_verb(parser.add_subparsers(dest="verb", metavar="VERB", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.run(args) or 0)
-    except SdkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
