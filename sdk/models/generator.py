@@ -42,8 +42,19 @@ class GeneratorOutput:
     deformation: Tensor  # (N, h, w, 2) at the motion resolution
     occlusion: Tensor  # (N, 1, h, w)
     mask: Tensor  # (N, K+1, h, w)
-    deformed: Tensor  # (N, 3, H, W) the source warped by the dense flow (visualisation)
     sparse_deformed: Tensor  # (N, K+1, 3, h, w) (visualisation)
+    source_image: Tensor  # (N, 3, H, W) the input, kept for `deformed`
+
+    @property
+    def deformed(self) -> Tensor:
+        """(N, 3, H, W) the source warped by the dense flow, for visualisation.
+
+        Computed on request so that the per-frame render path does not pay for it.
+        """
+        side = self.source_image.shape[-1]
+        grid = self.deformation if self.deformation.shape[1] == side else resize_deformation(
+            self.deformation, side, side)
+        return warp(self.source_image, grid)
 
 
 class Generator(nn.Module):
@@ -121,9 +132,8 @@ class Generator(nn.Module):
             else:
                 x = self.up[i](x)
         prediction = torch.sigmoid(self.final(x))
-        deformed = warp(source_image, self._grid_at(motion.deformation, self.resolution))
-        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask, deformed,
-                               motion.sparse_deformed)
+        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask,
+                               motion.sparse_deformed, source_image)
 
     # Feature sizes are static (from the config), so these branches are fixed at export.
     def _grid_at(self, deformation: Tensor, side: int) -> Tensor:
