@@ -10,6 +10,7 @@ from .errors import SdkError
 
 def build_parser() -> argparse.ArgumentParser:
     from . import animate
+    from .bench import add_bench_verb
     from .data import prepare as data_prepare
     from .eval import reenactment
     from .face import cli as face_cli
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_verb", metavar="ACTION", required=True)
     data_prepare.add_prepare_verb(data)
     add_train_verb(verbs)
+    add_bench_verb(verbs)
     return parser
 
 
