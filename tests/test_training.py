@@ -258,6 +258,23 @@ def test_generator_stage_resumes_exactly_where_it_stopped(depth_run, synthetic_d
     assert all(torch.equal(model.depth_net.state_dict()[k], v) for k, v in trained_depth.items())
 
 
+def test_generator_starts_from_a_model_export_with_init(depth_run, synthetic_data, tmp_path):
+    common = dict(model="dagan++-tiny", data=synthetic_data, **_quick(val_interval=0, sample_interval=0))
+    train_generator(GeneratorTrainConfig(out=tmp_path / "first", steps=1, depth=depth_run, **common))
+    start = load_model(tmp_path / "first" / "model")
+    # A negligible lr: one Adam step moves each weight by about lr, so the continued run's weights
+    # are the initial ones, depth net included (BatchNorm statistics do move with the forward pass).
+    train_generator(GeneratorTrainConfig(out=tmp_path / "continued", steps=1, init=tmp_path / "first" / "model",
+                                         lr=1e-9, **common))
+    continued = dict(load_model(tmp_path / "continued" / "model").named_parameters())
+    assert all(torch.allclose(continued[k], v, atol=1e-6) for k, v in start.named_parameters())
+    with pytest.raises(ModelLoadError, match="differs from the run's dagan-tiny"):
+        train_generator(GeneratorTrainConfig(**{**common, "model": "dagan-tiny"}, out=tmp_path / "other", steps=1,
+                                             init=tmp_path / "first" / "model"))
+    with pytest.raises(SdkError, match="drop --depth"):
+        GeneratorTrainConfig(out=tmp_path / "both", steps=1, init="default", depth=depth_run, **common)
+
+
 def test_training_fails_loudly_on_bad_inputs(synthetic_data, depth_run, tmp_path):
     with pytest.raises(SdkError, match="no manifest.csv"):
         train_depth(DepthTrainConfig(model="dagan-tiny", data=tmp_path, out=tmp_path / "run", steps=1))

@@ -57,8 +57,10 @@ class EvalReport:
     seconds: float = 0.0
 
 
-def _frames(clip: PreparedClip, stride: int) -> list[int]:
-    return list(range(0, clip.frames, stride))
+def _frames(clip: PreparedClip, stride: int, skip_first: bool = False) -> list[int]:
+    """Every `stride`-th frame; `skip_first` drops frame 0 (the source itself in self-reenactment,
+    where the still-frame baseline would score a perfect frame)."""
+    return list(range(stride if skip_first else 0, clip.frames, stride))
 
 
 class ReenactmentEvaluator:
@@ -109,7 +111,7 @@ class ReenactmentEvaluator:
             landmarks = self._landmarks(clip)
             source = self._load(clip, 0)
             state = self.pipeline.prepare_source(source)
-            for index in _frames(clip, self.stride):
+            for index in _frames(clip, self.stride, skip_first=True):
                 target = self._load(clip, index)
                 reference = self.identity.descriptor(target) if self.identity else None
                 prediction = self.pipeline.render(state, self.pipeline.encode(target))
@@ -174,7 +176,7 @@ def format_report(report: EvalReport) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
     lines = [f"model {report.model} on {report.split} ({len(report.clips)} clips, every "
-             f"{report.frame_stride}. frame); identity: {report.identity_model or 'not measured (--no-identity, or the eval extra is not installed)'}",
+             f"{report.frame_stride}. frame, the source frame excluded); identity: {report.identity_model or 'not measured (--no-identity, or the eval extra is not installed)'}",
              "", "self-reenactment      frames      L1    PSNR   SSIM    AKD  AKD-missed  ID-dist"]
     for name, row in report.self_reenactment.items():
         lines.append(f"  {name:<18} {row['frames']:>7} {cell(row['l1'], 4):>7} {cell(row['psnr'], 2):>7} "

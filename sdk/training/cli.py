@@ -57,7 +57,7 @@ def generator_config(args: argparse.Namespace):
     """The GeneratorTrainConfig of parsed `train generator` arguments (unset flags keep the defaults)."""
     from .trainer import GeneratorTrainConfig
 
-    return GeneratorTrainConfig(**_overrides(args, {**_COMMON_FLAGS, "depth": "depth",
+    return GeneratorTrainConfig(**_overrides(args, {**_COMMON_FLAGS, "depth": "depth", "init": "init",
                                                     "gan_warmup": "gan_warmup_steps"}))
 
 
@@ -94,6 +94,8 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
     _add_common(generator)
     generator.add_argument("--depth", type=Path, metavar="RUN_OR_DIR",
                            help="depth run directory or depth export (dagan variants; not needed to resume)")
+    generator.add_argument("--init", metavar="MODEL", help="start a new run from a model's weights (default, a "
+                           "model directory or RUN/model), depth net included; instead of --depth")
     generator.add_argument("--gan-warmup", type=int, metavar="N", help="steps before the GAN losses start (1000)")
     generator.set_defaults(run=_run_generator)
 

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import load_depth, save_depth, save_model
+from ..checkpoint import load_depth, load_model, save_depth, save_model
 from ..data.datasets import FramePairDataset, FrameTripletDataset
 from ..errors import ModelLoadError, SdkError
 from ..media import write_image
@@ -133,11 +133,15 @@ class GeneratorTrainConfig(TrainConfig):
     """Generator stage: FOMM's Adam (lr 2e-4, betas 0.5/0.999) for both networks.
 
     `depth`: a depth-stage export (or a depth run directory, its best_model/ then model/) for the
-    dagan variants; not needed for fomm or when resuming. The discriminator and the GAN terms
+    dagan variants; not needed for fomm or when resuming. `init`: a model export (`save_model`,
+    e.g. the shipped `default` or RUN/model) whose weights a new run starts from, depth net
+    included, so training continues from committed weights on a fresh machine (the optimizer and
+    discriminator start afresh). The discriminator and the GAN terms
     start after `gan_warmup_steps`. The random equivariance transform follows FOMM's
     `sigma_affine`, `sigma_tps`, `points_tps`.
     """
     depth: Path | None = None
+    init: str | Path | None = None
     lr_discriminator: float = 2e-4
     gan_warmup_steps: int = 1000
     weights: LossWeights = LossWeights()
@@ -149,6 +153,8 @@ class GeneratorTrainConfig(TrainConfig):
         super().__post_init__()
         if self.depth is not None:
             object.__setattr__(self, "depth", Path(self.depth))
+        if self.init is not None and self.depth is not None:
+            raise SdkError("invalid training config: --init brings its own depth net; drop --depth")
         if self.gan_warmup_steps < 0:
             raise SdkError("invalid training config: gan_warmup_steps must not be negative")
 
@@ -438,6 +444,15 @@ def _load_frozen_depth(model: TalkingHeadModel, depth_path: Path) -> None:
     log.info("loaded the frozen depth net from %s (step %s)", directory, stage.metadata.get("step", "?"))
 
 
+def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
+    start = load_model(init)
+    if start.cfg != model.cfg:
+        raise ModelLoadError(f"--init {init}: its config {start.cfg.name} differs from the run's {model.cfg.name}")
+    model.load_state_dict(start.state_dict())
+    log.info("initialised from %s (%s)", init, ", ".join(f"{k} {v}" for k, v in start.metadata.items()
+                                                         if k in ("step", "stage", "run")) or "no provenance")
+
+
 class _GeneratorStage(_Stage):
     name = "generator"
     metric = "psnr"
@@ -447,7 +462,9 @@ class _GeneratorStage(_Stage):
     def __init__(self, cfg: GeneratorTrainConfig, model_cfg: ModelConfig, ctx: DistributedContext, resuming: bool):
         super().__init__(cfg, model_cfg, ctx)
         self.model = TalkingHeadModel(model_cfg)
-        if model_cfg.uses_depth and not resuming:
+        if cfg.init is not None and not resuming:
+            _load_initial_weights(self.model, cfg.init)
+        elif model_cfg.uses_depth and not resuming:
             if cfg.depth is None:
                 raise SdkError(f"{model_cfg.name} needs a trained depth net: pass --depth with a depth run "
                                f"(python -m sdk train depth --config {model_cfg.name} ...)")

@@ -1,0 +1,125 @@
+"""Ablation at an equal training budget: fomm vs dagan vs dagan++, and the depth net's effect alone.
+
+    OMP_WAIT_POLICY=PASSIVE python bench/ablation.py --data cache/prepared --depth runs/depth-mobile \\
+        --steps 800 --out runs/ablation --json out/ablation.json
+
+Arms, all at the mobile size with the same data, seed, batch, steps and objective (the GAN terms
+stay off: their warm-up is the whole budget, so no arm gets an extra loss):
+
+- ``fomm``: RGB keypoints, FOMM generator, no depth, no attention (the baseline);
+- ``dagan``: RGB+D keypoints, cross-modal depth attention at the bottleneck;
+- ``dagan++``: attention at every scale with skip connections;
+- ``dagan++ flat depth``: the dagan++ network with its depth net replaced by a constant map, so the
+  depth carries no information: the difference to ``dagan++`` is the depth net's effect alone.
+
+Each arm trains with `python -m sdk train generator` (resumable: re-running continues) and is then
+evaluated with the papers' protocol on the test split (`sdk.eval.evaluate`) at its last step: no
+checkpoint is picked on the test split. Prints a table, writes JSON; the baseline is ``fomm``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from sdk.checkpoint import load_depth, load_model, save_depth
+from sdk.eval.reenactment import evaluate
+from sdk.pipeline import TalkingHeadPipeline
+from sdk.training.trainer import resolve_depth_export
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    config: str
+    depth: str | None  # "trained", "flat" or None (no depth net)
+
+
+ARMS = (Arm("fomm", "fomm-mobile", None), Arm("dagan", "dagan-mobile", "trained"),
+        Arm("dagan++", "dagan++-mobile", "trained"), Arm("dagan++ flat depth", "dagan++-mobile", "flat"))
+
+
+def write_flat_depth(trained: Path, out: Path) -> Path:
+    """The trained depth stage with zeroed disparity heads: sigmoid(0) everywhere, so the
+    normalised depth the keypoint detector and generator see is 1.0 at every pixel."""
+    if (out / "config.json").is_file():
+        return out
+    stage = load_depth(resolve_depth_export(trained))
+    with torch.no_grad():
+        for head in stage.depth_net.disparity_heads:
+            head.weight.zero_()
+            head.bias.zero_()
+    save_depth(stage.depth_net, stage.pose_net, stage.config, out,
+               extra_metadata={"ablation": "flat depth: disparity heads zeroed"})
+    return out
+
+
+def train(arm: Arm, run: Path, depth: Path | None, args: argparse.Namespace) -> float:
+    command = [sys.executable, "-m", "sdk", "train", "generator", "--config", arm.config, "--data", str(args.data),
+               "--out", str(run), "--steps", str(args.steps), "--gan-warmup", str(args.steps),
+               "--batch-size", str(args.batch_size), "--seed", "0", "--num-workers", "1",
+               "--val-every", str(args.val_every), "--sample-every", str(args.steps),
+               "--checkpoint-every", "100"]
+    if depth is not None and not (run / "checkpoint.pt").is_file():
+        command += ["--depth", str(depth)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("cache/prepared"))
+    parser.add_argument("--depth", type=Path, default=Path("runs/depth-mobile"), help="trained depth run (mobile)")
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--val-every", type=int, default=200)
+    parser.add_argument("--stride", type=int, default=3, help="every N-th frame in self-reenactment")
+    parser.add_argument("--cross-stride", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--json", type=Path, default=Path("out/ablation.json"))
+    args = parser.parse_args()
+
+    flat = write_flat_depth(args.depth, args.out / "depth-flat")
+    rows = []
+    for arm in ARMS:
+        run = args.out / arm.name.replace(" ", "-")
+        depth = {"trained": args.depth, "flat": flat, None: None}[arm.depth]
+        seconds = train(arm, run, depth, args)
+        model = load_model(run / "model")
+        torch.set_grad_enabled(False)
+        report = evaluate(TalkingHeadPipeline(model), args.data, "test", args.stride, args.cross_stride)
+        rows.append({"arm": arm.name, "config": arm.config, "depth": arm.depth, "steps": model.metadata["step"],
+                     "train_seconds_this_call": round(seconds, 1), "eval": asdict(report)})
+        print(f"{arm.name}: done", flush=True)
+
+    base = rows[0]["eval"]["self_reenactment"]["model"]
+    print(f"\nequal budget: {args.steps} steps × batch {args.batch_size}, test split, every {args.stride}. frame")
+    print("arm                  PSNR   ΔPSNR    SSIM    AKD  AKD×fomm  ID-dist  cross AKD  cross ID")
+    for row in rows:
+        self_row = row["eval"]["self_reenactment"]["model"]
+        cross_row = row["eval"]["cross_identity"]["model"]
+        row["psnr_minus_fomm"] = self_row["psnr"] - base["psnr"]
+        row["akd_ratio_vs_fomm"] = self_row["akd"] / base["akd"]
+        identity = "—" if self_row["identity"] is None else f"{self_row['identity']:.3f}"
+        cross_id = "—" if cross_row["identity"] is None else f"{cross_row['identity']:.3f}"
+        print(f"{row['arm']:<20} {self_row['psnr']:6.2f} {row['psnr_minus_fomm']:+7.2f} {self_row['ssim']:7.3f} "
+              f"{self_row['akd']:6.2f} {row['akd_ratio_vs_fomm']:9.2f} {identity:>8} {cross_row['akd']:10.2f} "
+              f"{cross_id:>9}")
+    still = rows[0]["eval"]["self_reenactment"]["still_frame"]
+    print(f"{'still frame':<20} {still['psnr']:6.2f} {still['psnr'] - base['psnr']:+7.2f} {still['ssim']:7.3f} "
+          f"{still['akd']:6.2f} {still['akd'] / base['akd']:9.2f}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"baseline": "fomm", "steps": args.steps, "batch_size": args.batch_size,
+                                     "stride": args.stride, "arms": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
