@@ -1,0 +1,155 @@
+"""What a packet's payload holds and how it is predicted: shared by the encoder and the decoder.
+
+Quantization: q = round(value / step), clamped to |q·step| <= limit (keypoints 1, Jacobians 8,
+extra dims 16); value = q · step. Steps are integers in 2^-16 (the header's units).
+Prediction: keyframes from constants (keypoints 0, Jacobians the identity, extra dims 0), delta
+frames from their reference frame (the last keyframe, or the previous frame, per the header).
+Keypoint residuals are split into a shift (the median residual per axis, i.e. the head's
+translation) and per-keypoint deviations from it.
+Groups, in coding order: [timestamp residual (delta frames)], shift (2), keypoint deviations
+(2K: x0, y0, x1, ...), Jacobians (4K: k, row, column), extra dims (D).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arithmetic import ArithmeticDecoder, ArithmeticEncoder
+from .entropy import GroupState, decode_values, encode_values
+from .errors import CodecError
+from .header import StreamHeader
+
+UNIT = 1 << 16
+KEYPOINT_LIMIT, JACOBIAN_LIMIT, EXTRA_LIMIT = 1, 8, 16
+
+# Prior mean magnitudes of each group, in 2^-16 value units: (keyframe, delta frame).
+PRIOR_MEANS = {
+    "shift": (6554, 164),
+    "keypoints": (16384, 328),
+    "jacobians": (7864, 328),
+    "extra": (32768, 3277),
+}
+TIMESTAMP_PRIOR_MEAN16 = 16  # timestamp residuals are in ms: prior mean 1 ms
+
+
+@dataclass(frozen=True)
+class QuantizedCode:
+    """Integer code of one frame: keypoints (K, 2), Jacobians (K, 2, 2) | None, extra (D,) | None."""
+    keypoints: np.ndarray
+    jacobians: np.ndarray | None
+    extra: np.ndarray | None
+
+
+class CodeLayout:
+    """Quantization and payload coding for one stream header."""
+
+    def __init__(self, header: StreamHeader):
+        self.header = header
+        steps = header.config.step_units()
+        self.kp_step, self.jac_step, self.extra_step = (steps["keypoint_step"], steps["jacobian_step"],
+                                                        steps["extra_step"])
+        self.kp_max = KEYPOINT_LIMIT * UNIT // self.kp_step
+        self.jac_max = JACOBIAN_LIMIT * UNIT // self.jac_step
+        self.extra_max = EXTRA_LIMIT * UNIT // self.extra_step
+        self.identity = (UNIT + self.jac_step // 2) // self.jac_step  # the Jacobian diagonal's prediction
+        self.jacobians = header.config.jacobians
+        self.extra_dims = header.extra_dims
+
+    # -- quantization -------------------------------------------------------------------------
+    def quantize(self, keypoints: np.ndarray, jacobians: np.ndarray | None, extra: np.ndarray | None,
+                 reference: QuantizedCode | None = None) -> tuple[QuantizedCode, int]:
+        """(code, number of values clamped to their limit).
+
+        With a `reference`, a value keeps the reference's level while it is within
+        (0.5 + hysteresis) steps of it (the encoder's choice; decoders never need to know).
+        """
+        clamped = 0
+        keep = 0.5 + self.header.config.hysteresis
+
+        def one(values: np.ndarray | None, step: int, limit: int, held: np.ndarray | None) -> np.ndarray | None:
+            nonlocal clamped
+            if values is None:
+                return None
+            scaled = values.astype(np.float64) * (UNIT / step)
+            q = np.rint(scaled).astype(np.int64)
+            clamped += int((np.abs(q) > limit).sum())
+            q = np.clip(q, -limit, limit)
+            return q if held is None else np.where(np.abs(scaled - held) < keep, held, q)
+
+        ref = reference or QuantizedCode(None, None, None)
+        return QuantizedCode(one(keypoints, self.kp_step, self.kp_max, ref.keypoints),
+                             one(jacobians, self.jac_step, self.jac_max, ref.jacobians) if self.jacobians else None,
+                             one(extra, self.extra_step, self.extra_max, ref.extra) if self.extra_dims else None
+                             ), clamped
+
+    def dequantize(self, code: QuantizedCode) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        def one(q: np.ndarray | None, step: int) -> np.ndarray | None:
+            return None if q is None else (q * step / UNIT).astype(np.float32)
+
+        return (one(code.keypoints, self.kp_step), one(code.jacobians, self.jac_step),
+                one(code.extra, self.extra_step))
+
+    def _prediction(self, reference: QuantizedCode | None) -> QuantizedCode:
+        if reference is not None:
+            return reference
+        k = self.header.num_kp
+        jacobians = np.zeros((k, 2, 2), np.int64)
+        jacobians[:, 0, 0] = jacobians[:, 1, 1] = self.identity
+        return QuantizedCode(np.zeros((k, 2), np.int64), jacobians, np.zeros(self.extra_dims, np.int64))
+
+    def _prior(self, group: str, keyframe: bool, step: int) -> GroupState:
+        mean = PRIOR_MEANS[group][0 if keyframe else 1]
+        return GroupState.prior((16 * mean + step // 2) // step)
+
+    # -- payload --------------------------------------------------------------------------------
+    def write(self, encoder: ArithmeticEncoder, code: QuantizedCode, reference: QuantizedCode | None) -> None:
+        """Code `code` predicted from `reference` (None: a keyframe)."""
+        keyframe = reference is None
+        prediction = self._prediction(reference)
+        residual = code.keypoints - prediction.keypoints
+        shift = [int(np.rint(np.median(residual[:, axis]))) for axis in (0, 1)]
+        encode_values(encoder, shift, self._prior("shift", keyframe, self.kp_step))
+        encode_values(encoder, (residual - np.array(shift)).ravel().tolist(),
+                      self._prior("keypoints", keyframe, self.kp_step))
+        if self.jacobians:
+            encode_values(encoder, (code.jacobians - prediction.jacobians).ravel().tolist(),
+                          self._prior("jacobians", keyframe, self.jac_step))
+        if self.extra_dims:
+            encode_values(encoder, (code.extra - prediction.extra).tolist(),
+                          self._prior("extra", keyframe, self.extra_step))
+
+    def read(self, decoder: ArithmeticDecoder, reference: QuantizedCode | None) -> QuantizedCode:
+        keyframe = reference is None
+        prediction = self._prediction(reference)
+        k = self.header.num_kp
+        shift = decode_values(decoder, 2, self._prior("shift", keyframe, self.kp_step))
+        deviations = decode_values(decoder, 2 * k, self._prior("keypoints", keyframe, self.kp_step))
+        keypoints = prediction.keypoints + np.array(deviations, np.int64).reshape(k, 2) + np.array(shift, np.int64)
+        _check_range(keypoints, self.kp_max, "keypoint")
+        jacobians = extra = None
+        if self.jacobians:
+            values = decode_values(decoder, 4 * k, self._prior("jacobians", keyframe, self.jac_step))
+            jacobians = prediction.jacobians + np.array(values, np.int64).reshape(k, 2, 2)
+            _check_range(jacobians, self.jac_max, "Jacobian")
+        if self.extra_dims:
+            values = decode_values(decoder, self.extra_dims, self._prior("extra", keyframe, self.extra_step))
+            extra = prediction.extra + np.array(values, np.int64)
+            _check_range(extra, self.extra_max, "extra code")
+        return QuantizedCode(keypoints, jacobians, extra)
+
+    def write_timestamp_residual(self, encoder: ArithmeticEncoder, residual: int) -> None:
+        encode_values(encoder, [residual], GroupState.prior(TIMESTAMP_PRIOR_MEAN16))
+
+    def read_timestamp_residual(self, decoder: ArithmeticDecoder) -> int:
+        return decode_values(decoder, 1, GroupState.prior(TIMESTAMP_PRIOR_MEAN16))[0]
+
+    def predicted_timestamp(self, keyframe_timestamp: int, distance: int) -> int:
+        """Keyframe time plus `distance` nominal frame periods, in whole ms (integer arithmetic)."""
+        fps = self.header.fps_millihertz
+        return keyframe_timestamp + (distance * 1_000_000 + fps // 2) // fps
+
+
+def _check_range(values: np.ndarray, limit: int, what: str) -> None:
+    if np.abs(values).max(initial=0) > limit:
+        raise CodecError(f"decoded {what} value outside its range (corrupt packet)")
