@@ -7,6 +7,8 @@
 Relative motion lives here, between the code and the renderer: the avatar moves as the driver
 moved since an anchor code (the driver's neutral pose), so the avatar keeps its own face shape.
 Images in and out are RGB uint8 crops (any square size; resized to the model's resolution).
+The stages run on a runtime backend (`sdk.runtime`: torch, ONNX Runtime, ...); a
+`TalkingHeadModel` given directly runs on the torch backend.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 
 from .media import to_image, to_tensor
-from .models import Keypoints, SourceState, TalkingHeadModel, keypoint_hull_area, relative_keypoints
+from .models import Keypoints, ModelConfig, TalkingHeadModel, keypoint_hull_area, relative_keypoints
+from .runtime import Backend, SourceHandle, TorchBackend
 
 
 @dataclass(frozen=True)
@@ -47,20 +50,37 @@ class TalkingHeadPipeline:
     `encode` is what the sender runs; `prepare_source` and `render` are what the receiver runs.
     The anchor for relative motion is the first code rendered after construction or
     `reset_anchor()`; `set_anchor(code)` re-anchors on purpose (e.g. a "neutral pose" key).
+
+    `model_or_backend`: a `sdk.runtime.Backend` (e.g. from `sdk.runtime.create_backend`), or a
+    `TalkingHeadModel`, which runs on a `TorchBackend` on `device` (`device` is ignored for a backend).
     """
 
-    def __init__(self, model: TalkingHeadModel, motion: MotionConfig = MotionConfig(),
+    def __init__(self, model_or_backend: TalkingHeadModel | Backend, motion: MotionConfig = MotionConfig(),
                  device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        if isinstance(model_or_backend, TalkingHeadModel):
+            model_or_backend = TorchBackend(model_or_backend, device)
+        self.backend: Backend = model_or_backend
+        self.device = self.backend.device
         self.motion = motion
         self.anchor: Keypoints | None = None
         self._anchor_area: torch.Tensor | None = None
-        self._source_area: tuple[SourceState, torch.Tensor] | None = None  # per avatar, not per frame
+        self._source_area: tuple[SourceHandle, torch.Tensor] | None = None  # per avatar, not per frame
+
+    @property
+    def cfg(self) -> ModelConfig:
+        return self.backend.cfg
+
+    @property
+    def model(self) -> TalkingHeadModel:
+        """The torch model (torch backend only; use `cfg` for the configuration on any backend)."""
+        model = getattr(self.backend, "model", None)
+        if not isinstance(model, TalkingHeadModel):
+            raise AttributeError(f"the {self.backend.name} backend has no torch model; use pipeline.cfg")
+        return model
 
     @property
     def resolution(self) -> int:
-        return self.model.cfg.resolution
+        return self.cfg.resolution
 
     def to_model_input(self, crop: np.ndarray) -> torch.Tensor:
         """RGB uint8 (S, S, 3) square crop -> float (1, 3, R, R) at the model's resolution."""
@@ -76,12 +96,12 @@ class TalkingHeadPipeline:
     @torch.inference_mode()
     def encode(self, frame_crop: np.ndarray) -> Keypoints:
         """Sender: a face crop -> its code (keypoints (1, K, 2) and Jacobians (1, K, 2, 2))."""
-        return self.model.encode(self.to_model_input(frame_crop))
+        return self.backend.encode(self.to_model_input(frame_crop))
 
     @torch.inference_mode()
-    def prepare_source(self, portrait_crop: np.ndarray) -> SourceState:
+    def prepare_source(self, portrait_crop: np.ndarray) -> SourceHandle:
         """Receiver, once per avatar: depth, keypoints and encoder features of the portrait."""
-        return self.model.prepare_source(self.to_model_input(portrait_crop))
+        return self.backend.prepare_source(self.to_model_input(portrait_crop))
 
     def set_anchor(self, code: Keypoints) -> None:
         """Make `code` the driver's neutral pose for relative motion."""
@@ -93,7 +113,7 @@ class TalkingHeadPipeline:
         self.anchor = None
         self._anchor_area = None
 
-    def driving_keypoints(self, state: SourceState, code: Keypoints) -> Keypoints:
+    def driving_keypoints(self, state: SourceHandle, code: Keypoints) -> Keypoints:
         """The keypoints the avatar is rendered at for `code`, under the motion mode."""
         if self.motion.mode == "absolute":
             return code
@@ -111,10 +131,10 @@ class TalkingHeadPipeline:
                                   self.motion.adapt_movement_scale, source_area, self._anchor_area)
 
     @torch.inference_mode()
-    def render_tensor(self, state: SourceState, code: Keypoints) -> torch.Tensor:
+    def render_tensor(self, state: SourceHandle, code: Keypoints) -> torch.Tensor:
         """Receiver, per frame: (1, 3, R, R) float prediction in [0, 1]."""
-        return self.model.render(state, self.driving_keypoints(state, code)).prediction
+        return self.backend.render(state, self.driving_keypoints(state, code))
 
-    def render(self, state: SourceState, code: Keypoints) -> np.ndarray:
+    def render(self, state: SourceHandle, code: Keypoints) -> np.ndarray:
         """Receiver, per frame: the avatar moved by `code`, RGB uint8 (R, R, 3)."""
         return to_image(self.render_tensor(state, code))

@@ -1,0 +1,47 @@
+"""Runtime backends: the model's three graphs run by torch or ONNX Runtime behind one interface.
+
+- `graphs`: the export units (`keypoint_encoder`, `source_encoder`, `generator`) as nn.Modules with
+  fixed shapes and flat named tensors (`graph_specs(cfg)`).
+- `base`: the `Backend` protocol (`name`, `cfg`, `device`, `encode`, `prepare_source`, `render`), `BackendError`.
+- `torch_backend.TorchBackend`; `graph_backend.GraphBackend` over exported files, with
+  `onnx_backend.OnnxBackend` (+ `OrtSettings` for threads, CUDA, TensorRT) and `tflite_backend.TfliteBackend`.
+- `factory.create_backend(model, kind="auto"|"torch"|"onnx"|"onnx-int8"|"tflite", device)`; `choose_backend` for
+  the "auto" timings.
+- `metadata`: `model_sha256`, `BITSTREAM_VERSION`, `GraphMetadata` (what exported files carry).
+- `onnx_export.export_onnx`: writes the ONNX graphs (used by the ONNX backend's cache and `python -m export`).
+"""
+from __future__ import annotations
+
+from .base import Backend, BackendError, SourceHandle
+from .factory import BACKEND_KINDS, BackendChoice, choose_backend, create_backend
+from .graph_backend import GraphBackend, GraphRunner, GraphSourceState
+from .graphs import GRAPH_NAMES, GraphSpec, TensorSpec, build_graphs, graph_specs
+from .metadata import BITSTREAM_VERSION, GraphMetadata, model_sha256
+from .onnx_backend import OnnxBackend, OrtSettings
+from .tflite_backend import TfliteBackend
+from .torch_backend import TorchBackend
+
+__all__ = [
+           "BACKEND_KINDS",
+           "BITSTREAM_VERSION",
+           "GRAPH_NAMES",
+           "Backend",
+           "BackendChoice",
+           "BackendError",
+           "GraphBackend",
+           "GraphMetadata",
+           "GraphRunner",
+           "GraphSourceState",
+           "GraphSpec",
+           "OnnxBackend",
+           "OrtSettings",
+           "SourceHandle",
+           "TensorSpec",
+           "TfliteBackend",
+           "TorchBackend",
+           "build_graphs",
+           "choose_backend",
+           "create_backend",
+           "graph_specs",
+           "model_sha256",
+]

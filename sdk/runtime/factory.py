@@ -1,0 +1,166 @@
+"""`create_backend(model, kind, device)`: the one place that picks and builds a runtime backend.
+
+Kinds: "torch", "onnx" (fp32 graphs, exported to the cache on first use or read from an export
+folder), "onnx-int8" (the INT8 graphs of an export folder written with `python -m quantization`),
+"tflite" (the fp32 .tflite graphs of an export folder, in LiteRT), and "auto": the fastest of the
+candidates available here, decided by timing them at creation — each candidate renders the same
+avatar a few times (encoder + generator per frame, after one warm-up) and the lowest median wins.
+The timings are logged; `choose_backend` returns them too. Pass `threads` and set torch's threads
+alike (`torch.set_num_threads`) for a fair comparison.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..models import TalkingHeadModel
+from .base import Backend, BackendError
+from .graph_backend import GraphBackend
+from .metadata import model_sha256
+from .onnx_backend import OnnxBackend, OrtSettings
+from .tflite_backend import TfliteBackend
+from .torch_backend import TorchBackend
+
+log = logging.getLogger(__name__)
+
+BACKEND_KINDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8", "tflite")
+AUTO_TIMING_RUNS = 5
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """What "auto" measured: the winner, median ms per frame (encode + render) by kind, and skipped kinds."""
+    backend: Backend
+    chosen: str
+    frame_ms: dict[str, float]
+    skipped: dict[str, str]  # candidate kind -> why it could not be built
+
+
+def onnx_runtime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def create_backend(model: TalkingHeadModel, kind: str = "auto", device: str | torch.device = "cpu", *,
+                   graphs: str | Path | None = None, threads: int | None = None,
+                   cache_dir: str | Path | None = None, tensorrt: bool = False) -> Backend:
+    """A backend running `model`.
+
+    kind: see `BACKEND_KINDS`. device: "cpu" or "cuda" (torch device; ORT's CUDA provider).
+    graphs: an export folder to load graphs from (required for "onnx-int8" and "tflite"; optional
+        for "onnx", which otherwise exports `model` into the cache). Its graphs must be of `model`.
+    threads: threads for ONNX Runtime / LiteRT (None: their default); torch uses torch's setting.
+    cache_dir: where "onnx" caches exported graphs (default `default_cache_dir()`).
+    tensorrt: on CUDA, try ONNX Runtime's TensorRT provider first.
+    """
+    if kind not in BACKEND_KINDS:
+        raise BackendError(f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}")
+    builders = _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt)
+    if kind != "auto":
+        return builders[kind]()
+    return choose_backend(model, device, graphs=graphs, threads=threads, cache_dir=cache_dir,
+                          tensorrt=tensorrt).backend
+
+
+def choose_backend(model: TalkingHeadModel, device: str | torch.device = "cpu", *, graphs: str | Path | None = None,
+                   threads: int | None = None, cache_dir: str | Path | None = None, tensorrt: bool = False,
+                   runs: int = AUTO_TIMING_RUNS) -> BackendChoice:
+    """The "auto" choice with its timings: torch, ONNX Runtime when installed, and the INT8 ONNX and
+    TFLite graphs when `graphs` holds them (arguments as for `create_backend`)."""
+    builders = _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt)
+    if graphs is not None and not (Path(graphs) / "onnx" / "fp32").is_dir():
+        # The folder has no fp32 ONNX graphs: the onnx candidate uses the cache instead.
+        builders["onnx"] = _builders(model, torch.device(device), None, threads, cache_dir, tensorrt)["onnx"]
+    candidates = ["torch"] + (["onnx"] if onnx_runtime_available() else [])
+    if graphs is not None and (Path(graphs) / "onnx" / "int8").is_dir():
+        candidates.append("onnx-int8")
+    if graphs is not None and (Path(graphs) / "tflite" / "fp32").is_dir() and torch.device(device).type == "cpu":
+        candidates.append("tflite")
+    choice = choose_fastest({name: builders[name] for name in candidates}, model, runs)
+    log.info("auto backend: %s (median ms per frame: %s%s)", choice.chosen,
+             ", ".join(f"{name} {ms:.1f}" for name, ms in choice.frame_ms.items()),
+             "".join(f"; skipped {name}: {why}" for name, why in choice.skipped.items()))
+    return choice
+
+
+def _builders(model: TalkingHeadModel, device: torch.device, graphs: str | Path | None, threads: int | None,
+              cache_dir: str | Path | None, tensorrt: bool) -> dict[str, Callable[[], Backend]]:
+    settings = OrtSettings(device="cuda" if device.type == "cuda" else "cpu", threads=threads, tensorrt=tensorrt)
+    return {"torch": lambda: TorchBackend(model, device),
+            "onnx": lambda: _onnx(model, settings, graphs, cache_dir, "fp32"),
+            "onnx-int8": lambda: _onnx(model, settings, graphs, cache_dir, "int8"),
+            "tflite": lambda: _tflite(model, graphs, threads)}
+
+
+def _onnx(model: TalkingHeadModel, settings: OrtSettings, graphs: str | Path | None, cache_dir: str | Path | None,
+          precision: str) -> GraphBackend:
+    if graphs is None:
+        if precision == "int8":
+            raise BackendError("the onnx-int8 backend loads an export folder: pass graphs=DIR written by "
+                               "`python -m export --precision int8` (which runs `python -m quantization`)")
+        return OnnxBackend.from_model(model, settings, cache_dir)
+    return _same_model(OnnxBackend.from_export_dir(graphs, precision, settings), model, graphs)
+
+
+def _tflite(model: TalkingHeadModel, graphs: str | Path | None, threads: int | None) -> TfliteBackend:
+    if graphs is None:
+        raise BackendError("the tflite backend loads an export folder: pass graphs=DIR written by "
+                           "`python -m export --format tflite`")
+    return _same_model(TfliteBackend.from_export_dir(graphs, "fp32", threads), model, graphs)
+
+
+def _same_model(backend: GraphBackend, model: TalkingHeadModel, graphs: str | Path) -> GraphBackend:
+    if backend.model_sha256 != model_sha256(model):
+        raise BackendError(f"{graphs}: its graphs are of model {backend.model_sha256[:12]} ({backend.cfg.name}), "
+                           f"not of the given {model.cfg.name} ({model_sha256(model)[:12]})")
+    return backend
+
+
+def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHeadModel,
+                   runs: int = AUTO_TIMING_RUNS) -> BackendChoice:
+    """Build each candidate and time encode + render on one avatar; the fastest with the timings.
+
+    A candidate that fails to build is skipped (and reported); if all fail, BackendError.
+    """
+    generator = torch.Generator().manual_seed(0)
+    side = model.cfg.resolution
+    portrait = torch.rand((1, 3, side, side), generator=generator)
+    frame = torch.rand((1, 3, side, side), generator=generator)
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    built: dict[str, Backend] = {}
+    for name, build in builders.items():
+        try:
+            backend = build()
+        except BackendError as exc:
+            skipped[name] = str(exc)
+            continue
+        built[name] = backend
+        timings[name] = _median_frame_ms(backend, portrait, frame, runs)
+    if not built:
+        raise BackendError("no runtime backend could be built: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
+    chosen = min(timings, key=timings.__getitem__)
+    return BackendChoice(built[chosen], chosen, timings, skipped)
+
+
+def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, runs: int) -> float:
+    state = backend.prepare_source(portrait.to(backend.device))
+    frame = frame.to(backend.device)
+    samples = []
+    for index in range(runs + 1):
+        started = time.perf_counter()
+        backend.render(state, backend.encode(frame))
+        if backend.device.type == "cuda":
+            torch.cuda.synchronize(backend.device)
+        if index:  # the first run pays for lazy initialisation
+            samples.append(1000 * (time.perf_counter() - started))
+    return statistics.median(samples)

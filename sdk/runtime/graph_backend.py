@@ -1,0 +1,111 @@
+"""A backend over exported graph files: the stage calls turned into named-tensor runs of the three graphs.
+
+A `GraphRunner` (ONNX Runtime sessions, TFLite interpreters, ...) runs one graph on a dict of
+float32 arrays by input name and returns a dict by output name, and reports the metadata each
+file carries. `GraphBackend` checks that the three files belong to one model and match
+`graph_specs`, then implements `encode`, `prepare_source` and `render` on top.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..models import Keypoints, ModelConfig
+from .base import BackendError, check_image
+from .graphs import GRAPH_NAMES, GraphSpec, graph_specs
+from .metadata import GraphMetadata
+
+
+class GraphRunner(Protocol):
+    """Runs exported graphs by name.
+
+    files: the file of each graph; metadata: what each file carries; provider: what executes them
+    (e.g. "cpu", "cuda", "xnnpack").
+    """
+    files: dict[str, Path]
+    metadata: dict[str, GraphMetadata]
+    provider: str
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """float32 arrays by input name -> float32 arrays by output name."""
+        ...
+
+    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
+        """The input and output names the file declares."""
+        ...
+
+
+@dataclass(frozen=True)
+class GraphSourceState:
+    """Per-avatar state: the keypoints (for relative motion), the depth map if any, and the
+    generator's source inputs as float32 arrays by input name."""
+    keypoints: Keypoints
+    depth: torch.Tensor | None
+    feeds: dict[str, np.ndarray] = field(repr=False)
+
+
+def as_array(tensor: torch.Tensor) -> np.ndarray:
+    """A float32, contiguous host copy (what every runtime takes)."""
+    return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+
+
+class GraphBackend:
+    """The `Backend` protocol over a `GraphRunner`; `kind` names it ("onnx", "onnx-int8", "tflite", ...)."""
+
+    def __init__(self, runner: GraphRunner, kind: str):
+        check_graph_files(runner)
+        first = runner.metadata[GRAPH_NAMES[0]]
+        self.runner = runner
+        self.kind = kind
+        self.cfg: ModelConfig = first.config
+        self.model_sha256 = first.model_sha256
+        self.precision = first.precision
+        self.specs: dict[str, GraphSpec] = graph_specs(self.cfg)
+        self.device = torch.device("cpu")  # inputs arrive as host arrays whatever executes the graphs
+        self.name = f"{kind}-{runner.provider}"
+
+    @torch.inference_mode()
+    def encode(self, image: torch.Tensor) -> Keypoints:
+        check_image(image, self.cfg)
+        outputs = self.runner.run("keypoint_encoder", {"image": as_array(image)})
+        return Keypoints(torch.from_numpy(outputs["keypoints"]), torch.from_numpy(outputs["jacobians"]))
+
+    @torch.inference_mode()
+    def prepare_source(self, image: torch.Tensor) -> GraphSourceState:
+        check_image(image, self.cfg)
+        pixels = as_array(image)
+        outputs = self.runner.run("source_encoder", {"image": pixels})
+        feeds = {name: pixels if name == "source_image" else outputs[name]
+                 for name in self.specs["generator"].input_names if not name.startswith("driving_")}
+        depth = torch.from_numpy(outputs["depth"]) if "depth" in outputs else None
+        keypoints = Keypoints(torch.from_numpy(outputs["source_keypoints"]),
+                              torch.from_numpy(outputs["source_jacobians"]))
+        return GraphSourceState(keypoints, depth, feeds)
+
+    @torch.inference_mode()
+    def render(self, state: GraphSourceState, kp_driving: Keypoints) -> torch.Tensor:
+        feeds = dict(state.feeds)
+        feeds["driving_keypoints"] = as_array(kp_driving.value)
+        feeds["driving_jacobians"] = as_array(kp_driving.jacobian)
+        return torch.from_numpy(self.runner.run("generator", feeds)["image"])
+
+
+def check_graph_files(runner: GraphRunner) -> None:
+    """Raise BackendError unless the three files hold the right graphs of one model with the spec's I/O."""
+    first = runner.metadata[GRAPH_NAMES[0]]
+    for name in GRAPH_NAMES:
+        metadata, path = runner.metadata[name], runner.files[name]
+        if metadata.graph != name:
+            raise BackendError(f"{path}: holds the {metadata.graph} graph, expected {name}")
+        if metadata.model_sha256 != first.model_sha256:
+            raise BackendError(f"{path}: graph of model {metadata.model_sha256[:12]}, but "
+                               f"{runner.files[GRAPH_NAMES[0]]} is of {first.model_sha256[:12]}")
+        spec = graph_specs(first.config)[name]
+        inputs, outputs = runner.io_names(name)
+        if sorted(inputs) != sorted(spec.input_names) or sorted(outputs) != sorted(spec.output_names):
+            raise BackendError(f"{path}: inputs {inputs} / outputs {outputs} do not match the {name} spec "
+                               f"{spec.input_names} / {spec.output_names}")

@@ -1,0 +1,268 @@
+"""The three on-device graphs of a `TalkingHeadModel`, with fixed shapes and flat, named tensor I/O.
+
+These are the export units (ONNX, TFLite, Core ML) and what every runtime backend runs:
+
+- ``keypoint_encoder`` (sender, per frame): image -> keypoints, jacobians (depth net included).
+- ``source_encoder`` (receiver, once per avatar): image -> [depth], keypoints, jacobians, the
+  encoder features the generator warps (``appearance_<s>``) and the attention queries
+  (``depth_query_<i>``, dagan variants).
+- ``generator`` (receiver, per frame): the source tensors plus the driving keypoints and
+  jacobians -> image (dense motion, warping, attention, decoder).
+
+Relative motion is not in any graph: `sdk.pipeline.TalkingHeadPipeline` computes the driving
+keypoints from the code and hands them to the generator. Batch size is 1 everywhere.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models import Keypoints, ModelConfig, SourceState, TalkingHeadModel
+from ..models.blocks import downsample
+from ..models.motion import invert_2x2, keypoint_gaussians, warp
+
+GRAPH_NAMES: tuple[str, ...] = ("keypoint_encoder", "source_encoder", "generator")
+# Bumped whenever the graphs' I/O or ops change, so caches of exported graphs are not reused across.
+GRAPHS_VERSION = 1
+
+IMAGE_NORMALISATION = "RGB float32 in [0, 1], NCHW, at the model resolution"
+KEYPOINT_NORMALISATION = "keypoints in [-1, 1] image coordinates, x first"
+JACOBIAN_NORMALISATION = "2x2 local affine Jacobian per keypoint, row-major"
+DEPTH_NORMALISATION = "depth divided by its per-image maximum, in (0, 1]"
+FEATURE_NORMALISATION = "opaque float32 features, passed unchanged from source_encoder to generator"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output: fixed shape, float32, and what its values mean."""
+    name: str
+    shape: tuple[int, ...]
+    meaning: str
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """A graph's name and its inputs and outputs, in positional order."""
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+
+def _source_feature_specs(cfg: ModelConfig) -> list[TensorSpec]:
+    """The generator's per-avatar inputs besides the image and keypoints, in positional order."""
+    gen = cfg.generator
+    scales = range(gen.num_down_blocks + 1) if gen.attention_placement == "every_scale" else [gen.num_down_blocks]
+    specs = [TensorSpec(f"appearance_{scale}", (1, gen.channels(scale), cfg.resolution // 2 ** scale,
+                                                cfg.resolution // 2 ** scale), FEATURE_NORMALISATION)
+             for scale in scales]
+    if gen.attention is not None:
+        for index, (scale, _, _) in enumerate(cfg.attention_sites()):
+            side = min(cfg.resolution // 2 ** scale, gen.attention.query_side)
+            specs.append(TensorSpec(f"depth_query_{index}", (1, gen.attention.qk_channels, side, side),
+                                    FEATURE_NORMALISATION))
+    return specs
+
+
+def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
+    """The three graphs' specs for `cfg`, keyed by graph name (see `GRAPH_NAMES`)."""
+    r, k = cfg.resolution, cfg.num_kp
+    image = TensorSpec("image", (1, 3, r, r), IMAGE_NORMALISATION)
+    keypoints = TensorSpec("keypoints", (1, k, 2), KEYPOINT_NORMALISATION)
+    jacobians = TensorSpec("jacobians", (1, k, 2, 2), JACOBIAN_NORMALISATION)
+    source_outputs = [TensorSpec("depth", (1, 1, r, r), DEPTH_NORMALISATION)] if cfg.uses_depth else []
+    source_outputs += [TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
+                       TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
+                       *_source_feature_specs(cfg)]
+    generator_inputs = (TensorSpec("source_image", image.shape, image.meaning),
+                        TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
+                        TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
+                        TensorSpec("driving_keypoints", keypoints.shape, keypoints.meaning),
+                        TensorSpec("driving_jacobians", jacobians.shape, jacobians.meaning),
+                        *_source_feature_specs(cfg))
+    return {
+        "keypoint_encoder": GraphSpec("keypoint_encoder", (image,), (keypoints, jacobians)),
+        "source_encoder": GraphSpec("source_encoder", (image,), tuple(source_outputs)),
+        "generator": GraphSpec("generator", generator_inputs, (image,)),
+    }
+
+
+def grid_sample_warp(features: Tensor, grid: Tensor) -> Tensor:
+    """`sdk.models.motion.warp`: bilinear, zero padding, align_corners=True. (N, C, H, W), (N, H, W, 2) -> (N, C, H, W)."""
+    return warp(features, grid)
+
+
+def row_gather_warp(features: Tensor, grid: Tensor) -> Tensor:
+    """The same bilinear warp as `grid_sample_warp`, written as one row gather (for TFLite).
+
+    litert-torch decomposes F.grid_sample into per-element GATHER_ND and selects (~15× slower than
+    this on XNNPACK at 16×128² features, measured here). Here the features become rows of C
+    channels; the four neighbours of every output pixel are fetched as whole rows by one
+    index_select and blended; neighbours outside the image get weight 0 (zero padding).
+    (N, C, H, W), grid (N, Ho, Wo, 2) in [-1, 1], x first -> (N, C, Ho, Wo).
+    """
+    n, c, h, w = features.shape
+    ho, wo = grid.shape[1:3]
+    x = (grid[..., 0] + 1) * (0.5 * (w - 1))  # align_corners=True: -1 and 1 are the border pixel centres
+    y = (grid[..., 1] + 1) * (0.5 * (h - 1))
+    x_floor, y_floor = torch.floor(x), torch.floor(y)
+    fx, fy = x - x_floor, y - y_floor
+    # Integer pixel arithmetic: a float row index would be inexact in fp16 graphs beyond 2048.
+    x0, y0 = x_floor.to(torch.int32), y_floor.to(torch.int32)
+    rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    first_row = (torch.arange(n, dtype=torch.int32) * (h * w)).reshape(n, 1, 1)
+    indices, weights = [], []
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+        indices.append(yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1) + first_row)
+        weights.append(weight * inside.to(features.dtype))
+    picked = torch.index_select(rows, 0, torch.stack(indices, dim=-1).reshape(-1)).reshape(n, ho, wo, 4, c)
+    blended = (picked * torch.stack(weights, dim=-1).unsqueeze(-1)).sum(dim=3)
+    return blended.permute(0, 3, 1, 2)
+
+
+def sparse_motions_elementwise(grid: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> Tensor:
+    """`sdk.models.motion.sparse_motions` without rank-6 intermediates: grid (h, w, 2) -> (N, K+1, h, w, 2).
+
+    kp_s + J_s J_d^-1 (z - kp_d), with the 2×2 product written out per output coordinate.
+    """
+    n = kp_driving.value.shape[0]
+    h, w = grid.shape[:2]
+    jacobian = kp_source.jacobian @ invert_2x2(kp_driving.jacobian)  # (N, K, 2, 2)
+    offset = grid[None, None] - kp_driving.value[:, :, None, None, :]  # (N, K, h, w, 2)
+    dx, dy = offset[..., 0], offset[..., 1]
+    mapped_x = jacobian[:, :, 0, 0, None, None] * dx + jacobian[:, :, 0, 1, None, None] * dy
+    mapped_y = jacobian[:, :, 1, 0, None, None] * dx + jacobian[:, :, 1, 1, None, None] * dy
+    mapped = torch.stack([mapped_x, mapped_y], dim=-1) + kp_source.value[:, :, None, None, :]
+    identity = grid[None, None].expand(n, 1, h, w, 2)
+    return torch.cat([identity, mapped], dim=1)
+
+
+class KeypointEncoderGraph(nn.Module):
+    """image (1, 3, R, R) -> keypoints (1, K, 2), jacobians (1, K, 2, 2)."""
+
+    def __init__(self, model: TalkingHeadModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        code = self.model.encode(image)
+        return code.value, code.jacobian
+
+
+class SourceEncoderGraph(nn.Module):
+    """image (1, 3, R, R) -> ([depth (1, 1, R, R)], source_keypoints, source_jacobians,
+    appearance_<s> (1, C_s, R/2^s, R/2^s)..., [depth_query_<i> (1, d, q, q)...])."""
+
+    def __init__(self, model: TalkingHeadModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        state = self.model.prepare_source(image)
+        return source_state_tensors(state, with_depth=True)
+
+
+class GeneratorGraph(nn.Module):
+    """source_image, source_keypoints, source_jacobians, driving_keypoints, driving_jacobians,
+    appearance_<s>..., [depth_query_<i>...] -> image (1, 3, R, R) in [0, 1].
+
+    The per-frame path of `Generator.render` written with ops every target converts: the sparse
+    motions use an elementwise 2×2 product (the model's batched matmul makes rank-6 tensors, which
+    Core ML rejects), the K+1 motions sample the source in one warp, and the warp is `warp`
+    (F.grid_sample by default, `row_gather_warp` for TFLite). Same weights, same result as
+    `TalkingHeadModel.render` (checked by the tests).
+    """
+
+    def __init__(self, model: TalkingHeadModel, warp: Callable[[Tensor, Tensor], Tensor] = grid_sample_warp):
+        super().__init__()
+        self.model = model
+        self.warp = warp
+        # Static feature sides (from the config), so tracing sees Python ints, not tensor shapes.
+        self.sides = [model.cfg.resolution // 2 ** scale for scale in model.generator.warped_scales]
+
+    def forward(self, source_image: Tensor, source_keypoints: Tensor, source_jacobians: Tensor,
+                driving_keypoints: Tensor, driving_jacobians: Tensor, *features: Tensor) -> Tensor:
+        gen = self.model.generator
+        appearance = features[:len(self.sides)]
+        queries = features[len(self.sides):]
+        deformation, occlusion = self._dense_motion(source_image, Keypoints(driving_keypoints, driving_jacobians),
+                                                    Keypoints(source_keypoints, source_jacobians))
+        warped = [self.warp(source, gen._grid_at(deformation, side)) * gen._occlusion_at(occlusion, side)
+                  for source, side in zip(appearance, self.sides)]
+        if queries:
+            warped = [attention(query, source) for attention, query, source in zip(gen.attention, queries, warped)]
+        x = gen.bottleneck(warped[-1])
+        for i in reversed(range(len(gen.up))):
+            if gen.skip_decoder:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                x = gen.up[i](torch.cat([x, warped[i]], dim=1))
+            else:
+                x = gen.up[i](x)
+        return torch.sigmoid(gen.final(x))
+
+    def _dense_motion(self, source: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> tuple[Tensor, Tensor]:
+        """`DenseMotion.forward` -> deformation (1, h, w, 2), occlusion (1, 1, h, w), all tensors rank <= 5."""
+        dm = self.model.generator.dense_motion
+        small = downsample(source, dm.downsample_factor)
+        n, c, h, w = small.shape
+        motions = dm.num_kp + 1
+        heatmaps = (keypoint_gaussians(kp_driving.value, dm.grid, dm.kp_variance)
+                    - keypoint_gaussians(kp_source.value, dm.grid, dm.kp_variance))
+        heatmaps = torch.cat([torch.zeros_like(heatmaps[:, :1]), heatmaps], dim=1).unsqueeze(2)
+        sparse = sparse_motions_elementwise(dm.grid, kp_driving, kp_source)
+        # Every motion samples the same small source: one warp at (K+1)·h × w points, no K+1 copies
+        # (litert-torch also mis-converts a gather from the expanded copies).
+        deformed = self.warp(small, sparse.reshape(n, motions * h, w, 2)).reshape(n, c, motions, h, w)
+        deformed = deformed.permute(0, 2, 1, 3, 4)
+        hourglass = dm.hourglass(torch.cat([heatmaps, deformed], dim=2).reshape(n, motions * (c + 1), h, w))
+        mask = torch.softmax(dm.mask_head(hourglass), dim=1)
+        deformation = (mask.unsqueeze(-1) * sparse).sum(dim=1)
+        return deformation, torch.sigmoid(dm.occlusion_head(hourglass))
+
+
+def source_state_tensors(state: SourceState, with_depth: bool) -> tuple[Tensor, ...]:
+    """A `SourceState` flattened in the source encoder's output order (depth first when asked and present)."""
+    depth = (state.depth,) if with_depth and state.depth is not None else ()
+    queries = state.features.depth_queries or ()
+    return (*depth, state.keypoints.value, state.keypoints.jacobian, *state.features.appearance, *queries)
+
+
+def build_graphs(model: TalkingHeadModel, warp: Callable[[Tensor, Tensor], Tensor] = grid_sample_warp
+                 ) -> dict[str, nn.Module]:
+    """The three graph modules (sharing `model`'s weights), keyed by graph name, in eval mode."""
+    model.eval()
+    return {"keypoint_encoder": KeypointEncoderGraph(model).eval(),
+            "source_encoder": SourceEncoderGraph(model).eval(),
+            "generator": GeneratorGraph(model, warp).eval()}
+
+
+def example_inputs(cfg: ModelConfig, seed: int = 0) -> dict[str, tuple[Tensor, ...]]:
+    """Plausible inputs for tracing each graph: random images, keypoints near a grid, identity Jacobians."""
+    generator = torch.Generator().manual_seed(seed)
+    specs = graph_specs(cfg)
+    inputs: dict[str, tuple[Tensor, ...]] = {}
+    for name, spec in specs.items():
+        tensors = []
+        for tensor in spec.inputs:
+            if tensor.name.endswith("jacobians"):
+                value = torch.eye(2).expand(tensor.shape).clone()
+            elif tensor.name.endswith("keypoints"):
+                value = torch.rand(tensor.shape, generator=generator) * 1.6 - 0.8
+            else:
+                value = torch.rand(tensor.shape, generator=generator)
+            tensors.append(value)
+        inputs[name] = tuple(tensors)
+    return inputs
