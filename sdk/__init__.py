@@ -7,6 +7,7 @@ portrait by a generator running locally. Public API:
 - media: `read_image`, `write_image`, `read_video`, `iter_video`, `write_video`, `read_audio`
 - face front end: `FaceTracker`, `FaceDetector`, `FaceLandmarker`, `crop_portrait`, `SquareBox`
 - models: `load_model("default")`
+- live: `live_camera(LiveConfig(...))` -> `LiveStats` (camera -> codes -> generator -> window/file)
 - errors: `SdkError` and its subclasses in `sdk.errors`
 
 Heavy submodules (mediapipe, torch) are imported on first use, so `import sdk` stays cheap.
@@ -29,6 +30,12 @@ _LAZY = {
     "SquareBox": "sdk.face",
     "crop_portrait": "sdk.face",
     "load_model": "sdk.checkpoint",
+    "live_camera": "sdk.live",
+    "LiveConfig": "sdk.live",
+    "LiveStats": "sdk.live",
+    "CaptureConfig": "sdk.live",
+    "TransportConfig": "sdk.live",
+    "OutputConfig": "sdk.live",
 }
 
 

@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import prepare as data_prepare
     from .eval import reenactment
     from .face import cli as face_cli
+    from .live.cli import add_live_verb
     from .training.cli import add_train_verb
 
     parser = argparse.ArgumentParser(prog="python -m sdk", description="One-shot talking-head SDK: data, training, animation, evaluation.")
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     face_cli.add_crop_verb(verbs)
     animate.add_animate_verb(verbs)
+    add_live_verb(verbs)
     reenactment.add_eval_verb(verbs)
     data = verbs.add_parser("data", help="prepare training data").add_subparsers(
         dest="data_verb", metavar="ACTION", required=True)

@@ -16,8 +16,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import av
-import cv2
+# cv2 before av: PyAV's wheel bundles its own libxcb, and when it loads first OpenCV's Qt window
+# hangs in cv2.namedWindow (PyAV issues 978/1050). Keep this order.
+import cv2  # isort: skip
+import av  # isort: skip
 import numpy as np
 
 from .errors import MediaReadError

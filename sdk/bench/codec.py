@@ -1,0 +1,421 @@
+"""`python -m sdk bench codec`: the code stream's bitrate and quality against H.264 at equal quality.
+
+On the prepared clips of a split, self-reenactment in absolute mode with each clip's first frame
+as the source (as `python -m sdk eval`): every frame is encoded by the model, its code goes through
+`sdk.codec` under each preset, and the frame rendered from the decoded code is compared with the
+input crop (PSNR, SSIM, AKD) at the model's resolution; "unquantized" renders the codes as they
+left the encoder. In the same run, H.264 (libx264 via PyAV, tune zerolatency, same resolution and
+frame rate) codes the input crops (a) at our bitrate and (b) at the bitrate it needs to reach our
+PSNR, SSIM and AKD, each (bisection on the bitrate, interpolated on the measured rate); the
+headline is (b) / ours for PSNR. libx264 cannot go below ~12 kbit/s at 128² and 25 fps, so
+(a) reports the rate it actually produced.
+
+Bitrates are of the code stream at 25 fps. `wire kbps` adds what the transport puts around each
+packet (its default two redundant copies, AEAD prefix and tag, IPv4 + UDP headers): per-packet
+overhead, which H.264 over RTP pays too, so the comparison is of the streams.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..codec import PRESETS, CodecConfig, CodeDecoder, CodeEncoder, StreamHeader
+from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
+from ..errors import SdkError
+from ..eval.metrics import AKD_RESOLUTION, KeypointDistance, ssim
+from ..media import to_tensor
+from ..models import Keypoints
+from ..pipeline import MotionConfig, TalkingHeadPipeline
+from ..training.losses import psnr
+
+FPS = 25
+log = logging.getLogger(__name__)
+# Bytes on the wire per frame besides the packet: the transport's redundant copies of earlier
+# packets (2-byte length + packet each), their count (1), prefix (9), tag (16), IPv4 (20) + UDP (8).
+WIRE_REDUNDANCY = 2
+WIRE_OVERHEAD_BYTES = 2 * WIRE_REDUNDANCY + 1 + 9 + 16 + 20 + 8
+
+
+@dataclass
+class Quality:
+    """Running sums of per-frame metrics; AKD only over frames where both meshes are found."""
+    frames: int = 0
+    psnr: float = 0.0
+    ssim: float = 0.0
+    akd: float = 0.0
+    akd_frames: int = 0
+    akd_missed: int = 0  # scored frames in which the face mesh found no face
+
+    def add(self, prediction: np.ndarray, target: np.ndarray, target_landmarks: np.ndarray | None,
+            akd: KeypointDistance | None) -> None:
+        p, t = to_tensor(prediction), to_tensor(target)
+        self.frames += 1
+        self.psnr += float(psnr(p, t))
+        self.ssim += float(ssim(p, t))
+        if akd is not None and target_landmarks is not None and np.isfinite(target_landmarks).all():
+            predicted = akd.landmarks(prediction)
+            if predicted is None:
+                self.akd_missed += 1
+            else:
+                self.akd += KeypointDistance.distance(predicted, target_landmarks)
+                self.akd_frames += 1
+
+    def summary(self) -> dict:
+        n = max(self.frames, 1)
+        return {"frames": self.frames, "psnr": self.psnr / n, "ssim": self.ssim / n,
+                "akd": self.akd / self.akd_frames if self.akd_frames else None, "akd_missed": self.akd_missed}
+
+
+@dataclass
+class PresetResult:
+    name: str
+    config: dict
+    kbps: float = 0.0
+    wire_kbps: float = 0.0
+    bytes_per_frame: float = 0.0
+    keyframe_bytes: float = 0.0
+    delta_bytes: float = 0.0
+    keypoint_error_mean: float = 0.0
+    keypoint_error_max: float = 0.0
+    jacobian_error_mean: float | None = None
+    jacobian_error_max: float | None = None
+    quality: dict = field(default_factory=dict)
+
+
+@dataclass
+class H264Point:
+    target_kbps: float
+    kbps: float
+    psnr: float
+    ssim: float
+    akd: float | None = None
+    akd_missed: int | None = None
+
+
+@dataclass
+class CodecBenchReport:
+    model: str
+    num_kp: int
+    resolution: int
+    clips: list[str]
+    frames: int
+    quality_frames: int
+    unquantized: dict = field(default_factory=dict)
+    presets: list[PresetResult] = field(default_factory=list)
+    h264_at_our_bitrate: H264Point | None = None
+    h264_matching: dict[str, H264Point | None] = field(default_factory=dict)  # metric -> point at our value
+    h264_points: list[H264Point] = field(default_factory=list)
+    ratios: dict[str, float | None] = field(default_factory=dict)             # metric -> H.264 kbps / ours
+    headline_ratio: float | None = None
+    headline_note: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class _Clip:
+    """What the bench keeps per clip: targets at model resolution, codes, landmarks."""
+    clip: PreparedClip
+    targets: list[np.ndarray]          # (R, R, 3) uint8 per frame
+    keypoints: np.ndarray              # (T, K, 2)
+    jacobians: np.ndarray              # (T, K, 2, 2)
+    landmarks: np.ndarray | None       # (T, 478, 2) at 256², or None
+    quality_indices: list[int]
+
+
+def _model_sha256(model_name: str) -> str:
+    from ..checkpoint import CHECKSUM_FILE, MODELS_DIR
+
+    directory = Path(model_name) if Path(model_name).is_dir() else MODELS_DIR / model_name
+    return (directory / CHECKSUM_FILE).read_text().split()[0]
+
+
+def _load_clips(pipeline: TalkingHeadPipeline, data: Path, split: str, max_clips: int | None,
+                max_frames: int | None, quality_stride: int, prepared_size: int) -> list[_Clip]:
+    clips = read_prepared_manifest(data, split, min_frames=2)[:max_clips]
+    loaded = []
+    for clip in clips:
+        count = clip.frames if max_frames is None else min(clip.frames, max_frames)
+        targets, keypoints, jacobians = [], [], []
+        for index in range(count):
+            frame = load_frame(clip.frame_path(index), pipeline.resolution)
+            code = pipeline.encode(frame)
+            targets.append(frame)
+            keypoints.append(code.value[0].cpu().numpy())
+            jacobians.append(code.jacobian[0].cpu().numpy())
+        landmarks_path = clip.directory / "landmarks.npy"
+        landmarks = (np.load(landmarks_path)[:count, :, :2] * (AKD_RESOLUTION / prepared_size)
+                     if landmarks_path.is_file() else None)
+        loaded.append(_Clip(clip, targets, np.stack(keypoints), np.stack(jacobians), landmarks,
+                            list(range(0, count, quality_stride))))
+        log.info("encoded %s (%d frames)", clip.id, count)
+    return loaded
+
+
+def _render_quality(pipeline: TalkingHeadPipeline, clips: list[_Clip], akd: KeypointDistance | None,
+                    codes: list[tuple[np.ndarray, np.ndarray | None]] | None) -> dict:
+    """Quality of frames rendered from `codes` (per clip: keypoints, jacobians; None = unquantized)."""
+    quality = Quality()
+    for position, item in enumerate(clips):
+        keypoints, jacobians = (item.keypoints, item.jacobians) if codes is None else codes[position]
+        state = pipeline.prepare_source(item.targets[0])
+        for index in item.quality_indices:
+            jacobian = (jacobians[index] if jacobians is not None
+                        else np.broadcast_to(np.eye(2, dtype=np.float32), item.jacobians[index].shape))
+            code = Keypoints(torch.from_numpy(np.ascontiguousarray(keypoints[index]))[None].to(pipeline.device),
+                             torch.from_numpy(np.ascontiguousarray(jacobian))[None].to(pipeline.device))
+            prediction = pipeline.render(state, code)
+            quality.add(prediction, item.targets[index],
+                        None if item.landmarks is None else item.landmarks[index], akd)
+    return quality.summary()
+
+
+def _run_preset(name: str, config: CodecConfig, header_args: dict, clips: list[_Clip]
+                ) -> tuple[PresetResult, list[tuple[np.ndarray, np.ndarray | None]]]:
+    header = StreamHeader(config=config, **header_args)
+    result = PresetResult(name, asdict(config))
+    decoded_codes = []
+    sizes, keyframe_sizes, delta_sizes = [], [], []
+    kp_errors, jac_errors = [], []
+    for item in clips:
+        encoder, decoder = CodeEncoder(header), CodeDecoder(header)
+        keypoints, jacobians = [], []
+        for index in range(len(item.keypoints)):
+            packet = encoder.encode(item.keypoints[index], item.jacobians[index], index * 1000 // FPS)
+            frame = decoder.decode(packet)
+            sizes.append(len(packet))
+            (keyframe_sizes if frame.keyframe else delta_sizes).append(len(packet))
+            keypoints.append(frame.keypoints)
+            kp_errors.append(np.abs(frame.keypoints - item.keypoints[index]))
+            if frame.jacobians is not None:
+                jacobians.append(frame.jacobians)
+                jac_errors.append(np.abs(frame.jacobians - item.jacobians[index]))
+        decoded_codes.append((np.stack(keypoints), np.stack(jacobians) if jacobians else None))
+    mean = float(np.mean(sizes))
+    result.bytes_per_frame = mean
+    result.kbps = mean * 8 * FPS / 1000
+    result.wire_kbps = ((1 + WIRE_REDUNDANCY) * mean + WIRE_OVERHEAD_BYTES) * 8 * FPS / 1000
+    result.keyframe_bytes = float(np.mean(keyframe_sizes))
+    result.delta_bytes = float(np.mean(delta_sizes)) if delta_sizes else 0.0
+    result.keypoint_error_mean = float(np.mean(kp_errors))
+    result.keypoint_error_max = float(np.max(kp_errors))
+    if jac_errors:
+        result.jacobian_error_mean = float(np.mean(jac_errors))
+        result.jacobian_error_max = float(np.max(jac_errors))
+    return result, decoded_codes
+
+
+def h264_round_trip(frames: list[np.ndarray], bitrate_bps: int, fps: int = FPS) -> tuple[list[np.ndarray], int]:
+    """Encode RGB uint8 frames (S, S, 3) with libx264 (tune zerolatency) at `bitrate_bps`, decode.
+
+    Returns (decoded frames, total bits of the encoded packets).
+    """
+    import av
+
+    size = frames[0].shape[0]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width = encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, fps)
+    encoder.framerate = Fraction(fps, 1)
+    encoder.bit_rate = int(bitrate_bps)
+    encoder.options = {"preset": "medium", "tune": "zerolatency"}
+    packets = []
+    for index, image in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    bits = 8 * sum(packet.size for packet in packets)
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = []
+    for packet in packets:
+        decoded.extend(f.to_ndarray(format="rgb24") for f in decoder.decode(packet))
+    decoded.extend(f.to_ndarray(format="rgb24") for f in decoder.decode(None))
+    if len(decoded) != len(frames):
+        raise SdkError(f"H.264 round trip returned {len(decoded)} of {len(frames)} frames")
+    return decoded, bits
+
+
+def _h264_point(clips: list[_Clip], target_kbps: float, akd: KeypointDistance | None) -> H264Point:
+    quality = Quality()
+    bits = frames = 0
+    for item in clips:
+        decoded, clip_bits = h264_round_trip(item.targets, round(target_kbps * 1000))
+        bits += clip_bits
+        frames += len(item.targets)
+        for index in item.quality_indices:
+            quality.add(decoded[index], item.targets[index],
+                        None if item.landmarks is None else item.landmarks[index], akd)
+    summary = quality.summary()
+    kbps = bits / (frames / FPS) / 1000
+    log.info("H.264 at %.1f kbit/s target: %.1f kbit/s, PSNR %.2f", target_kbps, kbps, summary["psnr"])
+    return H264Point(target_kbps, kbps, summary["psnr"], summary["ssim"], summary["akd"],
+                     summary["akd_missed"] if akd is not None else None)
+
+
+METRICS = {"psnr": True, "ssim": True, "akd": False}  # metric -> higher is better
+
+
+def _better_or_equal(point: H264Point, metric: str, goal: float) -> bool:
+    value = getattr(point, metric)
+    if value is None:
+        return False
+    return value >= goal if METRICS[metric] else value <= goal
+
+
+def match_quality(clips: list[_Clip], metric: str, goal: float, low_kbps: float, steps: int,
+                  akd: KeypointDistance | None) -> tuple[H264Point | None, list[H264Point]]:
+    """The H.264 bitrate at which `metric` reaches `goal`: bracket by factors of 4, bisect the
+    target bitrate on a log scale, then interpolate the measured bitrate linearly in the metric
+    between the bracketing points. None when 20 Mbit/s does not reach it."""
+    probe = akd if metric == "akd" else None
+    points = [_h264_point(clips, low_kbps, probe)]
+    if _better_or_equal(points[0], metric, goal):
+        return points[0], points
+    low, high = low_kbps, low_kbps
+    while True:
+        low, high = high, high * 4
+        points.append(_h264_point(clips, high, probe))
+        if _better_or_equal(points[-1], metric, goal):
+            break
+        if high > 20_000:
+            return None, points
+    below, above = points[-2], points[-1]
+    for _ in range(steps):
+        middle = math.sqrt(low * high)
+        point = _h264_point(clips, middle, probe)
+        points.append(point)
+        if _better_or_equal(point, metric, goal):
+            high, above = middle, point
+        else:
+            low, below = middle, point
+    b, a = getattr(below, metric), getattr(above, metric)
+    weight = 1.0 if b is None or a is None or a == b else min(max((goal - b) / (a - b), 0.0), 1.0)
+    kbps = below.kbps + weight * (above.kbps - below.kbps)
+    return H264Point(high, kbps, *(getattr(below, m) if getattr(below, m) is None else
+                                   getattr(below, m) + weight * (getattr(above, m) - getattr(below, m))
+                                   for m in ("psnr", "ssim", "akd"))), points
+
+
+def run_codec_bench(pipeline: TalkingHeadPipeline, model_sha256: str, data: Path, split: str = "test",
+                    presets: list[str] | None = None, max_clips: int | None = None,
+                    max_frames: int | None = None, quality_stride: int = 1, with_akd: bool = True,
+                    with_h264: bool = True, bisect_steps: int = 8) -> CodecBenchReport:
+    started = time.perf_counter()
+    pipeline.motion = MotionConfig(mode="absolute")
+    from ..eval.reenactment import _prepared_sizes
+
+    prepared_size = max(_prepared_sizes(data))
+    clips = _load_clips(pipeline, data, split, max_clips, max_frames, quality_stride, prepared_size)
+    cfg = pipeline.model.cfg
+    header_args = {"model_id": cfg.name, "model_sha256": model_sha256, "num_kp": cfg.num_kp,
+                   "resolution": cfg.resolution, "fps": float(FPS)}
+    akd = KeypointDistance() if with_akd else None
+    report = CodecBenchReport(cfg.name, cfg.num_kp, cfg.resolution, [c.clip.id for c in clips],
+                              sum(len(c.targets) for c in clips), sum(len(c.quality_indices) for c in clips))
+    try:
+        report.unquantized = _render_quality(pipeline, clips, akd, None)
+        for name in presets or list(PRESETS):
+            result, codes = _run_preset(name, CodecConfig.preset(name), header_args, clips)
+            result.quality = _render_quality(pipeline, clips, akd, codes)
+            report.presets.append(result)
+            log.info("preset %s: %.2f kbit/s, PSNR %.2f", name, result.kbps, result.quality["psnr"])
+        if with_h264:
+            ours = report.presets[0]
+            report.h264_at_our_bitrate = _h264_point(clips, ours.kbps, akd)
+            for metric in METRICS:
+                if ours.quality.get(metric) is None:
+                    continue
+                match, points = match_quality(clips, metric, ours.quality[metric], ours.kbps, bisect_steps, akd)
+                report.h264_points += points
+                report.h264_matching[metric] = match
+                report.ratios[metric] = None if match is None else match.kbps / ours.kbps
+            report.headline_ratio = report.ratios.get("psnr")
+            report.headline_note = (f"ours: preset '{ours.name}' at {ours.kbps:.2f} kbit/s; H.264 kbit/s to match it: "
+                                    + ", ".join(f"{m.upper()} {'not reached' if p is None else f'{p.kbps:.1f}'}"
+                                                for m, p in report.h264_matching.items()))
+    finally:
+        if akd is not None:
+            akd.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def format_report(report: CodecBenchReport) -> str:
+    def cell(value: float | None, digits: int) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    lines = [f"codec bench: {report.model} (K={report.num_kp}, {report.resolution}²) on {len(report.clips)} clips, "
+             f"{report.frames} frames coded, quality on {report.quality_frames}; bitrates at {FPS} fps", "",
+             f"{'stream':<22} {'kbps':>7} {'wire':>7} {'B/frame':>8} {'key B':>6} {'delta B':>7} "
+             f"{'kp err':>15} {'jac err':>15} {'PSNR':>6} {'SSIM':>6} {'AKD':>6}"]
+    q = report.unquantized
+    lines.append(f"{'unquantized codes':<22} {'—':>7} {'—':>7} {'—':>8} {'—':>6} {'—':>7} {'—':>15} {'—':>15} "
+                 f"{cell(q.get('psnr'), 2):>6} {cell(q.get('ssim'), 3):>6} {cell(q.get('akd'), 2):>6}")
+    for row in report.presets:
+        q = row.quality
+        kp = f"{row.keypoint_error_mean:.4f}/{row.keypoint_error_max:.4f}"
+        jac = ("—" if row.jacobian_error_mean is None
+               else f"{row.jacobian_error_mean:.4f}/{row.jacobian_error_max:.4f}")
+        lines.append(f"{'codec ' + row.name:<22} {row.kbps:>7.2f} {row.wire_kbps:>7.1f} {row.bytes_per_frame:>8.1f} "
+                     f"{row.keyframe_bytes:>6.1f} {row.delta_bytes:>7.1f} {kp:>15} {jac:>15} "
+                     f"{cell(q['psnr'], 2):>6} {cell(q['ssim'], 3):>6} {cell(q['akd'], 2):>6}")
+    for label, point in (("H.264 at our bitrate", report.h264_at_our_bitrate),
+                         *((f"H.264 at our {m.upper()}", p) for m, p in report.h264_matching.items())):
+        if point is not None:
+            lines.append(f"{label:<22} {point.kbps:>7.2f} {'—':>7} {point.kbps * 1000 / 8 / FPS:>8.1f} {'—':>6} "
+                         f"{'—':>7} {'—':>15} {'—':>15} {point.psnr:>6.2f} {point.ssim:>6.3f} {cell(point.akd, 2):>6}")
+    if report.headline_note:
+        lines += ["", report.headline_note]
+    if report.ratios:
+        lines.append("H.264 bitrate / ours at equal quality: " + ", ".join(
+            f"{m.upper()} {'—' if r is None else f'{r:.1f}x'}" for m, r in report.ratios.items())
+            + " (headline: PSNR)")
+    lines.append(f"({report.seconds:.0f} s)")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+
+    torch.set_grad_enabled(False)
+    unknown = [name for name in args.presets if name not in PRESETS]
+    if unknown:
+        raise SdkError(f"unknown codec preset(s) {', '.join(unknown)} (known: {', '.join(PRESETS)})")
+    pipeline = TalkingHeadPipeline(load_model(args.model, device=args.device), device=args.device)
+    report = run_codec_bench(pipeline, _model_sha256(args.model), Path(args.data), args.split, args.presets, args.clips,
+                             args.frames, args.quality_stride, not args.no_akd, not args.no_h264,
+                             args.bisect_steps)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(asdict(report), indent=1))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("codec", help="code stream kbit/s and quality per preset vs H.264",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="cache/prepared", help="prepared data folder (python -m sdk data prepare)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS),
+                        help="codec presets; the first is the one compared with H.264")
+    parser.add_argument("--clips", type=int, help="use at most this many clips")
+    parser.add_argument("--frames", type=int, help="use at most this many frames per clip")
+    parser.add_argument("--quality-stride", type=int, default=1, help="render and score every N-th frame")
+    parser.add_argument("--bisect-steps", type=int, default=8, help="bisection steps for H.264 at equal PSNR")
+    parser.add_argument("--no-akd", action="store_true", help="skip AKD (the face mesh on every scored frame)")
+    parser.add_argument("--no-h264", action="store_true", help="skip the H.264 comparison")
+    parser.add_argument("--json", help="also write the report as JSON")
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(run=_run)

@@ -1,0 +1,101 @@
+"""`python -m sdk live`: a thin wrapper over `live_camera` (arguments -> LiveConfig -> stats JSON)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..codec import PRESETS, CodecConfig
+from ..pipeline import MotionConfig
+from ..runtime import BACKEND_KINDS
+from .avatars import DEFAULT_PORTRAIT
+from .capture import DEFAULT_DRIVING, CaptureConfig
+from .config import LiveConfig, TransportConfig
+from .controls import KEY_BINDINGS
+from .errors import LiveError
+from .outputs import OutputConfig
+from .session import live_camera
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """"HOST:PORT" (IPv6 as "[::1]:PORT") -> (host, port); argparse.ArgumentTypeError otherwise."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:9000), got {text!r}")
+    return host, int(port)
+
+
+def config_from_args(args: argparse.Namespace) -> LiveConfig:
+    kind = args.transport or ("udp" if args.listen or args.connect else "inproc")
+    return LiveConfig(
+        capture=CaptureConfig(camera=args.camera, paced=not args.unpaced, fps=args.fps, max_frames=args.frames),
+        portrait=Path(args.portrait) if args.portrait else None,
+        model=args.model, backend=args.backend, graphs=Path(args.graphs) if args.graphs else None,
+        device=args.device, threads=args.threads,
+        motion=MotionConfig(mode=args.motion), codec=CodecConfig.preset(args.codec),
+        transport=TransportConfig(kind=kind, listen=args.listen, connect=args.connect,
+                                  key_file=Path(args.key_file) if args.key_file else None,
+                                  session_timeout_s=args.session_timeout),
+        output=OutputConfig(window=not args.headless, out_path=Path(args.out) if args.out else None,
+                            side_by_side=args.side_by_side),
+        queue_capacity=args.queue)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.transport == "inproc" and (args.listen or args.connect):
+        raise LiveError("--listen / --connect run one half of a udp session; drop --transport inproc")
+    stats = live_camera(config_from_args(args))
+    document = stats.to_dict()
+    if args.stats_json:
+        path = Path(args.stats_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=1) + "\n")
+    print(json.dumps(document, indent=1))
+    return 0
+
+
+def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
+    keys = "; ".join(f"{key}: {what}" for key, what in KEY_BINDINGS.items())
+    parser = subparsers.add_parser(
+        "live", help="animate a portrait live from a camera (or a video), in-process or over UDP",
+        description="Camera -> face tracking -> keypoint codes -> transport -> generator -> window / "
+                    f"video / stats. Window keys: {keys}. With --transport udp, --connect runs the "
+                    "sender half (camera -> network) and --listen the receiver half (network -> outputs).")
+    parser.add_argument("--camera", default=str(DEFAULT_DRIVING),
+                        help="device index (0), video file or stream URL (default: the bundled clip)")
+    parser.add_argument("--portrait", default=None,
+                        help=f"portrait image or folder of portraits (default: {DEFAULT_PORTRAIT.name}; "
+                             "a --listen receiver without one animates the sender's portrait)")
+    parser.add_argument("--model", default="default", help="'default', a shipped model name, or a model folder")
+    parser.add_argument("--backend", choices=BACKEND_KINDS, default="auto",
+                        help="runtime backend (auto: the fastest here, timed at start)")
+    parser.add_argument("--graphs", default=None, help="export folder with ONNX graphs (onnx-int8 needs one)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    parser.add_argument("--headless", action="store_true", help="no window")
+    parser.add_argument("--frames", type=int, default=None, help="stop after N captured frames (receiver: N codes)")
+    parser.add_argument("--out", default=None, help="also write the output to this video (.mp4)")
+    parser.add_argument("--side-by-side", action="store_true", help="show the driver's crop left of the avatar")
+    parser.add_argument("--stats-json", default=None, help="write the session's stats to this JSON file")
+    parser.add_argument("--unpaced", action="store_true",
+                        help="read a video file as fast as the pipeline takes it (benchmarks)")
+    parser.add_argument("--fps", type=float, default=None, help="pace a video file at this rate (default: its own)")
+    parser.add_argument("--motion", choices=["relative", "absolute"], default="relative")
+    parser.add_argument("--codec", choices=list(PRESETS), default="default", help="code stream preset")
+    parser.add_argument("--transport", choices=["inproc", "udp"], default=None,
+                        help="inproc: both halves here (default); udp: over UDP (both halves on "
+                             "127.0.0.1 unless --listen or --connect)")
+    ends = parser.add_mutually_exclusive_group()
+    ends.add_argument("--listen", type=parse_address, default=None, metavar="HOST:PORT",
+                      help="run the receiver half, receiving on HOST:PORT")
+    ends.add_argument("--connect", type=parse_address, default=None, metavar="HOST:PORT",
+                      help="run the sender half, sending to the receiver at HOST:PORT")
+    parser.add_argument("--key-file", default=None,
+                        help="pre-shared session key (64 hex digits) for --listen / --connect; "
+                             "the listening end creates it when missing")
+    parser.add_argument("--session-timeout", type=float, default=30.0,
+                        help="seconds to wait for the other end to start the session")
+    parser.add_argument("--queue", type=int, default=LiveConfig.queue_capacity,
+                        help="frames each stage queue holds before dropping the oldest")
+    parser.set_defaults(run=_run)

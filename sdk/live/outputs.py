@@ -1,0 +1,138 @@
+"""Where rendered frames go: a callback, a video file, an OpenCV window (or nowhere: headless)."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from .controls import KEY_BINDINGS, LiveControls
+from .errors import LiveError
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Outputs besides the `on_frame` callback.
+
+    window: show an OpenCV window with keys (see `controls.KEY_BINDINGS`); False is headless.
+    out_path: also write the frames to this video file (H.264 mp4) at the stream's frame rate.
+    side_by_side: start with the driver's crop shown left of the avatar (the window's "s" key
+        toggles it); the video file keeps the layout it started with.
+    display_size: height in pixels of the window's image (the model renders small crops).
+    """
+
+    window: bool = True
+    out_path: Path | None = None
+    side_by_side: bool = False
+    display_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.display_size < 16:
+            raise ValueError(f"OutputConfig.display_size must be >= 16, got {self.display_size}")
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One output frame, as the `on_frame` callback receives it.
+
+    image: what is shown: the avatar, RGB uint8 (R, R, 3), or driver | avatar (R, 2R, 3) while
+        side by side is on. avatar: the rendered avatar (R, R, 3). driver: the driver's face
+        crop (R, R, 3) when this process captured it, else None (a receiver half).
+    index: output frame number from 0; sequence: the code's number in the stream.
+    latency_ms: capture -> this output (see LiveStats.latency_clock).
+    """
+
+    image: np.ndarray
+    avatar: np.ndarray
+    driver: np.ndarray | None
+    avatar_name: str
+    index: int
+    sequence: int
+    no_face: bool
+    latency_ms: float
+
+
+def compose(avatar: np.ndarray, driver: np.ndarray | None, side_by_side: bool) -> np.ndarray:
+    """The avatar alone, or driver | avatar; a receiver half without the driver shows black there."""
+    if not side_by_side:
+        return avatar
+    left = driver if driver is not None and driver.shape == avatar.shape else np.zeros_like(avatar)
+    return np.concatenate([left, avatar], axis=1)
+
+
+class VideoFileSink:
+    """Writes RGB uint8 frames of one size to an H.264 mp4 as they come (low-latency settings)."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (av.FFmpegError, OSError) as exc:
+            raise LiveError(f"{self.path}: cannot write a video here ({exc})") from None
+        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": "18", "preset": "veryfast", "tune": "zerolatency"}
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if h % 2 or w % 2:  # yuv420p needs even sides
+            image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        if self.frames == 0:
+            self._stream.width, self._stream.height = image.shape[1], image.shape[0]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.frames:
+            self._container.mux(self._stream.encode(None))
+        self._container.close()
+        if not self.frames:
+            self.path.unlink(missing_ok=True)  # an mp4 without frames is not a video
+
+
+def check_display() -> None:
+    """Raise LiveError when a window cannot be shown (no display server on Linux)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise LiveError("no display to show the window on (DISPLAY is not set); run headless "
+                        "(--headless, OutputConfig(window=False)) and use --out or a callback")
+
+
+class PreviewWindow:
+    """An OpenCV window; `poll()` passes pressed keys to the controls. Use from one thread only."""
+
+    TITLE = "sdk live - " + ", ".join(f"{key}: {what.split(' (')[0]}" for key, what in KEY_BINDINGS.items())
+
+    def __init__(self, controls: LiveControls, display_size: int):
+        check_display()
+        self.controls = controls
+        self.display_size = display_size
+        self._shown = False
+        try:
+            cv2.namedWindow(self.TITLE, cv2.WINDOW_AUTOSIZE)
+        except cv2.error as exc:
+            raise LiveError(f"cannot open an OpenCV window ({exc}); run headless (--headless)") from None
+
+    def show(self, image: np.ndarray) -> None:
+        scale = self.display_size / image.shape[0]
+        size = (round(image.shape[1] * scale), self.display_size)
+        shown = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        cv2.imshow(self.TITLE, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+        self._shown = True
+
+    def poll(self) -> None:
+        """Let the window draw and handle one key; closing the window quits."""
+        self.controls.handle_key(cv2.waitKey(1))
+        if self._shown and cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) < 1:
+            self.controls.quit()
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.TITLE)
+        cv2.waitKey(1)

@@ -1,0 +1,122 @@
+"""The sender half, per frame: track the face, crop it, encode its keypoints, pack them, send.
+
+Frames without a face send the last good code again (a cheap delta packet), so the receiver
+holds the avatar still, keeps its frame rate, and moves on when the face returns; until the
+first face there is no code to send and those frames are counted, not sent.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codec import CodeEncoder
+from ..face import FaceTracker
+from ..pipeline import TalkingHeadPipeline
+from ..transport import PacketSender
+from .capture import CapturedFrame
+from .queues import POLL_S, DropOldestQueue
+from .stats import StageTimer
+
+
+@dataclass(frozen=True)
+class SentFrame:
+    """What the sender knows about a frame it sent, for a receiver in the same process:
+    capture time (time.monotonic() seconds), the face crop RGB uint8 (R, R, 3) or None, and
+    whether the face was missing (the code is the last good one again)."""
+
+    captured_at: float
+    crop: np.ndarray | None
+    no_face: bool
+
+
+class SentFrameLog:
+    """The most recent sent frames by codec sequence number (thread-safe, bounded).
+
+    Lets a receiver in the same process measure capture -> output latency on one clock and show
+    the driver's crop beside the avatar. Codes never carry images; this stays in the process.
+    """
+
+    def __init__(self, capacity: int = 256):
+        self._frames: collections.OrderedDict[int, SentFrame] = collections.OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, sequence: int, frame: SentFrame) -> None:
+        with self._lock:
+            self._frames[sequence] = frame
+            while len(self._frames) > self._capacity:
+                self._frames.popitem(last=False)
+
+    def get(self, sequence: int) -> SentFrame | None:
+        with self._lock:
+            return self._frames.get(sequence)
+
+
+@dataclass
+class SenderCounts:
+    frames: int = 0             # taken from the capture queue
+    sent: int = 0               # packets sent (one per frame once a face has been seen)
+    no_face_frames: int = 0
+    before_first_face: int = 0  # no code yet: not sent
+    packet_bytes: int = 0
+
+
+class CodeSender:
+    """Runs the sender half on frames from a queue until the queue is finished or `abort` is set."""
+
+    def __init__(self, pipeline: TalkingHeadPipeline, tracker: FaceTracker, transport: PacketSender,
+                 log: SentFrameLog | None = None):
+        self.pipeline = pipeline
+        self.tracker = tracker
+        self.transport = transport
+        self.log = log
+        self.encoder: CodeEncoder | None = None  # given to `run`, once the session's header is fixed
+        self.epoch = 0.0  # time.monotonic() of stream timestamp 0
+        self.counts = SenderCounts()
+        self.tracking = StageTimer()
+        self.encoding = StageTimer()
+        self._last_code: tuple[np.ndarray, np.ndarray] | None = None
+
+    def run(self, frames: DropOldestQueue[CapturedFrame], abort: threading.Event, encoder: CodeEncoder,
+            epoch: float) -> None:
+        """Process frames until `frames` is finished or `abort`; `epoch` is stream time 0."""
+        self.encoder, self.epoch = encoder, epoch
+        while not abort.is_set():
+            frame = frames.get(POLL_S)
+            if frame is None:
+                if frames.finished:
+                    return
+                continue
+            self.process(frame)
+
+    def process(self, frame: CapturedFrame) -> None:
+        assert self.encoder is not None, "CodeSender.process runs inside run()"
+        size = self.pipeline.resolution
+        self.counts.frames += 1
+        tick = time.perf_counter()
+        track = self.tracker.update(frame.image, frame.captured_at - self.epoch)
+        crop = track.box.crop(frame.image, size) if track.box is not None else None
+        self.tracking.add(time.perf_counter() - tick)
+        if track.face_found:
+            tick = time.perf_counter()
+            code = self.pipeline.encode(crop)
+            self.encoding.add(time.perf_counter() - tick)
+            self._last_code = (code.value[0].cpu().numpy(), code.jacobian[0].cpu().numpy())
+        else:
+            self.counts.no_face_frames += 1
+            if self._last_code is None:
+                self.counts.before_first_face += 1
+                return
+        timestamp_ms = max(0, round(1000 * (frame.captured_at - self.epoch)))
+        keypoints, jacobians = self._last_code
+        sequence = self.counts.sent
+        packet = self.encoder.encode(keypoints, jacobians, timestamp_ms)
+        if self.log is not None:
+            self.log.add(sequence, SentFrame(frame.captured_at, crop, not track.face_found))
+        self.transport.send(packet)
+        self.counts.sent += 1
+        self.counts.packet_bytes += len(packet)

@@ -1,0 +1,322 @@
+"""`sdk.live_camera` and `python -m sdk live` on a tiny random model and short clips cut from the bundled video."""
+import json
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from sdk import media
+from sdk.checkpoint import save_model
+from sdk.cli import main
+from sdk.codec import CodecConfig
+from sdk.errors import MediaReadError, NoFaceError
+from sdk.live import (CameraError, CaptureConfig, LiveConfig, LiveControls, LiveError, ModelMismatchError,
+                      OutputConfig, TransportConfig, live_camera)
+from sdk.live.avatars import DEFAULT_PORTRAIT, decode_portrait, encode_portrait, load_avatars
+from sdk.live.capture import DEFAULT_DRIVING, Camera
+from sdk.live.outputs import PreviewWindow, compose
+from sdk.live.queues import DropOldestQueue
+from sdk.live.stream import parse_and_check_header, stream_header
+from sdk.models import TalkingHeadModel, get_config
+from sdk.runtime import model_sha256
+from sdk.transport import Impairment, SessionTimeoutError
+
+from conftest import data_file
+
+CLIP_FRAMES = 10
+GRAY = 128
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return TalkingHeadModel(get_config("dagan++-tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def driving_frames():
+    frames = []
+    for frame in media.iter_video(DEFAULT_DRIVING):
+        frames.append(np.ascontiguousarray(frame[::2, ::2]))  # 256², the face stays easy to find
+        if len(frames) == CLIP_FRAMES:
+            break
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip(driving_frames, tmp_path_factory):
+    path = tmp_path_factory.mktemp("clips") / "face.mp4"
+    media.write_video(path, driving_frames, 25.0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def faceless_stretch_clip(driving_frames, tmp_path_factory):
+    """2 frames without a face, 4 with, 3 without, 1 with."""
+    blank = np.full_like(driving_frames[0], GRAY)
+    frames = [blank, blank, *driving_frames[:4], blank, blank, blank, driving_frames[4]]
+    path = tmp_path_factory.mktemp("clips") / "gaps.mp4"
+    media.write_video(path, frames, 25.0)
+    return path
+
+
+def headless(camera, **overrides) -> LiveConfig:
+    """A session on `camera` with the torch backend, no window, and whatever else is given."""
+    capture = overrides.pop("capture", CaptureConfig(camera=camera, paced=False))
+    output = overrides.pop("output", OutputConfig(window=False))
+    return LiveConfig(capture=capture, backend="torch", output=output, **overrides)
+
+
+def assert_every_frame_accounted_for(stats) -> None:
+    assert stats.frames_captured == (stats.frames_rendered + stats.frames_dropped_total
+                                     + stats.frames_before_first_face), stats.to_dict()
+
+
+# -- the pieces --------------------------------------------------------------------------------
+
+def test_drop_oldest_queue_keeps_the_newest_and_counts():
+    queue = DropOldestQueue(2, "test")
+    for item in range(5):
+        queue.put(item)
+    assert queue.dropped == 3 and len(queue) == 2
+    assert queue.get(0.0) == 3 and queue.get(0.0) == 4 and queue.get(0.01) is None
+    assert not queue.finished
+    queue.put(5)
+    queue.close()
+    assert not queue.finished and queue.get(0.0) == 5 and queue.finished and queue.get(1.0) is None
+    cancel = threading.Event()
+    waiting = DropOldestQueue(1, "waiting")
+    assert waiting.put_waiting("a", cancel)
+    cancel.set()
+    assert not waiting.put_waiting("b", cancel) and waiting.dropped == 0 and waiting.get(0.0) == "a"
+    assert waiting.discard() == 0
+
+
+def test_keys_steer_the_session_and_no_display_is_a_clear_error(monkeypatch):
+    controls = LiveControls()
+    for key in "anns":
+        assert controls.handle_key(ord(key))
+    assert controls.take_generator_requests() == (True, 2) and controls.side_by_side
+    assert controls.take_generator_requests() == (False, 0)
+    assert controls.handle_key(ord("p")) and controls.take_generator_requests() == (False, -1)
+    assert not controls.handle_key(-1) and not controls.handle_key(ord("x"))
+    assert not controls.quit_requested.is_set()
+    assert controls.handle_key(27) and controls.quit_requested.is_set()
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(LiveError, match="--headless"):
+        PreviewWindow(controls, 256)
+    avatar = np.zeros((8, 8, 3), np.uint8)
+    assert compose(avatar, None, False) is avatar
+    assert compose(avatar, np.full_like(avatar, 9), True).shape == (8, 16, 3)
+    assert compose(avatar, None, True)[:, :8].max() == 0  # a receiver half has no driver crop
+
+
+def test_bad_camera_index_and_missing_video(tmp_path):
+    with pytest.raises(CameraError, match="camera 99: cannot open"):
+        Camera(99)
+    with pytest.raises(CameraError, match="no such video file"):
+        Camera(tmp_path / "missing.mp4")
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"not a video at all")
+    with pytest.raises(CameraError, match="notes.mp4"):
+        Camera(not_a_video).read()
+    # live_camera fails on the camera before it loads any model
+    with pytest.raises(CameraError, match="camera 99"):
+        live_camera(headless("99", model="no-such-model"))
+
+
+def test_portraits_without_a_face(tmp_path, tiny_model):
+    faceless = tmp_path / "folder" / "wall.png"
+    media.write_image(faceless, np.full((200, 200, 3), GRAY, np.uint8))
+    with pytest.raises(NoFaceError, match="wall.png: no face"):
+        load_avatars(faceless, 64)
+    with pytest.raises(NoFaceError, match="none of its 1 images"):
+        load_avatars(faceless.parent, 64)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MediaReadError, match="no portrait images"):
+        load_avatars(tmp_path / "empty", 64)
+    with pytest.raises(MediaReadError, match="no such portrait"):
+        load_avatars(tmp_path / "nope.jpg", 64)
+    (faceless.parent / "b_face.jpg").write_bytes(DEFAULT_PORTRAIT.read_bytes())
+    avatars = load_avatars(faceless.parent, 64)  # the faceless one is skipped with a warning
+    assert [a.name for a in avatars] == ["b_face.jpg"] and avatars[0].crop.shape == (64, 64, 3)
+    assert np.array_equal(decode_portrait(encode_portrait(avatars[0])).crop, avatars[0].crop)
+    with pytest.raises(LiveError, match="not a readable image"):
+        decode_portrait(b"garbage")
+    with pytest.raises(NoFaceError, match="wall.png"):
+        live_camera(headless(DEFAULT_DRIVING, portrait=faceless), model=tiny_model)
+
+
+def test_receiver_refuses_codes_of_another_model(tiny_model):
+    torch.manual_seed(1)
+    other = TalkingHeadModel(get_config("dagan++-tiny"))
+    header = stream_header(other.cfg, model_sha256(other), 25.0, CodecConfig()).to_bytes()
+    with pytest.raises(ModelMismatchError, match="load the same model"):
+        parse_and_check_header(header, tiny_model.cfg, model_sha256(tiny_model))
+    mine = stream_header(tiny_model.cfg, model_sha256(tiny_model), 25.0, CodecConfig()).to_bytes()
+    assert parse_and_check_header(mine, tiny_model.cfg, model_sha256(tiny_model)).fps == 25.0
+
+
+# -- whole sessions ----------------------------------------------------------------------------
+
+def test_cli_headless_with_out_file_and_stats_json(tmp_path, clip, tiny_model):
+    model_dir = save_model(tiny_model, tmp_path / "model", half=False)
+    out, stats_json = tmp_path / "live.mp4", tmp_path / "stats.json"
+    assert main(["live", "--camera", str(clip), "--model", str(model_dir), "--backend", "torch", "--headless",
+                 "--frames", "6", "--unpaced", "--queue", "16", "--side-by-side", "--out", str(out),
+                 "--stats-json", str(stats_json)]) == 0
+    stats = json.loads(stats_json.read_text())
+    for key in ("frames_captured", "frames_rendered", "frames_dropped", "no_face_frames", "fps", "kbps",
+                "bytes_per_frame", "latency_ms_p50", "latency_ms_p95", "encoder_ms", "generator_ms", "transport"):
+        assert key in stats
+    assert stats["frames_captured"] == 6 and stats["stop_reason"] == "frame limit"
+    assert stats["frames_rendered"] == 6 and stats["frames_dropped_total"] == 0
+    assert stats["bytes_per_frame"] > 0 and stats["latency_ms_p95"] >= stats["latency_ms_p50"] > 0
+    frames, fps = media.read_video(out)
+    assert len(frames) == 6 and frames[0].shape == (64, 128, 3) and fps == 25.0
+
+
+def test_ended_video_stops_cleanly_and_callback_gets_every_frame(clip, tiny_model):
+    seen = []
+    stats = live_camera(headless(clip, queue_capacity=CLIP_FRAMES), model=tiny_model, on_frame=seen.append)
+    assert stats.stop_reason == "end of video" and stats.frames_captured == CLIP_FRAMES
+    assert stats.frames_rendered == len(seen) == CLIP_FRAMES and stats.frames_dropped_total == 0
+    assert [f.index for f in seen] == list(range(CLIP_FRAMES))
+    assert [f.sequence for f in seen] == list(range(CLIP_FRAMES))
+    first = seen[0]
+    assert first.image.shape == first.avatar.shape == first.driver.shape == (64, 64, 3)
+    assert first.avatar_name == DEFAULT_PORTRAIT.name and not first.no_face
+    assert stats.latency_clock == "shared" and stats.encoder_ms > 0 and stats.generator_ms > 0
+    assert_every_frame_accounted_for(stats)
+
+
+def test_slow_consumer_drops_oldest_and_counts_and_avatars_switch(tmp_path, clip, tiny_model):
+    folder = tmp_path / "avatars"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(DEFAULT_PORTRAIT.read_bytes())
+    (folder / "b.png").write_bytes(data_file("image", "dagan-src").read_bytes())
+    controls = LiveControls()
+    seen = []
+
+    def slow_callback(frame):
+        seen.append(frame)
+        if len(seen) == 1:  # the sender is still at the first frames: the rest render with avatar b
+            controls.reanchor()
+            controls.next_avatar()
+        threading.Event().wait(0.15)
+
+    stats = live_camera(headless(clip, portrait=folder, queue_capacity=1), model=tiny_model,
+                        on_frame=slow_callback, controls=controls)
+    assert stats.frames_dropped["output"] > 0
+    sequences = [frame.sequence for frame in seen]
+    assert sequences == sorted(sequences) and sequences[-1] == stats.frames_sent - 1  # oldest dropped, newest kept
+    assert stats.reanchors == 1 and stats.avatar_switches == 1 and stats.avatar == "b.png"
+    assert seen[0].avatar_name == "a.jpg" and seen[-1].avatar_name == "b.png"
+    assert_every_frame_accounted_for(stats)
+
+
+def test_no_face_stretch_holds_the_last_code_then_resumes(faceless_stretch_clip, tiny_model):
+    seen = []
+    stats = live_camera(headless(faceless_stretch_clip, queue_capacity=CLIP_FRAMES), model=tiny_model,
+                        on_frame=seen.append)
+    assert stats.frames_before_first_face == 2 and stats.no_face_frames == 5
+    assert stats.frames_sent == stats.frames_rendered == 8
+    assert [f.no_face for f in seen] == [False] * 4 + [True] * 3 + [False]
+    # the held frames show the avatar as it was at the last face
+    assert all(np.array_equal(f.avatar, seen[3].avatar) for f in seen[4:7])
+    assert_every_frame_accounted_for(stats)
+
+
+def test_lossy_link_drops_are_counted(clip, tiny_model):
+    transport = TransportConfig(impairment=Impairment(loss=0.5, seed=3))
+    stats = live_camera(headless(clip, transport=transport, queue_capacity=CLIP_FRAMES), model=tiny_model)
+    assert stats.stop_reason == "end of video" and stats.frames_sent == CLIP_FRAMES
+    receiver = stats.transport["receiver"]
+    assert stats.frames_dropped["transport"] + stats.frames_dropped["decode"] + receiver["recovered"] > 0
+    assert_every_frame_accounted_for(stats)
+
+
+def test_paced_file_keeps_its_pace(clip, tiny_model):
+    stats = live_camera(headless(clip, capture=CaptureConfig(camera=clip, fps=50.0, max_frames=6)), model=tiny_model)
+    assert stats.frames_captured == 6 and 35 < stats.capture_fps < 55
+    assert_every_frame_accounted_for(stats)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_udp_sender_and_receiver_halves(tmp_path, clip, tiny_model):
+    key_file = tmp_path / "session.key"
+    address = ("127.0.0.1", _free_udp_port())
+    results = {}
+
+    def receiver():
+        config = LiveConfig(backend="torch", output=OutputConfig(window=False), queue_capacity=CLIP_FRAMES,
+                            transport=TransportConfig(kind="udp", listen=address, key_file=key_file,
+                                                      session_timeout_s=20.0, idle_timeout_s=2.0))
+        results["receiver"] = live_camera(config, model=tiny_model, on_frame=lambda f: results.setdefault("first", f))
+
+    listening = threading.Thread(target=receiver)
+    listening.start()
+    for _ in range(200):  # the listening end writes the key file
+        if key_file.exists():
+            break
+        threading.Event().wait(0.05)
+    sent = live_camera(headless(clip, transport=TransportConfig(kind="udp", connect=address, key_file=key_file)),
+                       model=tiny_model)
+    listening.join(30)
+    received = results["receiver"]
+    assert sent.mode == "udp-sender" and received.mode == "udp-receiver"
+    assert sent.frames_sent == sent.frames_captured == CLIP_FRAMES and sent.frames_rendered == 0
+    assert received.frames_rendered == received.frames_received == CLIP_FRAMES
+    assert received.stop_reason == "sender closed" and received.latency_clock == "estimated"
+    assert received.avatar == "sender's portrait" and results["first"].driver is None
+    assert received.bytes_per_frame == pytest.approx(sent.bytes_per_frame)
+
+
+def test_udp_without_key_file_is_a_clear_error(tiny_model):
+    config = headless(DEFAULT_DRIVING, transport=TransportConfig(kind="udp", connect=("127.0.0.1", 9)))
+    with pytest.raises(LiveError, match="--key-file"):
+        live_camera(config, model=tiny_model)
+
+
+def test_udp_loopback_in_one_process(clip, tiny_model):
+    stats = live_camera(headless(clip, transport=TransportConfig(kind="udp"), queue_capacity=CLIP_FRAMES,
+                                 capture=CaptureConfig(camera=clip, paced=False, max_frames=4)), model=tiny_model)
+    assert stats.mode == "udp-loopback" and stats.frames_rendered == 4 and stats.latency_clock == "shared"
+    assert stats.transport["sender"]["wire_bytes"] > stats.transport["sender"]["frame_bytes"] > 0
+    assert_every_frame_accounted_for(stats)
+
+
+def test_receiver_half_without_a_sender_times_out(tmp_path, tiny_model):
+    transport = TransportConfig(kind="udp", listen=("127.0.0.1", _free_udp_port()), key_file=tmp_path / "k",
+                                session_timeout_s=0.3)
+    with pytest.raises(SessionTimeoutError, match="no sender started a session within 0.3 s"):
+        live_camera(LiveConfig(backend="torch", output=OutputConfig(window=False), transport=transport),
+                    model=tiny_model)
+
+
+def test_bench_live_tiny(tmp_path):
+    report = tmp_path / "bench.json"
+    assert main(["bench", "live", "--random", "dagan++-tiny", "--bundled", "--frames", "3", "--backends", "torch",
+                 "--baseline-runs", "1", "--json", str(report)]) == 0
+    document = json.loads(report.read_text())
+    assert [run["pacing"] for run in document["runs"]] == ["unpaced", "paced 25 fps"]
+    assert document["baselines"]["torch"]["generator_fps"] > 0
+    unpaced = document["runs"][0]
+    assert unpaced["frames_captured"] == 3 and unpaced["fps"] > 0 and unpaced["vs_generator_only"] > 0
+
+
+def test_receiver_half_quits_while_waiting_for_a_sender(tmp_path, tiny_model):
+    controls = LiveControls()
+    threading.Timer(0.3, controls.quit).start()
+    transport = TransportConfig(kind="udp", listen=("127.0.0.1", _free_udp_port()), key_file=tmp_path / "k")
+    stats = live_camera(LiveConfig(backend="torch", output=OutputConfig(window=False), transport=transport),
+                        model=tiny_model, controls=controls)
+    assert stats.stop_reason == "quit" and stats.frames_rendered == 0
