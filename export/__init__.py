@@ -1,1 +1,12 @@
-"""export: filled in by issue 5 (see README.md in this folder)."""
+"""Exporting a trained model as on-device graphs: ONNX, TFLite (LiteRT) and Core ML, fp32 / fp16 (int8 via `quantization`).
+
+- `python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 --out DIR`
+  (`run.run_export`): every format × precision × graph into DIR, listed in DIR/export.json, with a
+  progress bar and a summary table.
+- `python -m export verify DIR` (`verify.verify_export`): each runnable export against torch on real
+  frames; Core ML structure here, `export/check_coreml_macos.py` on a Mac.
+- `python -m export bench DIR` (`bench.bench_export`): per-graph latency against torch.
+
+The graphs themselves (`sdk.runtime.graphs`) and the runtimes that load these files
+(`sdk.runtime.create_backend`) live in the SDK; this package only converts and checks.
+"""

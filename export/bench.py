@@ -1,0 +1,101 @@
+"""`python -m export bench DIR`: per-graph latency of every runnable export against torch, 1 and 2 threads.
+
+Median over `runs` calls after warm-up, on fixed-shape example inputs, for torch (the model's own
+graph modules) and each ONNX / TFLite group in the folder. Ratios are against torch at the same
+thread count, measured in the same run (the machine is shared: absolute numbers move with load).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from sdk.checkpoint import load_model
+from sdk.runtime.graph_backend import as_array
+from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
+
+from .files import path_sha256
+from .manifest import ExportManifest
+from .request import ExportError
+from .table import format_table
+
+WARMUP_RUNS = 3
+
+
+@dataclass(frozen=True)
+class Timing:
+    graph: str
+    runtime: str  # "torch", "onnx-fp32", "tflite-fp16", ...
+    threads: int
+    median_ms: float
+    ratio_vs_torch: float  # torch ms / this ms: > 1 means faster than torch
+
+
+def median_ms(call: Callable[[], object], runs: int) -> float:
+    for _ in range(WARMUP_RUNS):
+        call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append(1000 * (time.perf_counter() - started))
+    return statistics.median(samples)
+
+
+def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs: int = 50,
+                 model: str | None = None) -> list[Timing]:
+    directory = Path(directory)
+    manifest = ExportManifest.load(directory)
+    torch_model = load_model(model or manifest.model_source)
+    graphs = build_graphs(torch_model)
+    specs = graph_specs(torch_model.cfg)
+    inputs = example_inputs(torch_model.cfg)
+    feeds = {name: {spec: as_array(value) for spec, value in zip(specs[name].input_names, inputs[name])}
+             for name in GRAPH_NAMES}
+    groups = {key: entries for key, entries in manifest.groups().items()
+              if key[0] in ("onnx", "tflite") and all(entry.status == "ok" for entry in entries)}
+    for entries in groups.values():
+        for entry in entries:
+            if path_sha256(directory / entry.path) != entry.sha256:
+                raise ExportError(f"{directory / entry.path}: sha256 differs from export.json; re-export")
+    timings: list[Timing] = []
+    previous_threads = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            baseline = {}
+            for name in GRAPH_NAMES:
+                with torch.inference_mode():
+                    baseline[name] = median_ms(lambda graph=graphs[name], args=inputs[name]: graph(*args), runs)
+                timings.append(Timing(name, "torch", count, baseline[name], 1.0))
+            for (fmt, precision), entries in groups.items():
+                runner = _runner(fmt, {entry.graph: directory / entry.path for entry in entries}, count)
+                for name in GRAPH_NAMES:
+                    ms = median_ms(lambda run=runner.run, graph=name: run(graph, feeds[graph]), runs)
+                    timings.append(Timing(name, f"{fmt}-{precision}", count, ms, baseline[name] / ms))
+    finally:
+        torch.set_num_threads(previous_threads)
+    return timings
+
+
+def _runner(fmt: str, files: dict[str, Path], threads: int):
+    if fmt == "onnx":
+        from sdk.runtime.onnx_backend import OrtRunner, OrtSettings
+
+        return OrtRunner(files, OrtSettings(threads=threads))
+    from sdk.runtime.tflite_backend import TfliteRunner
+
+    return TfliteRunner(files, threads)
+
+
+def bench_table(timings: list[Timing]) -> str:
+    rows = [[t.graph, t.runtime, str(t.threads), f"{t.median_ms:.2f}", f"{t.ratio_vs_torch:.2f}x"] for t in timings]
+    return format_table(["graph", "runtime", "threads", "median ms", "speed vs torch"], rows)
+
+
+def timings_json(timings: list[Timing]) -> list[dict]:
+    return [asdict(timing) for timing in timings]

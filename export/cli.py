@@ -1,0 +1,113 @@
+"""`python -m export ...`: export, `verify DIR` and `bench DIR`; thin argument parsing over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from sdk.errors import SdkError
+
+from .request import FORMATS, PRECISIONS, ExportRequest, parse_choices
+
+EXPORT_EPILOG = """examples:
+  python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 --out exports/default
+  python -m export verify exports/default
+  python -m export bench exports/default --threads 1,2 --runs 50 --json out/export_bench.json"""
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXPORT_EPILOG,
+        description="Export a model's on-device graphs (keypoint encoder, source encoder, generator) "
+                    "to ONNX, TFLite and Core ML. Subcommands: `verify DIR`, `bench DIR`.")
+    parser.add_argument("--model", default="default", help="'default', a shipped model name, or a model folder")
+    parser.add_argument("--format", default="onnx", help=f"comma-separated: {','.join(FORMATS)} (default: onnx)")
+    parser.add_argument("--precision", default="fp32",
+                        help=f"comma-separated: {','.join(PRECISIONS)} (default: fp32; int8 via quantization)")
+    parser.add_argument("--out", required=True, help="export folder (created; export.json lists its files)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (converter tracebacks)")
+    return parser
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export verify",
+                                     description="Run every exported graph that can run here on real test frames "
+                                                 "and compare with torch (max abs error, rendered-frame PSNR).")
+    parser.add_argument("directory", help="an export folder written by `python -m export`")
+    parser.add_argument("--model", help="torch model to compare with (default: the one in export.json)")
+    parser.add_argument("--data", help="prepared data folder for test frames (default: a shared-data test clip)")
+    parser.add_argument("--frames", type=int, default=6, help="frames: one source, the rest driving (default 6)")
+    parser.add_argument("--json", help="report path (default: DIR/verify.json)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export bench",
+                                     description="Per-graph latency of the ONNX / TFLite exports against torch.")
+    parser.add_argument("directory", help="an export folder written by `python -m export`")
+    parser.add_argument("--model", help="torch model (default: the one in export.json)")
+    parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per graph (median; default 50)")
+    parser.add_argument("--json", help="write the timings as JSON here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in ("verify", "bench") else "export"
+    parser = {"export": export_parser, "verify": verify_parser, "bench": bench_parser}[command]()
+    args = parser.parse_args(argv[1:] if command != "export" else argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"export": _export, "verify": _verify, "bench": _bench}[command](args)
+    except SdkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .run import run_export, summary_table
+
+    request = ExportRequest(args.model, parse_choices(args.format, FORMATS, "format"),
+                            parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out))
+    manifest = run_export(request, show_progress=not args.no_progress)
+    print(summary_table(manifest))
+    failed = [entry for entry in manifest.entries if entry.status != "ok"]
+    print(f"\n{len(manifest.entries) - len(failed)} of {len(manifest.entries)} graphs exported to {args.out} "
+          f"(model {manifest.model_id}, sha256 {manifest.model_sha256[:12]}, bitstream v{manifest.bitstream_version})")
+    return 1 if failed else 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import report_table, verify_export
+
+    report = verify_export(args.directory, args.model, args.data, args.frames)
+    print(f"{report.model_id} on {report.frames} frames of {report.clip}\n")
+    print(report_table(report))
+    out = Path(args.json) if args.json else Path(args.directory) / "verify.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    print(f"\n{'PASSED' if report.passed else 'FAILED'}; report: {out}")
+    return 0 if report.passed else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import bench_export, bench_table, timings_json
+    from .request import ExportError
+
+    try:
+        threads = tuple(int(part) for part in args.threads.split(","))
+    except ValueError:
+        raise ExportError(f"--threads {args.threads!r}: expected comma-separated integers") from None
+    timings = bench_export(args.directory, threads, args.runs, args.model)
+    print(bench_table(timings))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(timings_json(timings), indent=1) + "\n")
+    return 0

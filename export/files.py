@@ -1,0 +1,63 @@
+"""Where each exported graph lives in an export folder, and writing files so a reader never sees half of one."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from sdk.runtime.onnx_export import onnx_graph_path
+from sdk.runtime.tflite_backend import tflite_graph_path
+
+EXTENSIONS = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
+
+
+def graph_path(directory: Path, fmt: str, precision: str, graph: str) -> Path:
+    """``DIR/<format>/<precision>/<graph><ext>`` (the backends read the same layout)."""
+    if fmt == "onnx":
+        return onnx_graph_path(directory, precision, graph)
+    if fmt == "tflite":
+        return tflite_graph_path(directory, precision, graph)
+    return Path(directory) / fmt / precision / f"{graph}{EXTENSIONS[fmt]}"
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(partial, 0o644)  # mkstemp makes it private; exported graphs are meant to be shipped
+        os.replace(partial, path)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return path
+
+
+def replace_directory(partial: Path, path: Path) -> Path:
+    """Move a finished directory (an .mlpackage) into place, replacing an older one."""
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)
+    return path
+
+
+def path_size(path: Path) -> int:
+    """Bytes of a file, or of every file under a directory."""
+    if path.is_dir():
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+    return path.stat().st_size
+
+
+def path_sha256(path: Path) -> str:
+    """sha256 of a file, or of a directory's files (relative names and contents, in name order)."""
+    digest = hashlib.sha256()
+    items = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path]
+    for item in items:
+        if path.is_dir():
+            digest.update(str(item.relative_to(path)).encode())
+        with item.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

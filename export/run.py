@@ -1,0 +1,112 @@
+"""`python -m export`: every requested format × precision × graph written into one folder, with a summary.
+
+A failed conversion is recorded (status "failed" and the error) and the others go on; the exit
+status says whether all succeeded. Exporting again into the same folder replaces the entries it
+writes and keeps the others, so formats can be added one run at a time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from sdk.checkpoint import load_model
+from sdk.models import TalkingHeadModel
+from sdk.runtime.graphs import GRAPH_NAMES, graph_specs
+from sdk.runtime.metadata import BITSTREAM_VERSION, GraphMetadata, graph_metadata, model_sha256
+from sdk.runtime.onnx_export import write_onnx_graph
+
+from .files import graph_path, path_sha256, path_size
+from .int8 import int8_hook, write_int8
+from .manifest import ExportEntry, ExportManifest
+from .request import FORMATS, PRECISIONS, ExportError, ExportRequest
+from .table import format_table, megabytes
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[TalkingHeadModel, str, str, Path, GraphMetadata], Path]
+
+
+def float_writer(fmt: str) -> Writer:
+    """The fp32/fp16 writer of a format (imported on use: each pulls in its converter)."""
+    if fmt == "onnx":
+        return write_onnx_graph
+    if fmt == "tflite":
+        from .tflite_writer import write_tflite
+        return write_tflite
+    if fmt == "coreml":
+        from .coreml_writer import write_coreml
+        return write_coreml
+    raise ExportError(f"unknown format {fmt!r}")
+
+
+def write_graph(model: TalkingHeadModel, fmt: str, precision: str, graph: str, path: Path,
+                metadata: GraphMetadata) -> Path:
+    if precision == "int8":
+        return write_int8(model, fmt, graph, path, metadata)
+    return float_writer(fmt)(model, graph, precision, path, metadata)
+
+
+def run_export(request: ExportRequest, show_progress: bool = True) -> ExportManifest:
+    """Load the model, write every graph, save `export.json`; returns the manifest."""
+    from tqdm import tqdm
+
+    from sdk import __version__
+
+    if "int8" in request.precisions:
+        int8_hook()  # fail before any conversion when int8 cannot be made here
+    model = load_model(request.model)
+    sha256 = model_sha256(model)
+    out = Path(request.out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out}: exists and is not a folder")
+    manifest = _start_manifest(out, request.model, model, sha256, __version__)
+    specs = graph_specs(model.cfg)
+    jobs = [(fmt, precision, graph) for fmt in request.formats for precision in request.precisions
+            for graph in GRAPH_NAMES]
+    written: list[ExportEntry] = []
+    with tqdm(jobs, disable=not show_progress, unit="graph", dynamic_ncols=True) as progress:
+        for fmt, precision, graph in progress:
+            progress.set_description(f"{fmt} {precision} {graph}")
+            path = graph_path(out, fmt, precision, graph)
+            relative = str(path.relative_to(out))
+            started = time.perf_counter()
+            try:
+                write_graph(model, fmt, precision, graph, path, graph_metadata(model, specs[graph], precision, sha256))
+            except Exception as exc:  # noqa: BLE001 - any converter failure goes in the table; the others go on
+                log.debug("%s %s %s failed:\n%s", fmt, precision, graph, traceback.format_exc())
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                written.append(ExportEntry(fmt, precision, graph, relative, "failed",
+                                           seconds=time.perf_counter() - started, error=message[:300]))
+                continue
+            written.append(ExportEntry(fmt, precision, graph, relative, "ok", path_size(path),
+                                       round(time.perf_counter() - started, 2), path_sha256(path)))
+    replaced = {(entry.format, entry.precision, entry.graph) for entry in written}
+    kept = [entry for entry in manifest.entries if (entry.format, entry.precision, entry.graph) not in replaced]
+    manifest.entries = sorted(kept + written, key=lambda entry: (
+        FORMATS.index(entry.format), PRECISIONS.index(entry.precision), GRAPH_NAMES.index(entry.graph)))
+    manifest.save(out)
+    return manifest
+
+
+def _start_manifest(out: Path, source: str, model: TalkingHeadModel, sha256: str, version: str) -> ExportManifest:
+    fresh = ExportManifest(source, model.cfg.name, sha256, BITSTREAM_VERSION, version)
+    if not (out / "export.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        return fresh
+    previous = ExportManifest.load(out)
+    if previous.model_sha256 != sha256:
+        raise ExportError(f"--out {out}: holds graphs of another model ({previous.model_id}, "
+                          f"{previous.model_sha256[:12]}); choose a new folder")
+    fresh.entries = previous.entries
+    return fresh
+
+
+def summary_table(manifest: ExportManifest) -> str:
+    rows = [[entry.format, entry.precision, entry.graph, entry.path if entry.status == "ok" else "-",
+             megabytes(entry.bytes) if entry.status == "ok" else "-", f"{entry.seconds:.1f} s",
+             entry.status if entry.status == "ok" else f"FAILED: {entry.error}"]
+            for entry in manifest.entries]
+    return format_table(["format", "precision", "graph", "file", "size", "export time", "status"], rows)

@@ -1,0 +1,241 @@
+"""`python -m export verify DIR`: run every exported graph that can run here on real frames; compare with torch.
+
+For each format × precision of the folder:
+1. integrity: every file exists and matches the sha256 recorded at export (else "corrupt");
+2. graphs, on identical inputs: the keypoint encoder on every frame, the source encoder on the
+   first, the generator on torch's source tensors and driving keypoints — max abs error per output;
+3. end to end: the first frame is the avatar, the others drive it with relative motion through
+   `TalkingHeadPipeline` on the exported backend and on torch — PSNR of the rendered frames;
+4. Core ML (no predict on Linux): names, shapes, metadata, op set and compute precision.
+A group passes when its keypoint errors and its lowest PSNR are within `TOLERANCES[precision]`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdk.checkpoint import load_model
+from sdk.errors import SdkError
+from sdk.models import TalkingHeadModel
+from sdk.pipeline import TalkingHeadPipeline
+from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array
+from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, graph_specs, source_state_tensors
+from sdk.runtime.metadata import graph_metadata, model_sha256
+from sdk.runtime.torch_backend import TorchBackend
+
+from .files import path_sha256
+from .frames import test_frames
+from .manifest import ExportEntry, ExportManifest
+from .request import ExportError
+from .table import format_table
+
+KEYPOINT_OUTPUTS = ("keypoints", "jacobians", "source_keypoints", "source_jacobians")
+PSNR_CAP_DB = 100.0  # identical frames: reported as this instead of infinity
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Largest keypoint/Jacobian error and lowest rendered-frame PSNR (dB) that pass."""
+    keypoint_error: float
+    min_psnr_db: float
+
+
+TOLERANCES = {"fp32": Tolerance(1e-3, 40.0), "fp16": Tolerance(3e-2, 30.0), "int8": Tolerance(1e-1, 25.0)}
+
+
+@dataclass
+class GroupResult:
+    """One format × precision. status: pass, fail, checked (structure only), corrupt, error, incomplete."""
+    format: str
+    precision: str
+    status: str
+    max_abs_error: dict[str, float] = field(default_factory=dict)  # "graph.output" -> error
+    psnr_mean_db: float | None = None
+    psnr_min_db: float | None = None
+    note: str = ""
+
+
+@dataclass
+class VerifyReport:
+    directory: str
+    model_id: str
+    model_sha256: str
+    clip: str
+    frames: int
+    groups: list[GroupResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(group.status in ("pass", "checked") for group in self.groups)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Torch's outputs on the test frames: what every exported group is compared with."""
+    frames: list[np.ndarray]
+    images: list[torch.Tensor]  # (1, 3, R, R) model inputs
+    feeds: dict[str, list[dict[str, np.ndarray]]]  # graph -> one feed per evaluation
+    outputs: dict[str, list[dict[str, np.ndarray]]]  # graph -> torch outputs for those feeds
+    rendered: list[torch.Tensor]  # end-to-end torch frames, (1, 3, R, R)
+
+
+def verify_export(directory: str | Path, model: str | None = None, prepared: str | Path | None = None,
+                  frames: int = 6) -> VerifyReport:
+    """Verify every format × precision in `directory` (see the module docstring).
+
+    model: the torch model to compare with (default: the one named in export.json); it must be the
+    exported model (same `model_sha256`). prepared: a prepared data folder to take test frames from.
+    """
+    directory = Path(directory)
+    manifest = ExportManifest.load(directory)
+    torch_model = load_model(model or manifest.model_source)
+    if model_sha256(torch_model) != manifest.model_sha256:
+        raise ExportError(f"{directory}: exported from model {manifest.model_sha256[:12]} ({manifest.model_id}), "
+                          f"but {model or manifest.model_source} is {model_sha256(torch_model)[:12]}; pass --model")
+    clip, crops = test_frames(torch_model.cfg.resolution, frames, Path(prepared) if prepared else None)
+    reference = torch_reference(torch_model, crops)
+    groups = [verify_group(directory, fmt, precision, entries, torch_model, manifest.model_sha256, reference)
+              for (fmt, precision), entries in manifest.groups().items()]
+    return VerifyReport(str(directory), manifest.model_id, manifest.model_sha256, clip, len(crops), groups)
+
+
+def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray]) -> Reference:
+    pipeline = TalkingHeadPipeline(TorchBackend(model))
+    images = [pipeline.to_model_input(crop) for crop in crops]
+    graphs = build_graphs(model)
+    specs = graph_specs(model.cfg)
+    feeds: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
+    outputs: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
+
+    def record(graph: str, inputs: tuple[torch.Tensor, ...]) -> None:
+        with torch.inference_mode():
+            result = graphs[graph](*inputs)
+        result = (result,) if isinstance(result, torch.Tensor) else result
+        feeds[graph].append({name: as_array(value) for name, value in zip(specs[graph].input_names, inputs)})
+        outputs[graph].append({name: as_array(value) for name, value in zip(specs[graph].output_names, result)})
+
+    for image in images:
+        record("keypoint_encoder", (image,))
+    record("source_encoder", (images[0],))
+    state = pipeline.prepare_source(crops[0])
+    flat = source_state_tensors(state, with_depth=False)  # keypoints, jacobians, features...
+    rendered = []
+    for crop in crops[1:]:
+        driving = pipeline.driving_keypoints(state, pipeline.encode(crop))
+        record("generator", (images[0], flat[0], flat[1], driving.value, driving.jacobian, *flat[2:]))
+        rendered.append(pipeline.backend.render(state, driving))
+    return Reference(crops, images, feeds, outputs, rendered)
+
+
+def verify_group(directory: Path, fmt: str, precision: str, entries: list[ExportEntry], model: TalkingHeadModel,
+                 sha256: str, reference: Reference) -> GroupResult:
+    result = GroupResult(fmt, precision, "error")
+    failed = [entry.graph for entry in entries if entry.status != "ok"]
+    present = {entry.graph for entry in entries}
+    if failed or present != set(GRAPH_NAMES):
+        result.status = "incomplete"
+        result.note = ("export failed for " + ", ".join(failed) if failed
+                       else "missing graphs " + ", ".join(sorted(set(GRAPH_NAMES) - present)))
+        return result
+    files = {entry.graph: directory / entry.path for entry in entries}
+    for entry in entries:
+        path = files[entry.graph]
+        if not path.exists():
+            result.status, result.note = "corrupt", f"{path}: missing"
+            return result
+        if path_sha256(path) != entry.sha256:
+            result.status, result.note = "corrupt", f"{path}: sha256 differs from export.json (file changed or damaged)"
+            return result
+    try:
+        if fmt == "coreml":
+            return _check_coreml_group(result, files, model, sha256, precision)
+        runner = _runner(fmt, files)
+        backend = GraphBackend(runner, f"{fmt}-{precision}")
+    except SdkError as exc:
+        result.note = str(exc)
+        return result
+    for graph in GRAPH_NAMES:
+        for feeds, expected in zip(reference.feeds[graph], reference.outputs[graph]):
+            got = runner.run(graph, feeds)
+            for name, value in expected.items():
+                key = f"{graph}.{name}"
+                error = float(np.abs(got[name] - value).max())
+                result.max_abs_error[key] = max(result.max_abs_error.get(key, 0.0), error)
+    psnrs = _end_to_end_psnr(backend, reference)
+    result.psnr_mean_db, result.psnr_min_db = float(np.mean(psnrs)), float(np.min(psnrs))
+    tolerance = TOLERANCES[precision]
+    worst_keypoint = max(error for key, error in result.max_abs_error.items() if key.split(".")[1] in KEYPOINT_OUTPUTS)
+    passed = worst_keypoint <= tolerance.keypoint_error and result.psnr_min_db >= tolerance.min_psnr_db
+    result.status = "pass" if passed else "fail"
+    result.note = (f"keypoint error {worst_keypoint:.2g} (limit {tolerance.keypoint_error:g}), "
+                   f"min PSNR {result.psnr_min_db:.1f} dB (limit {tolerance.min_psnr_db:g})")
+    return result
+
+
+def _runner(fmt: str, files: dict[str, Path]) -> GraphRunner:
+    if fmt == "onnx":
+        from sdk.runtime.onnx_backend import OrtRunner
+
+        return OrtRunner(files)
+    if fmt == "tflite":
+        from sdk.runtime.tflite_backend import TfliteRunner
+
+        return TfliteRunner(files)
+    raise ExportError(f"no runner for format {fmt!r}")
+
+
+def _end_to_end_psnr(backend: GraphBackend, reference: Reference) -> list[float]:
+    pipeline = TalkingHeadPipeline(backend)
+    state = pipeline.prepare_source(reference.frames[0])
+    psnrs = []
+    for crop, expected in zip(reference.frames[1:], reference.rendered):
+        rendered = pipeline.render_tensor(state, pipeline.encode(crop))
+        mse = float(((rendered.float() - expected.float()) ** 2).mean())
+        psnrs.append(PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse)))
+    return psnrs
+
+
+def _check_coreml_group(result: GroupResult, files: dict[str, Path], model: TalkingHeadModel, sha256: str,
+                        precision: str) -> GroupResult:
+    from .coreml_writer import check_coreml
+
+    specs = graph_specs(model.cfg)
+    problems = []
+    ops = 0
+    for graph, path in files.items():
+        try:
+            structure, found = check_coreml(path, graph_metadata(model, specs[graph], precision, sha256))
+        except ValueError as exc:
+            result.status, result.note = "corrupt", str(exc)
+            return result
+        ops += sum(structure.ops.values())
+        problems += [f"{graph}: {problem}" for problem in found]
+    result.status = "fail" if problems else "checked"
+    result.note = "; ".join(problems) if problems else (
+        f"structure, shapes, metadata and precision checked ({ops} MIL ops); Core ML cannot predict on "
+        "Linux: run `python -m export.check_coreml_macos DIR` on a Mac")
+    return result
+
+
+def report_table(report: VerifyReport) -> str:
+    rows = []
+    for group in report.groups:
+        errors = group.max_abs_error
+        rows.append([group.format, group.precision, group.status.upper(),
+                     _worst(errors, "keypoint_encoder"), _worst(errors, "source_encoder"), _worst(errors, "generator"),
+                     "-" if group.psnr_mean_db is None else f"{group.psnr_mean_db:.1f} / {group.psnr_min_db:.1f}",
+                     group.note])
+    return format_table(["format", "precision", "status", "max err kp-enc", "max err src-enc", "max err gen",
+                         "PSNR mean/min dB", "note"], rows)
+
+
+def _worst(errors: dict[str, float], graph: str) -> str:
+    values = [error for key, error in errors.items() if key.startswith(graph + ".")]
+    return f"{max(values):.2e}" if values else "-"

@@ -1,0 +1,169 @@
+"""`python -m export` / `verify` / `bench` on a tiny model: every format, real test frames, bad inputs."""
+import json
+import shutil
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.cli import main
+from export.coreml_writer import read_coreml
+from export.manifest import ExportManifest
+from export.tflite_writer import add_metadata, fp16_weights
+from sdk.checkpoint import load_model, save_model
+from sdk.models import TalkingHeadModel, get_config
+from sdk.runtime import BITSTREAM_VERSION, create_backend, graph_specs, model_sha256
+from sdk.runtime.graphs import build_graphs, example_inputs
+from sdk.runtime.metadata import GraphMetadata, graph_metadata
+from sdk.runtime.tflite_backend import TfliteRunner, read_tflite_metadata
+
+FORMATS = {"onnx": "fp32,fp16", "tflite": "fp32", "coreml": "fp32,fp16"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = TalkingHeadModel(get_config("dagan++-tiny"))
+    for attention in model.generator.attention:
+        attention.gamma.data.fill_(0.5)  # untrained attention is the identity; make it count
+    directory = tmp_path_factory.mktemp("model") / "tiny"
+    save_model(model, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tmp_path_factory):
+    """The tiny model in every format (TFLite at fp32 only: its conversion is the slow one)."""
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    for fmt, precisions in FORMATS.items():
+        code = main(["--model", str(model_dir), "--format", fmt, "--precision", precisions, "--out", str(out),
+                     "--no-progress"])
+        assert code == 0
+    return out
+
+
+def test_export_writes_every_format_with_a_summary(export_dir, model_dir, capsys):
+    manifest = ExportManifest.load(export_dir)
+    assert len(manifest.entries) == 15 and all(entry.status == "ok" for entry in manifest.entries)
+    assert manifest.model_sha256 == model_sha256(load_model(model_dir))
+    assert manifest.bitstream_version == BITSTREAM_VERSION
+    for entry in manifest.entries:
+        assert (export_dir / entry.path).exists() and entry.bytes > 0 and len(entry.sha256) == 64
+    # Exporting again into the folder replaces its entries and keeps the others.
+    assert main(["--model", str(model_dir), "--format", "onnx", "--out", str(export_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "format  precision  graph" in out and "15 of 15 graphs exported" in out
+
+
+def test_every_file_carries_its_metadata(export_dir, model_dir):
+    model = load_model(model_dir)
+    sha = model_sha256(model)
+    specs = graph_specs(model.cfg)
+    for graph in specs:
+        onnx_model = onnx.load(str(export_dir / "onnx" / "fp16" / f"{graph}.onnx"))
+        from_onnx = GraphMetadata.from_strings({p.key: p.value for p in onnx_model.metadata_props}, graph)
+        from_tflite = read_tflite_metadata(export_dir / "tflite" / "fp32" / f"{graph}.tflite")
+        coreml = read_coreml(export_dir / "coreml" / "fp16" / f"{graph}.mlpackage")
+        for metadata, precision in ((from_onnx, "fp16"), (from_tflite, "fp32"), (coreml.metadata, "fp16")):
+            assert metadata == graph_metadata(model, specs[graph], precision, sha)
+        assert [i.name for i in onnx_model.graph.input] == specs[graph].input_names
+        assert list(coreml.inputs) == specs[graph].input_names
+        assert coreml.outputs == {t.name: t.shape for t in specs[graph].outputs}
+    assert json.loads(from_onnx.to_strings()["sdk.inputs"])[0]["meaning"].startswith("RGB float32 in [0, 1]")
+    assert coreml.ops.get("resample") == 4 and coreml.compute_types.get("FLOAT16", 0) > 100
+
+
+def test_verify_compares_every_runnable_export_with_torch(export_dir, capsys):
+    assert main(["verify", str(export_dir), "--frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "frames of" in out
+    report = json.loads((export_dir / "verify.json").read_text())
+    status = {(g["format"], g["precision"]): g for g in report["groups"]}
+    assert {key: group["status"] for key, group in status.items()} == {
+        ("onnx", "fp32"): "pass", ("onnx", "fp16"): "pass", ("tflite", "fp32"): "pass",
+        ("coreml", "fp32"): "checked", ("coreml", "fp16"): "checked"}
+    assert status[("onnx", "fp32")]["max_abs_error"]["keypoint_encoder.keypoints"] < 1e-4
+    assert status[("tflite", "fp32")]["psnr_min_db"] >= 40
+    assert report["frames"] == 3 and report["clip"]
+
+
+def test_exported_tflite_runs_as_a_backend_and_fp16_halves_weights(export_dir, model_dir, tmp_path):
+    model = load_model(model_dir)
+    backend = create_backend(model, "tflite", graphs=export_dir)
+    assert backend.name == "tflite-xnnpack"
+    image = example_inputs(model.cfg)["keypoint_encoder"][0]
+    assert torch.allclose(backend.encode(image).value, model.encode(image).value, atol=1e-4)
+    # fp16 weights, on the converted fp32 graph (`write_tflite` does the same after converting;
+    # converting again would only repeat the slow part).
+    fp32 = export_dir / "tflite" / "fp32" / "keypoint_encoder.tflite"
+    spec = graph_specs(model.cfg)["keypoint_encoder"]
+    path = tmp_path / "kp16.tflite"
+    path.write_bytes(add_metadata(fp16_weights(fp32.read_bytes()), graph_metadata(model, spec, "fp16").to_strings()))
+    assert path.stat().st_size < 0.75 * fp32.stat().st_size
+    assert read_tflite_metadata(path).precision == "fp16"
+    runner = TfliteRunner({**backend.runner.files, "keypoint_encoder": path})
+    keypoints = runner.run("keypoint_encoder", {"image": image.numpy()})["keypoints"]
+    with torch.no_grad():
+        expected = build_graphs(model)["keypoint_encoder"](image)[0].numpy()
+    assert np.abs(keypoints - expected).max() < 3e-2
+
+
+def test_bench_times_each_graph_against_torch(export_dir):
+    from export.bench import bench_export, bench_table
+
+    timings = bench_export(export_dir, threads=(1,), runs=2)
+    runtimes = {timing.runtime for timing in timings}
+    assert runtimes == {"torch", "onnx-fp32", "onnx-fp16", "tflite-fp32"}
+    assert len(timings) == 3 * len(runtimes) and all(timing.median_ms > 0 for timing in timings)
+    assert "speed vs torch" in bench_table(timings)
+
+
+def test_bad_export_requests_fail_clearly(model_dir, tmp_path, capsys, monkeypatch):
+    # int8 comes from the quantization package; here it is made unimportable to check the message.
+    monkeypatch.setitem(sys.modules, "quantization", None)
+    out = str(tmp_path / "out")
+    cases = [
+        (["--model", str(model_dir), "--format", "onnx,gif", "--out", out], "unknown format 'gif'"),
+        (["--model", str(model_dir), "--precision", "fp8", "--out", out], "unknown precision 'fp8'"),
+        (["--model", str(model_dir), "--format", "", "--out", out], "no format given"),
+        (["--model", str(tmp_path), "--out", out], "missing config.json"),
+        (["--model", str(model_dir / "weights.safetensors"), "--out", out], "no such model directory"),
+        (["--model", str(model_dir), "--precision", "int8", "--out", out], "int8 needs `python -m quantization"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--no-progress"]) == 2, argv
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_into_a_folder_of_another_model_is_refused(export_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    torch.manual_seed(5)
+    save_model(TalkingHeadModel(get_config("fomm-tiny")), other)
+    assert main(["--model", str(other), "--out", str(export_dir), "--no-progress"]) == 2
+    assert "holds graphs of another model" in capsys.readouterr().err
+
+
+def test_verify_reports_corrupt_exports(export_dir, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(export_dir, damaged, ignore=shutil.ignore_patterns("tflite", "coreml"))
+    generator = damaged / "onnx" / "fp32" / "generator.onnx"
+    generator.write_bytes(generator.read_bytes()[: generator.stat().st_size // 2])
+    manifest = ExportManifest.load(damaged)
+    manifest.entries = [entry for entry in manifest.entries if entry.format == "onnx"]
+    manifest.save(damaged)
+    assert main(["verify", str(damaged), "--frames", "2"]) == 1
+    report = json.loads((damaged / "verify.json").read_text())
+    corrupt = [g for g in report["groups"] if g["status"] == "corrupt"]
+    assert len(corrupt) == 1 and "generator.onnx: sha256 differs" in corrupt[0]["note"]
+    assert "FAILED" in capsys.readouterr().out
+
+    (damaged / "export.json").write_text("{not json")
+    assert main(["verify", str(damaged)]) == 2
+    assert "export.json: corrupt" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nowhere")]) == 2
+    assert "no such export folder" in capsys.readouterr().err
+    assert main(["bench", str(export_dir), "--threads", "one"]) == 2
+    assert "expected comma-separated integers" in capsys.readouterr().err
