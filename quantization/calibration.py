@@ -1,0 +1,170 @@
+"""Calibration frames for INT8: real face crops, checked by the face front end, turned into graph inputs.
+
+A calibration source is either a prepared folder (`python -m sdk data prepare`; its `split` clips,
+crops already made) or a folder of portrait images, which the face front end crops
+(`sdk.crop_portrait`). Every frame goes through the face detector first: frames without a face
+are counted and dropped, and a set where no frame shows a face raises `NoFaceError`, since
+ranges calibrated on anything else would not describe the frames the model runs on.
+
+Pairs: from a prepared folder, a source and a driving frame of the same clip (self-reenactment,
+as in training); from an image folder, each image is a source driven by the next image.
+`graph_feeds` runs the fp32 torch graphs on the pairs to get every graph's inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from sdk.data.datasets import load_frame, read_prepared_manifest
+from sdk.errors import NoFaceError
+from sdk.media import to_tensor
+from sdk.models import TalkingHeadModel
+
+from .errors import QuantizationError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The detector is run on crops brought to this side: prepared crops can be as small as 64².
+DETECTION_SIDE = 256
+
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Where calibration frames come from and how many.
+
+    source: a prepared folder (has manifest.csv) or a folder of portrait images.
+    split: the prepared split to draw from (calibrate on train, evaluate on test).
+    pairs: (source, driving) frame pairs; each pair gives one input set per graph.
+    seed: which frames are drawn.
+    """
+    source: Path = Path("cache/prepared")
+    split: str = "train"
+    pairs: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", Path(self.source))
+        if self.pairs < 1:
+            raise QuantizationError(f"calibration needs at least 1 frame pair, got {self.pairs}")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """RGB uint8 crops (R, R, 3) at the model's resolution: sources[i] is driven by drivers[i]."""
+    sources: list[np.ndarray]
+    drivers: list[np.ndarray]
+    frames_without_face: int  # drawn frames the detector found no face in (dropped)
+    origin: str  # what the frames came from, for reports
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def load_calibration(config: CalibrationConfig, resolution: int) -> CalibrationSet:
+    """The calibration pairs of `config` at `resolution`; NoFaceError when no drawn frame shows a face."""
+    if not config.source.is_dir():
+        raise QuantizationError(f"{config.source}: calibration source is not a folder (expected a prepared "
+                                "folder with manifest.csv or a folder of portrait images)")
+    if (config.source / "manifest.csv").is_file():
+        return _prepared_pairs(config, resolution)
+    return _image_pairs(config, resolution)
+
+
+def _prepared_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSet:
+    clips = read_prepared_manifest(config.source, config.split, min_frames=2)
+    rng = np.random.default_rng(config.seed)
+    detector = _FaceCheck()
+    sources, drivers, without_face = [], [], 0
+    try:
+        # One draw per requested pair, spread over the clips. A pair with a faceless frame is dropped and
+        # counted, not redrawn, so a set without faces ends (with NoFaceError) instead of looping.
+        for index in range(config.pairs):
+            clip = clips[index % len(clips)]
+            first, second = rng.choice(clip.frames, 2, replace=False)
+            pair = [load_frame(clip.frame_path(int(i)), resolution) for i in (first, second)]
+            missing = sum(not detector.has_face(frame) for frame in pair)
+            if missing:
+                without_face += missing
+                continue
+            sources.append(pair[0])
+            drivers.append(pair[1])
+    finally:
+        detector.close()
+    origin = f"{config.source} ({config.split} split, {len(clips)} clips)"
+    return _checked(CalibrationSet(sources, drivers, without_face, origin), config)
+
+
+def _image_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSet:
+    from sdk.face import FaceLandmarker, crop_portrait
+
+    paths = sorted(p for p in config.source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise QuantizationError(f"{config.source}: no manifest.csv and no images ({', '.join(IMAGE_SUFFIXES)})")
+    crops, without_face = [], 0
+    landmarker = FaceLandmarker()
+    try:
+        for path in paths[:config.pairs]:
+            try:
+                crop, _ = crop_portrait(path, size=resolution, landmarker=landmarker)
+            except NoFaceError:
+                without_face += 1
+                continue
+            crops.append(crop)
+    finally:
+        landmarker.close()
+    drivers = crops[1:] + crops[:1]
+    return _checked(CalibrationSet(crops, drivers, without_face, f"{config.source} ({len(paths)} images)"), config)
+
+
+def _checked(calibration: CalibrationSet, config: CalibrationConfig) -> CalibrationSet:
+    if not calibration.sources:
+        raise NoFaceError(f"{config.source}: no face found in any calibration frame "
+                          f"({calibration.frames_without_face} frames checked); calibrate on face crops")
+    return calibration
+
+
+class _FaceCheck:
+    """The face detector of the SDK's front end, on crops brought to `DETECTION_SIDE`."""
+
+    def __init__(self) -> None:
+        from sdk.face import FaceDetector
+
+        self.detector = FaceDetector()
+
+    def has_face(self, crop: np.ndarray) -> bool:
+        if crop.shape[0] != DETECTION_SIDE:
+            crop = cv2.resize(crop, (DETECTION_SIDE, DETECTION_SIDE), interpolation=cv2.INTER_LINEAR)
+        return bool(self.detector.detect(crop))
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+@torch.inference_mode()
+def graph_feeds(model: TalkingHeadModel, calibration: CalibrationSet) -> dict[str, list[Feeds]]:
+    """Inputs of every graph (by `sdk.runtime.graphs` name) for each calibration pair, from the fp32 torch graphs.
+
+    keypoint_encoder: the driving frames; source_encoder: the source frames; generator: the source
+    encoder's outputs with the driving frames' keypoints (absolute motion).
+    """
+    from sdk.runtime.graphs import build_graphs, graph_specs
+
+    graphs = build_graphs(model)
+    specs = graph_specs(model.cfg)
+    feeds: dict[str, list[Feeds]] = {name: [] for name in specs}
+    for source, driver in zip(calibration.sources, calibration.drivers):
+        source_image, driving_image = to_tensor(source), to_tensor(driver)
+        outputs = dict(zip(specs["source_encoder"].output_names, graphs["source_encoder"](source_image)))
+        keypoints, jacobians = graphs["keypoint_encoder"](driving_image)
+        available = {**outputs, "source_image": source_image, "driving_keypoints": keypoints,
+                     "driving_jacobians": jacobians}
+        feeds["keypoint_encoder"].append({"image": driving_image.numpy()})
+        feeds["source_encoder"].append({"image": source_image.numpy()})
+        feeds["generator"].append({name: available[name].numpy() for name in specs["generator"].input_names})
+    return feeds
+
