@@ -63,6 +63,30 @@ def test_header_rejects_corruption_with_codec_error():
     assert issubclass(CodecError, SdkError)
 
 
+def test_header_rejects_what_the_spec_lists_and_non_bytes():
+    """docs/bitstream.md §2: every listed defect (with a valid CRC) is a CodecError, as is a non-bytes header."""
+    import struct
+    import zlib
+
+    data = make_header().to_bytes()
+
+    def patched(offset: int, value: bytes) -> bytes:
+        body = data[:offset] + value + data[offset + len(value):-4]
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    for offset, value, match in [(5, b"\x0a", "flags"), (5, b"\x1b", "flags"), (5, b"\x0f", "extra-dims"),
+                                 (6, b"\x00", "num_kp"), (8, b"\x00\x00", "resolution"),
+                                 (10, b"\x00\x00\x00\x00", "frame rate"), (14, b"\x00\x00", "keypoint_step"),
+                                 (20, b"\x00", "keyframe_interval"), (20, b"\x80", "keyframe_interval")]:
+        with pytest.raises(CodecError, match=match):
+            StreamHeader.from_bytes(patched(offset, value))
+    with pytest.raises(CodecError, match="UTF-8"):
+        StreamHeader.from_bytes(patched(23, b"\xff"))
+    for not_bytes in ("THKC", None, 40):
+        with pytest.raises(CodecError, match="bytes"):
+            StreamHeader.from_bytes(not_bytes)  # type: ignore[arg-type]
+
+
 def test_header_validates_fields():
     with pytest.raises(CodecError, match="hex"):
         make_header().__class__("m", "xyz", K, 128, 25.0)

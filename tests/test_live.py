@@ -2,6 +2,7 @@
 import json
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from sdk.live.queues import DropOldestQueue
 from sdk.live.stream import parse_and_check_header, stream_header
 from sdk.models import TalkingHeadModel, get_config
 from sdk.runtime import model_sha256
-from sdk.transport import Impairment, SessionTimeoutError
+from sdk.transport import Impairment, SessionKey, SessionTimeoutError
 
 from conftest import data_file
 
@@ -91,7 +92,6 @@ def test_drop_oldest_queue_keeps_the_newest_and_counts():
     assert waiting.put_waiting("a", cancel)
     cancel.set()
     assert not waiting.put_waiting("b", cancel) and waiting.dropped == 0 and waiting.get(0.0) == "a"
-    assert waiting.discard() == 0
 
 
 def test_keys_steer_the_session_and_no_display_is_a_clear_error(monkeypatch):
@@ -320,3 +320,16 @@ def test_receiver_half_quits_while_waiting_for_a_sender(tmp_path, tiny_model):
     stats = live_camera(LiveConfig(backend="torch", output=OutputConfig(window=False), transport=transport),
                         model=tiny_model, controls=controls)
     assert stats.stop_reason == "quit" and stats.frames_rendered == 0
+
+
+def test_sender_half_quits_while_waiting_for_a_receiver(tmp_path, clip, tiny_model):
+    """Quit must not wait out the session timeout while the sender's handshake goes unanswered."""
+    key_file = SessionKey.generate().save(tmp_path / "k")
+    controls = LiveControls()
+    threading.Timer(0.3, controls.quit).start()
+    transport = TransportConfig(kind="udp", connect=("127.0.0.1", _free_udp_port()), key_file=key_file,
+                                session_timeout_s=60.0)
+    began = time.monotonic()
+    stats = live_camera(headless(clip, transport=transport), model=tiny_model, controls=controls)
+    assert time.monotonic() - began < 20
+    assert stats.stop_reason == "quit" and stats.frames_sent == 0

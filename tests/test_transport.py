@@ -123,6 +123,17 @@ def test_timeouts_raise_or_return_none_and_never_stall():
     assert time.monotonic() - started < 3
 
 
+def test_close_cancels_a_start_session_waiting_for_the_receiver():
+    sender, _ = inproc_pair(SessionKey.generate())  # nobody answers the handshake
+    threading.Timer(0.2, sender.close).start()
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="closed before the session started"):
+        sender.start_session(HEADER, timeout_s=30.0)
+    assert time.monotonic() - started < 3
+    with pytest.raises(TransportError, match="closed"):
+        sender.start_session(HEADER)
+
+
 def test_receiver_with_another_key_never_answers():
     sender, _ = inproc_pair(SessionKey.generate())
     _, stranger = inproc_pair(SessionKey.generate())

@@ -14,6 +14,13 @@ QUARTER = 1 << (PRECISION - 2)
 MAX_TOTAL = 1 << 16
 
 
+def _narrow(low_state: int, high_state: int, low: int, high: int, total: int) -> tuple[int, int]:
+    """The interval [low_state, high_state] narrowed to the symbol [low, high) of `total`
+    (the same update on both sides)."""
+    span = high_state - low_state + 1
+    return low_state + span * low // total, low_state + span * high // total - 1
+
+
 class ArithmeticEncoder:
     def __init__(self) -> None:
         self.low = 0
@@ -28,9 +35,7 @@ class ArithmeticEncoder:
 
     def encode(self, low: int, high: int, total: int) -> None:
         """Code the symbol occupying [low, high) of `total`."""
-        span = self.high - self.low + 1
-        self.high = self.low + span * high // total - 1
-        self.low = self.low + span * low // total
+        self.low, self.high = _narrow(self.low, self.high, low, high, total)
         while True:
             if self.high < HALF:
                 self._emit(0)
@@ -89,9 +94,7 @@ class ArithmeticDecoder:
 
     def consume(self, low: int, high: int, total: int) -> None:
         """Remove the symbol [low, high) found through `target`."""
-        span = self.high - self.low + 1
-        self.high = self.low + span * high // total - 1
-        self.low = self.low + span * low // total
+        self.low, self.high = _narrow(self.low, self.high, low, high, total)
         while True:
             if self.high < HALF:
                 pass

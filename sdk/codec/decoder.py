@@ -8,7 +8,7 @@ from .encoder import KEYFRAME_MARKER
 from .errors import CodecError, MissingReferenceError, StalePacketError
 from .frame import FrameCode
 from .header import StreamHeader
-from .layout import CodeLayout, QuantizedCode
+from .layout import CodedFrame, CodeLayout
 from .varint import decode_varint
 
 # A valid packet ends at most this many bits before where the decoder's 32-bit window stops
@@ -25,21 +25,13 @@ class DecoderStats:
     malformed: int = 0          # anything else that is not a valid packet of this stream
 
 
-@dataclass(frozen=True)
-class _Decoded:
-    keyframe_id: int
-    sequence: int
-    timestamp_ms: int
-    code: QuantizedCode
-
-
 class CodeDecoder:
     def __init__(self, header: StreamHeader):
         self.header = header
         self.layout = CodeLayout(header)
         self._stats = DecoderStats()
-        self._keyframe: _Decoded | None = None
-        self._last: _Decoded | None = None
+        self._keyframe: CodedFrame | None = None
+        self._last: CodedFrame | None = None
 
     @property
     def stats(self) -> DecoderStats:
@@ -78,7 +70,7 @@ class CodeDecoder:
             code = self.layout.read(decoder, None)
             if self._last is not None and sequence <= self._last.sequence:
                 raise StalePacketError(f"keyframe {sequence} is not newer than frame {self._last.sequence}")
-            frame = _Decoded(key_id, sequence, timestamp, code)
+            frame = CodedFrame(key_id, sequence, timestamp, code)
             self._check_end(decoder, len(data) - offset)
             self._keyframe = frame
             self._stats.keyframes += 1
@@ -102,7 +94,7 @@ class CodeDecoder:
                 raise CodecError("negative timestamp (corrupt packet)")
             code = self.layout.read(decoder, reference)
             self._check_end(decoder, len(data) - 2)
-            frame = _Decoded(key_id, sequence, timestamp, code)
+            frame = CodedFrame(key_id, sequence, timestamp, code)
         else:
             raise CodecError(f"unknown packet marker 0x{marker:02x}")
         self._last = frame

@@ -8,7 +8,7 @@ import numpy as np
 from .arithmetic import ArithmeticEncoder
 from .errors import CodecError
 from .header import StreamHeader
-from .layout import CodeLayout, QuantizedCode
+from .layout import CodedFrame, CodeLayout, QuantizedCode
 from .varint import encode_varint
 
 KEYFRAME_MARKER = 0x80
@@ -24,25 +24,15 @@ class EncoderStats:
     clamped_values: int = 0  # values outside their range (e.g. a Jacobian entry beyond ±8), clamped
 
 
-@dataclass(frozen=True)
-class _Reference:
-    keyframe_id: int
-    sequence: int
-    timestamp_ms: int
-    code: QuantizedCode
-
-
 class CodeEncoder:
     """Quantizes, predicts and entropy-codes codes; numbers the frames itself (from 0)."""
 
     def __init__(self, header: StreamHeader):
         self.header = header
         self.layout = CodeLayout(header)
-        self._stats = EncoderStats()
-        self._sequence = 0
-        self._keyframe: _Reference | None = None
+        self._stats = EncoderStats()  # frames / keyframes encoded: the next sequence number / keyframe id
+        self._keyframe: CodedFrame | None = None
         self._previous: QuantizedCode | None = None
-        self._keyframes_sent = 0
         self._force_keyframe = False
 
     @property
@@ -59,8 +49,10 @@ class CodeEncoder:
         none), extra (D,) when the header reserves D > 0 dims -> one packet."""
         keypoints, jacobians, extra = self._check(keypoints, jacobians, timestamp_ms, extra)
         config = self.header.config
+        stats = self._stats
+        sequence = stats.frames
         key = self._keyframe
-        distance = self._sequence - key.sequence if key is not None else 0
+        distance = sequence - key.sequence if key is not None else 0
         residual = 0
         keyframe = key is None or self._force_keyframe or distance >= config.keyframe_interval
         if not keyframe:
@@ -72,11 +64,10 @@ class CodeEncoder:
         code, clamped = self.layout.quantize(keypoints, jacobians, extra, reference)
         coder = ArithmeticEncoder()
         if keyframe:
-            key_id = self._keyframes_sent % 256
-            prefix = bytes([KEYFRAME_MARKER, key_id]) + encode_varint(self._sequence) + encode_varint(timestamp_ms)
+            key_id = stats.keyframes % 256
+            prefix = bytes([KEYFRAME_MARKER, key_id]) + encode_varint(sequence) + encode_varint(timestamp_ms)
             self.layout.write(coder, code, None)
-            self._keyframe = _Reference(key_id, self._sequence, timestamp_ms, code)
-            self._keyframes_sent += 1
+            self._keyframe = CodedFrame(key_id, sequence, timestamp_ms, code)
             self._force_keyframe = False
         else:
             assert key is not None
@@ -85,8 +76,6 @@ class CodeEncoder:
             self.layout.write(coder, code, reference)
         packet = prefix + coder.finish()
         self._previous = code
-        self._sequence += 1
-        stats = self._stats
         stats.frames += 1
         stats.bytes += len(packet)
         stats.clamped_values += clamped

@@ -105,6 +105,8 @@ class StreamHeader:
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamHeader:
         """Parse and validate a header; any defect raises CodecError naming it."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CodecError(f"stream header must be bytes, got {type(data).__name__}")
         data = bytes(data)
         if len(data) < _FIXED.size:
             raise CodecError(f"stream header: {len(data)} bytes, shorter than the fixed part ({_FIXED.size})")

@@ -41,6 +41,15 @@ class QuantizedCode:
     extra: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class CodedFrame:
+    """A frame both sides keep as a reference: its keyframe id, sequence, timestamp and code."""
+    keyframe_id: int
+    sequence: int
+    timestamp_ms: int
+    code: QuantizedCode
+
+
 class CodeLayout:
     """Quantization and payload coding for one stream header."""
 
@@ -55,6 +64,21 @@ class CodeLayout:
         self.identity = (UNIT + self.jac_step // 2) // self.jac_step  # the Jacobian diagonal's prediction
         self.jacobians = header.config.jacobians
         self.extra_dims = header.extra_dims
+        self.fps_millihertz = header.fps_millihertz
+        self._keep = 0.5 + header.config.hysteresis
+        # Computed once per stream, not per frame: the keyframe prediction and each group's prior mean16.
+        k = header.num_kp
+        jacobians = np.zeros((k, 2, 2), np.int64)
+        jacobians[:, 0, 0] = jacobians[:, 1, 1] = self.identity
+        self._keyframe_prediction = QuantizedCode(np.zeros((k, 2), np.int64), jacobians,
+                                                  np.zeros(self.extra_dims, np.int64))
+        for array in (self._keyframe_prediction.keypoints, jacobians, self._keyframe_prediction.extra):
+            array.setflags(write=False)
+        steps = {"shift": self.kp_step, "keypoints": self.kp_step, "jacobians": self.jac_step,
+                 "extra": self.extra_step}
+        self._prior_mean16 = {(group, keyframe): (16 * means[index] + steps[group] // 2) // steps[group]
+                              for group, means in PRIOR_MEANS.items()
+                              for index, keyframe in enumerate((True, False))}
 
     # -- quantization -------------------------------------------------------------------------
     def quantize(self, keypoints: np.ndarray, jacobians: np.ndarray | None, extra: np.ndarray | None,
@@ -65,7 +89,7 @@ class CodeLayout:
         (0.5 + hysteresis) steps of it (the encoder's choice; decoders never need to know).
         """
         clamped = 0
-        keep = 0.5 + self.header.config.hysteresis
+        keep = self._keep
 
         def one(values: np.ndarray | None, step: int, limit: int, held: np.ndarray | None) -> np.ndarray | None:
             nonlocal clamped
@@ -91,16 +115,11 @@ class CodeLayout:
                 one(code.extra, self.extra_step))
 
     def _prediction(self, reference: QuantizedCode | None) -> QuantizedCode:
-        if reference is not None:
-            return reference
-        k = self.header.num_kp
-        jacobians = np.zeros((k, 2, 2), np.int64)
-        jacobians[:, 0, 0] = jacobians[:, 1, 1] = self.identity
-        return QuantizedCode(np.zeros((k, 2), np.int64), jacobians, np.zeros(self.extra_dims, np.int64))
+        return self._keyframe_prediction if reference is None else reference
 
-    def _prior(self, group: str, keyframe: bool, step: int) -> GroupState:
-        mean = PRIOR_MEANS[group][0 if keyframe else 1]
-        return GroupState.prior((16 * mean + step // 2) // step)
+    def _prior(self, group: str, keyframe: bool) -> GroupState:
+        """A fresh state for `group`: prior mean μ (2^-16 units) -> mean16 = (16μ + step // 2) // step."""
+        return GroupState.prior(self._prior_mean16[group, keyframe])
 
     # -- payload --------------------------------------------------------------------------------
     def write(self, encoder: ArithmeticEncoder, code: QuantizedCode, reference: QuantizedCode | None) -> None:
@@ -109,31 +128,31 @@ class CodeLayout:
         prediction = self._prediction(reference)
         residual = code.keypoints - prediction.keypoints
         shift = [int(np.rint(np.median(residual[:, axis]))) for axis in (0, 1)]
-        encode_values(encoder, shift, self._prior("shift", keyframe, self.kp_step))
+        encode_values(encoder, shift, self._prior("shift", keyframe))
         encode_values(encoder, (residual - np.array(shift)).ravel().tolist(),
-                      self._prior("keypoints", keyframe, self.kp_step))
+                      self._prior("keypoints", keyframe))
         if self.jacobians:
             encode_values(encoder, (code.jacobians - prediction.jacobians).ravel().tolist(),
-                          self._prior("jacobians", keyframe, self.jac_step))
+                          self._prior("jacobians", keyframe))
         if self.extra_dims:
             encode_values(encoder, (code.extra - prediction.extra).tolist(),
-                          self._prior("extra", keyframe, self.extra_step))
+                          self._prior("extra", keyframe))
 
     def read(self, decoder: ArithmeticDecoder, reference: QuantizedCode | None) -> QuantizedCode:
         keyframe = reference is None
         prediction = self._prediction(reference)
         k = self.header.num_kp
-        shift = decode_values(decoder, 2, self._prior("shift", keyframe, self.kp_step))
-        deviations = decode_values(decoder, 2 * k, self._prior("keypoints", keyframe, self.kp_step))
+        shift = decode_values(decoder, 2, self._prior("shift", keyframe))
+        deviations = decode_values(decoder, 2 * k, self._prior("keypoints", keyframe))
         keypoints = prediction.keypoints + np.array(deviations, np.int64).reshape(k, 2) + np.array(shift, np.int64)
         _check_range(keypoints, self.kp_max, "keypoint")
         jacobians = extra = None
         if self.jacobians:
-            values = decode_values(decoder, 4 * k, self._prior("jacobians", keyframe, self.jac_step))
+            values = decode_values(decoder, 4 * k, self._prior("jacobians", keyframe))
             jacobians = prediction.jacobians + np.array(values, np.int64).reshape(k, 2, 2)
             _check_range(jacobians, self.jac_max, "Jacobian")
         if self.extra_dims:
-            values = decode_values(decoder, self.extra_dims, self._prior("extra", keyframe, self.extra_step))
+            values = decode_values(decoder, self.extra_dims, self._prior("extra", keyframe))
             extra = prediction.extra + np.array(values, np.int64)
             _check_range(extra, self.extra_max, "extra code")
         return QuantizedCode(keypoints, jacobians, extra)
@@ -146,7 +165,7 @@ class CodeLayout:
 
     def predicted_timestamp(self, keyframe_timestamp: int, distance: int) -> int:
         """Keyframe time plus `distance` nominal frame periods, in whole ms (integer arithmetic)."""
-        fps = self.header.fps_millihertz
+        fps = self.fps_millihertz
         return keyframe_timestamp + (distance * 1_000_000 + fps // 2) // fps
 
 

@@ -48,7 +48,7 @@ class DropOldestQueue(Generic[T]):
             while len(self._items) >= self.capacity:
                 if cancel.is_set():
                     return False
-                self._changed.wait(0.05)
+                self._changed.wait(POLL_S)
             self._items.append(item)
             self._changed.notify_all()
             return True
@@ -71,15 +71,6 @@ class DropOldestQueue(Generic[T]):
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-
-    def discard(self) -> int:
-        """Drop (and count) everything waiting; for an aborted session. Returns how many."""
-        with self._changed:
-            count = len(self._items)
-            self._items.clear()
-            self.dropped += count
-            self._changed.notify_all()
-            return count
 
     @property
     def finished(self) -> bool:

@@ -58,7 +58,6 @@ class SentFrameLog:
 
 @dataclass
 class SenderCounts:
-    frames: int = 0             # taken from the capture queue
     sent: int = 0               # packets sent (one per frame once a face has been seen)
     no_face_frames: int = 0
     before_first_face: int = 0  # no code yet: not sent
@@ -96,7 +95,6 @@ class CodeSender:
     def process(self, frame: CapturedFrame) -> None:
         assert self.encoder is not None, "CodeSender.process runs inside run()"
         size = self.pipeline.resolution
-        self.counts.frames += 1
         tick = time.perf_counter()
         track = self.tracker.update(frame.image, frame.captured_at - self.epoch)
         crop = track.box.crop(frame.image, size) if track.box is not None else None

@@ -34,6 +34,7 @@ from ..transport import (
     SessionKey,
     SessionStart,
     SessionTimeoutError,
+    TransportError,
     UdpReceiver,
     UdpSender,
     inproc_pair,
@@ -262,7 +263,12 @@ class _LiveSession:
         try:
             header = stream_header(self.cfg, self.model_sha256, self.fps, self.config.codec)
             self.header = header
-            self.sender_transport.start_session(header.to_bytes(), self.portrait_to_send)
+            try:
+                self.sender_transport.start_session(header.to_bytes(), self.portrait_to_send)
+            except TransportError:
+                if self.stop_capture.is_set():
+                    return  # quit while waiting for the receiver: the output loop closed the transport
+                raise
             epoch = time.monotonic()  # stream time 0, before the first frame is captured
             self.capture_ready.set()
             self.code_sender.run(self.frames, self.threads.abort, CodeEncoder(header), epoch)
@@ -329,6 +335,9 @@ class _LiveSession:
                     self.stop_capture.set()
                     if not self.has_sender:
                         self.stop_receiving.set()
+                    elif not self.has_receiver and not self.capture_ready.is_set():
+                        assert self.sender_transport is not None
+                        self.sender_transport.close()  # gives up a start_session waiting for the remote receiver
                 if not self.has_receiver:
                     if not self.threads.alive():
                         return
@@ -354,16 +363,19 @@ class _LiveSession:
         self.latency.add(latency_ms)
         sent = self.sent_log.get(received.code.sequence) if self.sent_log is not None else None
         driver = sent.crop if sent is not None else None
-        frame = LiveFrame(image=compose(item.avatar, driver, self.controls.side_by_side), avatar=item.avatar,
+        side_by_side = self.controls.side_by_side
+        frame = LiveFrame(image=compose(item.avatar, driver, side_by_side), avatar=item.avatar,
                           driver=driver, avatar_name=item.avatar_name, index=self.delivered,
                           sequence=received.code.sequence, no_face=bool(sent and sent.no_face),
                           latency_ms=latency_ms)
-        out_path = self.config.output.out_path
-        if out_path is not None:
+        output = self.config.output
+        if output.out_path is not None:
             if self.sink is None:
                 assert self.header is not None
-                self.sink = VideoFileSink(out_path, self.header.fps)
-            self.sink.write(compose(item.avatar, driver, self.config.output.side_by_side))
+                self.sink = VideoFileSink(output.out_path, self.header.fps)
+            # the file keeps the layout it started with; compose again only when the window's differs
+            self.sink.write(frame.image if output.side_by_side == side_by_side
+                            else compose(item.avatar, driver, output.side_by_side))
         if self.on_frame is not None:
             self.on_frame(frame)
         if self.window is not None:

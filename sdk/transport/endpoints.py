@@ -20,14 +20,26 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from . import wire
-from .crypto import ReplayWindow, hello_cipher, open_sealed, seal, session_ciphers
+from .crypto import TAG_BYTES, ReplayWindow, hello_cipher, open_sealed, seal, session_ciphers
 from .errors import SessionTimeoutError, TransportError
-from .jitter import JitterBuffer, JitterConfig
+from .jitter import JitterBuffer, JitterConfig, JitterCounts
 from .keys import SessionKey
 from .links import DatagramLink
 
 MAX_PENDING_HANDSHAKES = 8
 RECOVERED_MEMORY = 64  # frame numbers remembered as recovered, so a late original is not counted twice
+
+
+def _sealed(cipher: ChaCha20Poly1305, packet_type: int, session_id: int, number: int, plaintext: bytes,
+            salt: bytes = b"") -> bytes:
+    """A whole datagram: the clear prefix (also the AEAD's associated data), then ciphertext and tag."""
+    aad = wire.prefix(packet_type, session_id, number, salt)
+    return aad + seal(cipher, packet_type, number, plaintext, aad)
+
+
+def _opened(cipher: ChaCha20Poly1305, datagram: wire.Datagram) -> bytes | None:
+    """The datagram's plaintext, or None when it does not authenticate under `cipher`."""
+    return open_sealed(cipher, datagram.type, datagram.number, datagram.sealed, datagram.aad)
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,15 @@ class ReceiverStats:
         return asdict(self)
 
 
+def _add_jitter_counts(stats: ReceiverStats, counts: JitterCounts) -> None:
+    """Fold a session's jitter-buffer counters into the receiver's."""
+    stats.lost += counts.lost
+    stats.reordered += counts.reordered
+    stats.late += counts.late
+    stats.overflow += counts.overflow
+    stats.duplicates += counts.duplicates
+
+
 class PacketSender:
     """Sends one session at a time: `start_session` (reliable), then `send` per frame (unreliable)."""
 
@@ -96,6 +117,7 @@ class PacketSender:
         self._forward: ChaCha20Poly1305 | None = None
         self._frame_number = 0
         self._closed = False
+        self._closing = threading.Event()  # set by `close` without the lock: cancels a waiting start_session
 
     @property
     def stats(self) -> SenderStats:
@@ -114,7 +136,8 @@ class PacketSender:
         """Handshake and deliver `header` (+ `portrait`) reliably; blocks until acknowledged.
 
         Raises SessionTimeoutError when the receiver does not answer within `timeout_s`
-        (default `start_timeout_s`).
+        (default `start_timeout_s`), TransportError when `close` is called meanwhile (from
+        another thread; it takes effect within a retransmission interval, at most 1 s).
         """
         if not isinstance(header, (bytes, bytearray)) or not isinstance(portrait, (bytes, bytearray, type(None))):
             raise TransportError("start_session: header and portrait must be bytes (portrait may be None)")
@@ -141,8 +164,7 @@ class PacketSender:
         number = 0
         wait = self.retransmit_s
         while True:
-            aad = wire.prefix(wire.HELLO, session_id, number, salt)
-            self._send_datagram(aad + seal(hello, wire.HELLO, number, bytes([wire.PROTOCOL_VERSION]), aad))
+            self._send_datagram(_sealed(hello, wire.HELLO, session_id, number, bytes([wire.PROTOCOL_VERSION]), salt))
             self._stats.hellos_sent += 1
             number += 1
             answer_until = min(deadline, time.monotonic() + wait)
@@ -151,10 +173,11 @@ class PacketSender:
                     self._stats.dropped += 1
                     continue
                 forward, backward = session_ciphers(self.key, salt, datagram.salt)
-                if open_sealed(backward, wire.CHALLENGE, datagram.number, datagram.sealed, datagram.aad) is None:
+                if _opened(backward, datagram) is None:
                     self._stats.dropped += 1
                     continue
                 return forward, backward
+            self._check_not_closing()
             if time.monotonic() >= deadline:
                 raise SessionTimeoutError("start_session: no receiver answered the handshake in time "
                                           "(is it listening, with the same key?)")
@@ -167,8 +190,7 @@ class PacketSender:
         first_round = True
         while missing:
             for index in sorted(missing):
-                aad = wire.prefix(wire.START, session_id, number)
-                self._send_datagram(aad + seal(forward, wire.START, number, chunks[index], aad))
+                self._send_datagram(_sealed(forward, wire.START, session_id, number, chunks[index]))
                 number += 1
                 self._stats.start_chunks_sent += 1
                 self._stats.start_retransmits += 0 if first_round else 1
@@ -177,16 +199,22 @@ class PacketSender:
             while missing and (datagram := self._next(answer_until)) is not None:
                 plaintext = None
                 if datagram.type == wire.START_ACK and datagram.session_id == session_id:
-                    plaintext = open_sealed(backward, wire.START_ACK, datagram.number, datagram.sealed, datagram.aad)
+                    plaintext = _opened(backward, datagram)
                 ack = None if plaintext is None else wire.parse_ack(plaintext)
                 if ack is None or ack[0] != len(chunks):
                     if not (datagram.type == wire.CHALLENGE and datagram.session_id == session_id):
                         self._stats.dropped += 1  # a repeated CHALLENGE is expected, not counted
                     continue
                 missing -= ack[1]
-            if missing and time.monotonic() >= deadline:
-                raise SessionTimeoutError(f"start_session: {len(missing)} of {len(chunks)} session-start "
-                                          "chunks not acknowledged in time")
+            if missing:
+                self._check_not_closing()
+                if time.monotonic() >= deadline:
+                    raise SessionTimeoutError(f"start_session: {len(missing)} of {len(chunks)} session-start "
+                                              "chunks not acknowledged in time")
+
+    def _check_not_closing(self) -> None:
+        if self._closing.is_set():
+            raise TransportError("start_session: the sender was closed before the session started")
 
     def _next(self, until: float) -> wire.Datagram | None:
         """The next parseable inbound datagram before `until`, or None."""
@@ -211,11 +239,10 @@ class PacketSender:
                 raise TransportError("send: no session; call start_session first")
             if self._frame_number > wire.MAX_NUMBER:
                 raise TransportError("send: this session used all 2^32 frame numbers; start a new session")
-            aad = wire.prefix(wire.FRAME, self._session_id, self._frame_number)
-            plaintext = wire.pack_frame(bytes(packet), list(self._earlier))
-            self._send_datagram(aad + seal(self._forward, wire.FRAME, self._frame_number, plaintext, aad))
-            if self._earlier.maxlen:
-                self._earlier.appendleft(bytes(packet))
+            packet = bytes(packet)
+            plaintext = wire.pack_frame(packet, list(self._earlier))
+            self._send_datagram(_sealed(self._forward, wire.FRAME, self._session_id, self._frame_number, plaintext))
+            self._earlier.appendleft(packet)  # a no-op without redundancy (maxlen 0)
             self._frame_number += 1
             self._stats.frames_sent += 1
             self._stats.frame_bytes += len(packet)
@@ -230,15 +257,18 @@ class PacketSender:
                 self._stats.dropped += 1
 
     def close(self) -> None:
-        """Tell the receiver the session ended (BYE, sent a few times since it may be lost)."""
+        """Tell the receiver the session ended (BYE, sent a few times since it may be lost).
+
+        Safe from any thread; a `start_session` still waiting for the receiver gives up.
+        """
+        self._closing.set()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             if self._forward is not None and self._session_id is not None:
                 for number in range(3):
-                    aad = wire.prefix(wire.BYE, self._session_id, number)
-                    self._send_datagram(aad + seal(self._forward, wire.BYE, number, b"", aad))
+                    self._send_datagram(_sealed(self._forward, wire.BYE, self._session_id, number, b""))
             self.link.close()
 
 
@@ -279,12 +309,7 @@ class PacketReceiver:
     def stats(self) -> ReceiverStats:
         """A snapshot of the counters (earlier sessions included)."""
         stats = replace(self._stats)
-        counts = self._jitter.counts
-        stats.lost += counts.lost
-        stats.reordered += counts.reordered
-        stats.late += counts.late
-        stats.overflow += counts.overflow
-        stats.duplicates += counts.duplicates
+        _add_jitter_counts(stats, self._jitter.counts)
         return stats
 
     @property
@@ -335,12 +360,7 @@ class PacketReceiver:
         """Make `session` the one whose frames are accepted; counts of the previous one are kept."""
         if session is self._active:
             return
-        counts = self._jitter.counts
-        self._stats.lost += counts.lost
-        self._stats.reordered += counts.reordered
-        self._stats.late += counts.late
-        self._stats.overflow += counts.overflow
-        self._stats.duplicates += counts.duplicates
+        _add_jitter_counts(self._stats, self._jitter.counts)
         self._active = session
         self._pending.pop(session.session_id, None)
         self._window = ReplayWindow()
@@ -361,7 +381,7 @@ class PacketReceiver:
             else:
                 self._stats.truncated += 1
             return True
-        if len(datagram.sealed) < 16:
+        if len(datagram.sealed) < TAG_BYTES:
             self._stats.truncated += 1
         elif datagram.type == wire.HELLO:
             self._on_hello(datagram, peer)
@@ -379,8 +399,7 @@ class PacketReceiver:
         return self._pending.get(session_id)
 
     def _on_hello(self, datagram: wire.Datagram, peer: Any) -> None:
-        plaintext = open_sealed(hello_cipher(self.key, datagram.salt), wire.HELLO, datagram.number,
-                                datagram.sealed, datagram.aad)
+        plaintext = _opened(hello_cipher(self.key, datagram.salt), datagram)
         if plaintext is None:
             self._stats.forged += 1
             return
@@ -397,8 +416,8 @@ class PacketReceiver:
                 self._pending.pop(next(iter(self._pending)))
             self._stats.handshakes += 1
         session.peer = peer
-        aad = wire.prefix(wire.CHALLENGE, session.session_id, session.challenges, session.receiver_salt)
-        self.link.send(aad + seal(session.backward, wire.CHALLENGE, session.challenges, b"", aad), peer)
+        self.link.send(_sealed(session.backward, wire.CHALLENGE, session.session_id, session.challenges, b"",
+                               session.receiver_salt), peer)
         session.challenges += 1
 
     def _on_start(self, datagram: wire.Datagram, peer: Any) -> None:
@@ -406,7 +425,7 @@ class PacketReceiver:
         if session is None:
             self._stats.other_session += 1
             return
-        plaintext = open_sealed(session.forward, wire.START, datagram.number, datagram.sealed, datagram.aad)
+        plaintext = _opened(session.forward, datagram)
         if plaintext is None:
             self._stats.forged += 1
             return
@@ -431,9 +450,8 @@ class PacketReceiver:
                 self._waiting = session
             elif session is not self._active:
                 self._waiting = session
-        aad = wire.prefix(wire.START_ACK, session.session_id, session.ack_number)
         ack = wire.pack_ack(count, set(session.chunks))
-        self.link.send(aad + seal(session.backward, wire.START_ACK, session.ack_number, ack, aad), peer)
+        self.link.send(_sealed(session.backward, wire.START_ACK, session.session_id, session.ack_number, ack), peer)
         session.ack_number += 1
 
     def _on_frame(self, datagram: wire.Datagram) -> None:
@@ -442,7 +460,7 @@ class PacketReceiver:
             self._stats.other_session += 1
             return
         if datagram.type == wire.BYE:
-            if open_sealed(session.forward, wire.BYE, datagram.number, datagram.sealed, datagram.aad) is None:
+            if _opened(session.forward, datagram) is None:
                 self._stats.forged += 1
             else:
                 self._bye = True
@@ -454,7 +472,7 @@ class PacketReceiver:
             else:
                 self._stats.too_old += 1
             return
-        plaintext = open_sealed(session.forward, wire.FRAME, datagram.number, datagram.sealed, datagram.aad)
+        plaintext = _opened(session.forward, datagram)
         if plaintext is None:
             self._stats.forged += 1
             return
