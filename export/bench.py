@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 
-from sdk.checkpoint import load_model
 from sdk.runtime.graph_backend import as_array
 from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
 
-from .files import path_sha256
-from .manifest import ExportManifest
+from .manifest import ExportManifest, damaged, incomplete
 from .request import ExportError
 from .table import format_table
+from .verify import exported_model, graph_runner
 
 WARMUP_RUNS = 3
 
@@ -50,18 +49,18 @@ def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs:
                  model: str | None = None) -> list[Timing]:
     directory = Path(directory)
     manifest = ExportManifest.load(directory)
-    torch_model = load_model(model or manifest.model_source)
+    torch_model = exported_model(directory, manifest, model)
     graphs = build_graphs(torch_model)
     specs = graph_specs(torch_model.cfg)
     inputs = example_inputs(torch_model.cfg)
     feeds = {name: {spec: as_array(value) for spec, value in zip(specs[name].input_names, inputs[name])}
              for name in GRAPH_NAMES}
     groups = {key: entries for key, entries in manifest.groups().items()
-              if key[0] in ("onnx", "tflite") and all(entry.status == "ok" for entry in entries)}
+              if key[0] in ("onnx", "tflite") and not incomplete(entries)}
     for entries in groups.values():
-        for entry in entries:
-            if path_sha256(directory / entry.path) != entry.sha256:
-                raise ExportError(f"{directory / entry.path}: sha256 differs from export.json; re-export")
+        problem = damaged(directory, entries)
+        if problem:
+            raise ExportError(f"{problem}; re-export")
     timings: list[Timing] = []
     previous_threads = torch.get_num_threads()
     try:
@@ -73,23 +72,13 @@ def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs:
                     baseline[name] = median_ms(lambda graph=graphs[name], args=inputs[name]: graph(*args), runs)
                 timings.append(Timing(name, "torch", count, baseline[name], 1.0))
             for (fmt, precision), entries in groups.items():
-                runner = _runner(fmt, {entry.graph: directory / entry.path for entry in entries}, count)
+                runner = graph_runner(fmt, {entry.graph: directory / entry.path for entry in entries}, count)
                 for name in GRAPH_NAMES:
                     ms = median_ms(lambda run=runner.run, graph=name: run(graph, feeds[graph]), runs)
                     timings.append(Timing(name, f"{fmt}-{precision}", count, ms, baseline[name] / ms))
     finally:
         torch.set_num_threads(previous_threads)
     return timings
-
-
-def _runner(fmt: str, files: dict[str, Path], threads: int):
-    if fmt == "onnx":
-        from sdk.runtime.onnx_backend import OrtRunner, OrtSettings
-
-        return OrtRunner(files, OrtSettings(threads=threads))
-    from sdk.runtime.tflite_backend import TfliteRunner
-
-    return TfliteRunner(files, threads)
 
 
 def bench_table(timings: list[Timing]) -> str:

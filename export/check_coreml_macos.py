@@ -5,31 +5,27 @@
 Inputs are real images shipped with the SDK: `sdk/assets/portrait.jpg` is the avatar and frames of
 `sdk/assets/driving.mp4` drive it (centre-cropped, no face tracking, so it needs no shared data).
 For each precision: max abs error of every output of every graph on identical inputs, and the
-PSNR of the generator's frames against torch's; limits as in `python -m export verify`. Exit
-status 0 when every precision passes. `.github/workflows/coreml-macos.yml` runs it in CI.
+PSNR of the generator's frames against torch's; limits as in `python -m export verify`, and as
+there a precision whose files are missing or differ from the sha256 in export.json is not run
+(status incomplete / corrupt). Exit status 0 when every precision passes. `.github/workflows/coreml-macos.yml` runs it in CI.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from sdk.checkpoint import load_model
+from sdk.errors import SdkError
 from sdk.media import iter_video, read_image
-from sdk.pipeline import TalkingHeadPipeline
-from sdk.runtime.graph_backend import as_array
-from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, graph_specs, source_state_tensors
-from sdk.runtime.torch_backend import TorchBackend
+from sdk.runtime.graphs import GRAPH_NAMES
 
 from .files import graph_path
-from .manifest import ExportManifest
-from .verify import KEYPOINT_OUTPUTS, PSNR_CAP_DB, TOLERANCES
+from .manifest import ExportManifest, damaged, incomplete
+from .verify import TOLERANCES, Reference, exported_model, psnr_db, torch_reference, within_tolerance
 
 ASSETS = Path(__file__).resolve().parents[1] / "sdk" / "assets"
 DRIVING_FRAMES = 5
@@ -41,9 +37,8 @@ def centre_square(image: np.ndarray) -> np.ndarray:
     return image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side].copy()
 
 
-def reference_feeds(model) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
-    """Torch inputs and outputs of every graph on the bundled portrait and driving frames."""
-    pipeline = TalkingHeadPipeline(TorchBackend(model))
+def reference_feeds(model) -> Reference:
+    """Torch's inputs and outputs of every graph on the bundled portrait (the avatar) and driving frames."""
     portrait = centre_square(read_image(ASSETS / "portrait.jpg"))
     frames = []
     for index, frame in enumerate(iter_video(ASSETS / "driving.mp4")):
@@ -51,48 +46,27 @@ def reference_feeds(model) -> tuple[dict[str, list[dict]], dict[str, list[dict]]
             frames.append(centre_square(frame))
         if len(frames) == DRIVING_FRAMES:
             break
-    graphs, specs = build_graphs(model), graph_specs(model.cfg)
-    feeds = {name: [] for name in GRAPH_NAMES}
-    outputs = {name: [] for name in GRAPH_NAMES}
-
-    def record(graph, inputs):
-        with torch.inference_mode():
-            result = graphs[graph](*inputs)
-        result = (result,) if isinstance(result, torch.Tensor) else result
-        feeds[graph].append({n: as_array(v) for n, v in zip(specs[graph].input_names, inputs)})
-        outputs[graph].append({n: as_array(v) for n, v in zip(specs[graph].output_names, result)})
-
-    source = pipeline.to_model_input(portrait)
-    record("source_encoder", (source,))
-    state = pipeline.prepare_source(portrait)
-    flat = source_state_tensors(state, with_depth=False)
-    for frame in frames:
-        record("keypoint_encoder", (pipeline.to_model_input(frame),))
-        driving = pipeline.driving_keypoints(state, pipeline.encode(frame))
-        record("generator", (source, flat[0], flat[1], driving.value, driving.jacobian, *flat[2:]))
-    return feeds, outputs
+    return torch_reference(model, [portrait, *frames])
 
 
-def check_precision(directory: Path, precision: str, feeds, outputs, compute_units) -> dict:
+def check_precision(directory: Path, precision: str, reference: Reference, compute_units) -> dict:
     import coremltools as ct
 
     errors: dict[str, float] = {}
     psnrs = []
     for graph in GRAPH_NAMES:
         mlmodel = ct.models.MLModel(str(graph_path(directory, "coreml", precision, graph)), compute_units=compute_units)
-        for feed, expected in zip(feeds[graph], outputs[graph]):
+        for feed, expected in zip(reference.feeds[graph], reference.outputs[graph]):
             got = mlmodel.predict(feed)
             for name, value in expected.items():
                 key = f"{graph}.{name}"
                 errors[key] = max(errors.get(key, 0.0), float(np.abs(np.asarray(got[name]) - value).max()))
             if graph == "generator":
-                mse = float(((np.asarray(got["image"], np.float32) - expected["image"]) ** 2).mean())
-                psnrs.append(PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse)))
+                psnrs.append(psnr_db(np.asarray(got["image"], np.float32), expected["image"]))
+    passed, note = within_tolerance(errors, min(psnrs), precision)
     tolerance = TOLERANCES[precision]
-    worst_keypoint = max(e for key, e in errors.items() if key.split(".")[1] in KEYPOINT_OUTPUTS)
-    passed = worst_keypoint <= tolerance.keypoint_error and min(psnrs) >= tolerance.min_psnr_db
     return {"precision": precision, "status": "pass" if passed else "fail", "max_abs_error": errors,
-            "psnr_mean_db": float(np.mean(psnrs)), "psnr_min_db": float(min(psnrs)),
+            "psnr_mean_db": float(np.mean(psnrs)), "psnr_min_db": float(min(psnrs)), "note": note,
             "limits": {"keypoint_error": tolerance.keypoint_error, "min_psnr_db": tolerance.min_psnr_db}}
 
 
@@ -110,19 +84,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import coremltools as ct
 
-    manifest = ExportManifest.load(args.directory)
-    model = load_model(args.model or manifest.model_source)
-    feeds, outputs = reference_feeds(model)
-    units = ct.ComputeUnit.CPU_ONLY if args.compute_units == "cpu" else ct.ComputeUnit.ALL
-    precisions = sorted({e.precision for e in manifest.entries if e.format == "coreml" and e.status == "ok"})
-    if not precisions:
+    try:
+        manifest = ExportManifest.load(args.directory)
+        model = exported_model(args.directory, manifest, args.model)
+    except SdkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    groups = {precision: entries for (fmt, precision), entries in manifest.groups().items() if fmt == "coreml"}
+    if not groups:
         print(f"error: {args.directory} has no Core ML exports", file=sys.stderr)
         return 2
-    results = [check_precision(args.directory, precision, feeds, outputs, units) for precision in precisions]
+    reference = reference_feeds(model)
+    units = ct.ComputeUnit.CPU_ONLY if args.compute_units == "cpu" else ct.ComputeUnit.ALL
+    results = []
+    for precision, entries in groups.items():
+        if problem := incomplete(entries):
+            results.append({"precision": precision, "status": "incomplete", "note": problem})
+        elif problem := damaged(args.directory, entries):
+            results.append({"precision": precision, "status": "corrupt", "note": problem})
+        else:
+            results.append(check_precision(args.directory, precision, reference, units))
     for result in results:
-        worst = max(result["max_abs_error"].values())
-        print(f"coreml {result['precision']}: {result['status'].upper()}  max abs error {worst:.2e}  "
-              f"PSNR mean/min {result['psnr_mean_db']:.1f}/{result['psnr_min_db']:.1f} dB")
+        print(f"coreml {result['precision']}: {result['status'].upper()}  {result['note']}"
+              + (f"  max abs error {max(result['max_abs_error'].values()):.2e}  PSNR mean {result['psnr_mean_db']:.1f} dB"
+                 if "max_abs_error" in result else ""))
     if args.json:
         args.json.write_text(json.dumps({"model_id": manifest.model_id, "compute_units": args.compute_units,
                                          "results": results}, indent=1) + "\n")

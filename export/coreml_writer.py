@@ -62,10 +62,10 @@ def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path
     for tensor in spec.outputs:
         mlmodel.output_description[tensor.name] = tensor.meaning
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=path.name, suffix=".partial", dir=path.parent)) / path.name
-    mlmodel.save(str(partial))
-    replace_directory(partial, path)
-    partial.parent.rmdir()
+    with tempfile.TemporaryDirectory(prefix=path.name, suffix=".partial", dir=path.parent) as folder:
+        partial = Path(folder) / path.name
+        mlmodel.save(str(partial))
+        replace_directory(partial, path)
     return path
 
 
@@ -129,10 +129,7 @@ def check_coreml(path: Path, expected: GraphMetadata) -> tuple[CoremlStructure, 
         problems.append(f"inputs {structure.inputs} != spec {want_inputs}")
     if structure.outputs != want_outputs:
         problems.append(f"outputs {structure.outputs} != spec {want_outputs}")
-    found = structure.metadata
-    for field in ("graph", "precision", "model_sha256", "bitstream_version"):
-        if getattr(found, field) != getattr(expected, field):
-            problems.append(f"metadata {field} {getattr(found, field)!r} != {getattr(expected, field)!r}")
+    problems += structure.metadata.mismatches(expected)
     if expected.graph == "generator" and "resample" not in structure.ops:
         problems.append("generator has no `resample` op (the warp did not map to Core ML's grid sampler)")
     half, single = structure.compute_types.get("FLOAT16", 0), structure.compute_types.get("FLOAT32", 0)

@@ -6,7 +6,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .request import ExportError
+from sdk.runtime.graphs import GRAPH_NAMES
+
+from .files import graph_path, path_sha256
+from .request import FORMATS, PRECISIONS, ExportError
 
 MANIFEST_FILE = "export.json"
 Status = Literal["ok", "failed"]
@@ -51,9 +54,30 @@ class ExportManifest:
         try:
             data = json.loads(path.read_text())
             entries = [ExportEntry(**entry) for entry in data.pop("entries")]
-            return cls(**data, entries=entries)
+            manifest = cls(**data, entries=entries)
+            manifest._check()
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ExportError(f"{path}: corrupt or not written by `python -m export` ({exc})") from exc
+        return manifest
+
+    def _check(self) -> None:
+        """ValueError unless the fields have the types and values `python -m export` writes (so that
+        the commands reading a foreign or edited export.json fail here, with its name)."""
+        for name in ("model_source", "model_id", "model_sha256", "sdk_version"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a string")
+        if not isinstance(self.bitstream_version, int):
+            raise ValueError(f"bitstream_version {self.bitstream_version!r} is not an integer")
+        for entry in self.entries:
+            if entry.format not in FORMATS or entry.precision not in PRECISIONS or entry.graph not in GRAPH_NAMES:
+                raise ValueError(f"unknown format, precision or graph in {entry}")
+            if (entry.status not in ("ok", "failed") or not isinstance(entry.sha256, str)
+                    or not isinstance(entry.bytes, int) or not isinstance(entry.seconds, (int, float))):
+                raise ValueError(f"bad status, sha256, bytes or seconds in {entry}")
+            if not isinstance(entry.path, str) or Path(entry.path) != graph_path(Path(), entry.format,
+                                                                                  entry.precision, entry.graph):
+                raise ValueError(f"path {entry.path!r} is not where {entry.format} {entry.precision} "
+                                 f"{entry.graph} belongs")
 
     def groups(self) -> dict[tuple[str, str], list[ExportEntry]]:
         """Entries by (format, precision), in export order."""
@@ -61,3 +85,23 @@ class ExportManifest:
         for entry in self.entries:
             grouped.setdefault((entry.format, entry.precision), []).append(entry)
         return grouped
+
+
+def incomplete(entries: list[ExportEntry]) -> str | None:
+    """Why a format × precision group cannot run (a graph failed to export or is missing); None when complete."""
+    failed = [entry.graph for entry in entries if entry.status != "ok"]
+    if failed:
+        return "export failed for " + ", ".join(failed)
+    missing = [graph for graph in GRAPH_NAMES if graph not in {entry.graph for entry in entries}]
+    return "missing graphs " + ", ".join(missing) if missing else None
+
+
+def damaged(directory: Path, entries: list[ExportEntry]) -> str | None:
+    """The first file of `entries` that is missing or differs from the sha256 recorded at export; None when intact."""
+    for entry in entries:
+        path = Path(directory) / entry.path
+        if not path.exists():
+            return f"{path}: missing"
+        if path_sha256(path) != entry.sha256:
+            return f"{path}: sha256 differs from export.json (file changed or damaged)"
+    return None

@@ -100,6 +100,10 @@ def _start_manifest(out: Path, source: str, model: TalkingHeadModel, sha256: str
     if previous.model_sha256 != sha256:
         raise ExportError(f"--out {out}: holds graphs of another model ({previous.model_id}, "
                           f"{previous.model_sha256[:12]}); choose a new folder")
+    if previous.bitstream_version != BITSTREAM_VERSION:
+        # Its graphs carry the old version in their metadata: listing them under this one would be wrong.
+        raise ExportError(f"--out {out}: holds graphs for bitstream v{previous.bitstream_version}, this SDK "
+                          f"writes v{BITSTREAM_VERSION}; choose a new folder")
     fresh.entries = previous.entries
     return fresh
 

@@ -1,7 +1,8 @@
 """`python -m export verify DIR`: run every exported graph that can run here on real frames; compare with torch.
 
 For each format × precision of the folder:
-1. integrity: every file exists and matches the sha256 recorded at export (else "corrupt");
+1. integrity: every file exists and matches the sha256 recorded at export (else "corrupt"), and its
+   metadata names the graph, precision, model and bitstream version expected (else "fail");
 2. graphs, on identical inputs: the keypoint encoder on every frame, the source encoder on the
    first, the generator on torch's source tensors and driving keypoints — max abs error per output;
 3. end to end: the first frame is the avatar, the others drive it with relative motion through
@@ -24,12 +25,11 @@ from sdk.models import TalkingHeadModel
 from sdk.pipeline import TalkingHeadPipeline
 from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array
 from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, graph_specs, source_state_tensors
-from sdk.runtime.metadata import graph_metadata, model_sha256
+from sdk.runtime.metadata import GraphMetadata, graph_metadata, model_sha256
 from sdk.runtime.torch_backend import TorchBackend
 
-from .files import path_sha256
 from .frames import test_frames
-from .manifest import ExportEntry, ExportManifest
+from .manifest import ExportEntry, ExportManifest, damaged, incomplete
 from .request import ExportError
 from .table import format_table
 
@@ -80,7 +80,6 @@ class VerifyReport:
 class Reference:
     """Torch's outputs on the test frames: what every exported group is compared with."""
     frames: list[np.ndarray]
-    images: list[torch.Tensor]  # (1, 3, R, R) model inputs
     feeds: dict[str, list[dict[str, np.ndarray]]]  # graph -> one feed per evaluation
     outputs: dict[str, list[dict[str, np.ndarray]]]  # graph -> torch outputs for those feeds
     rendered: list[torch.Tensor]  # end-to-end torch frames, (1, 3, R, R)
@@ -95,15 +94,23 @@ def verify_export(directory: str | Path, model: str | None = None, prepared: str
     """
     directory = Path(directory)
     manifest = ExportManifest.load(directory)
-    torch_model = load_model(model or manifest.model_source)
-    if model_sha256(torch_model) != manifest.model_sha256:
-        raise ExportError(f"{directory}: exported from model {manifest.model_sha256[:12]} ({manifest.model_id}), "
-                          f"but {model or manifest.model_source} is {model_sha256(torch_model)[:12]}; pass --model")
+    torch_model = exported_model(directory, manifest, model)
     clip, crops = test_frames(torch_model.cfg.resolution, frames, Path(prepared) if prepared else None)
     reference = torch_reference(torch_model, crops)
     groups = [verify_group(directory, fmt, precision, entries, torch_model, manifest.model_sha256, reference)
               for (fmt, precision), entries in manifest.groups().items()]
     return VerifyReport(str(directory), manifest.model_id, manifest.model_sha256, clip, len(crops), groups)
+
+
+def exported_model(directory: Path, manifest: ExportManifest, model: str | None = None) -> TalkingHeadModel:
+    """The torch model the folder was exported from: `model`, else the one named in export.json; ExportError
+    when it is another model (its `model_sha256` differs from the manifest's)."""
+    torch_model = load_model(model or manifest.model_source)
+    sha256 = model_sha256(torch_model)
+    if sha256 != manifest.model_sha256:
+        raise ExportError(f"{directory}: exported from model {manifest.model_sha256[:12]} ({manifest.model_id}), "
+                          f"but {model or manifest.model_source} is {sha256[:12]}; pass --model")
+    return torch_model
 
 
 def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray]) -> Reference:
@@ -131,89 +138,99 @@ def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray]) -> Referen
         driving = pipeline.driving_keypoints(state, pipeline.encode(crop))
         record("generator", (images[0], flat[0], flat[1], driving.value, driving.jacobian, *flat[2:]))
         rendered.append(pipeline.backend.render(state, driving))
-    return Reference(crops, images, feeds, outputs, rendered)
+    return Reference(crops, feeds, outputs, rendered)
 
 
 def verify_group(directory: Path, fmt: str, precision: str, entries: list[ExportEntry], model: TalkingHeadModel,
                  sha256: str, reference: Reference) -> GroupResult:
     result = GroupResult(fmt, precision, "error")
-    failed = [entry.graph for entry in entries if entry.status != "ok"]
-    present = {entry.graph for entry in entries}
-    if failed or present != set(GRAPH_NAMES):
-        result.status = "incomplete"
-        result.note = ("export failed for " + ", ".join(failed) if failed
-                       else "missing graphs " + ", ".join(sorted(set(GRAPH_NAMES) - present)))
+    problem = incomplete(entries)
+    if problem:
+        result.status, result.note = "incomplete", problem
+        return result
+    problem = damaged(directory, entries)
+    if problem:
+        result.status, result.note = "corrupt", problem
         return result
     files = {entry.graph: directory / entry.path for entry in entries}
-    for entry in entries:
-        path = files[entry.graph]
-        if not path.exists():
-            result.status, result.note = "corrupt", f"{path}: missing"
-            return result
-        if path_sha256(path) != entry.sha256:
-            result.status, result.note = "corrupt", f"{path}: sha256 differs from export.json (file changed or damaged)"
-            return result
+    specs = graph_specs(model.cfg)
+    expected = {graph: graph_metadata(model, specs[graph], precision, sha256) for graph in GRAPH_NAMES}
+    if fmt == "coreml":
+        return _check_coreml_group(result, files, expected)
     try:
-        if fmt == "coreml":
-            return _check_coreml_group(result, files, model, sha256, precision)
-        runner = _runner(fmt, files)
+        runner = graph_runner(fmt, files)
+        problems = [f"{graph}: {problem}" for graph in GRAPH_NAMES
+                    for problem in runner.metadata[graph].mismatches(expected[graph])]
+        if problems:
+            result.status, result.note = "fail", "; ".join(problems)
+            return result
         backend = GraphBackend(runner, f"{fmt}-{precision}")
+        for graph in GRAPH_NAMES:
+            for feeds, outputs in zip(reference.feeds[graph], reference.outputs[graph]):
+                got = runner.run(graph, feeds)
+                for name, value in outputs.items():
+                    key = f"{graph}.{name}"
+                    error = float(np.abs(got[name] - value).max())
+                    result.max_abs_error[key] = max(result.max_abs_error.get(key, 0.0), error)
+        psnrs = _end_to_end_psnr(backend, reference)
     except SdkError as exc:
         result.note = str(exc)
         return result
-    for graph in GRAPH_NAMES:
-        for feeds, expected in zip(reference.feeds[graph], reference.outputs[graph]):
-            got = runner.run(graph, feeds)
-            for name, value in expected.items():
-                key = f"{graph}.{name}"
-                error = float(np.abs(got[name] - value).max())
-                result.max_abs_error[key] = max(result.max_abs_error.get(key, 0.0), error)
-    psnrs = _end_to_end_psnr(backend, reference)
     result.psnr_mean_db, result.psnr_min_db = float(np.mean(psnrs)), float(np.min(psnrs))
-    tolerance = TOLERANCES[precision]
-    worst_keypoint = max(error for key, error in result.max_abs_error.items() if key.split(".")[1] in KEYPOINT_OUTPUTS)
-    passed = worst_keypoint <= tolerance.keypoint_error and result.psnr_min_db >= tolerance.min_psnr_db
+    passed, result.note = within_tolerance(result.max_abs_error, result.psnr_min_db, precision)
     result.status = "pass" if passed else "fail"
-    result.note = (f"keypoint error {worst_keypoint:.2g} (limit {tolerance.keypoint_error:g}), "
-                   f"min PSNR {result.psnr_min_db:.1f} dB (limit {tolerance.min_psnr_db:g})")
     return result
 
 
-def _runner(fmt: str, files: dict[str, Path]) -> GraphRunner:
-    if fmt == "onnx":
-        from sdk.runtime.onnx_backend import OrtRunner
+def within_tolerance(max_abs_error: dict[str, float], psnr_min_db: float, precision: str) -> tuple[bool, str]:
+    """Whether the worst keypoint / Jacobian error and the lowest PSNR pass `TOLERANCES[precision]`, and a note."""
+    tolerance = TOLERANCES[precision]
+    worst_keypoint = max(error for key, error in max_abs_error.items() if key.split(".")[1] in KEYPOINT_OUTPUTS)
+    passed = worst_keypoint <= tolerance.keypoint_error and psnr_min_db >= tolerance.min_psnr_db
+    return passed, (f"keypoint error {worst_keypoint:.2g} (limit {tolerance.keypoint_error:g}), "
+                    f"min PSNR {psnr_min_db:.1f} dB (limit {tolerance.min_psnr_db:g})")
 
-        return OrtRunner(files)
+
+def psnr_db(rendered: np.ndarray | torch.Tensor, expected: np.ndarray | torch.Tensor) -> float:
+    """PSNR of two frames in [0, 1], capped at `PSNR_CAP_DB` (identical frames)."""
+    mse = float(((torch.as_tensor(rendered).float() - torch.as_tensor(expected).float()) ** 2).mean())
+    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse))
+
+
+def graph_runner(fmt: str, files: dict[str, Path], threads: int | None = None) -> GraphRunner:
+    """The runtime that runs `fmt` graph files here: ONNX Runtime or LiteRT (CPU)."""
+    if fmt == "onnx":
+        from sdk.runtime.onnx_backend import OrtRunner, OrtSettings
+
+        return OrtRunner(files, OrtSettings(threads=threads))
     if fmt == "tflite":
         from sdk.runtime.tflite_backend import TfliteRunner
 
-        return TfliteRunner(files)
+        return TfliteRunner(files, threads)
     raise ExportError(f"no runner for format {fmt!r}")
 
 
 def _end_to_end_psnr(backend: GraphBackend, reference: Reference) -> list[float]:
     pipeline = TalkingHeadPipeline(backend)
     state = pipeline.prepare_source(reference.frames[0])
-    psnrs = []
-    for crop, expected in zip(reference.frames[1:], reference.rendered):
-        rendered = pipeline.render_tensor(state, pipeline.encode(crop))
-        mse = float(((rendered.float() - expected.float()) ** 2).mean())
-        psnrs.append(PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse)))
-    return psnrs
+    return [psnr_db(pipeline.render_tensor(state, pipeline.encode(crop)), expected)
+            for crop, expected in zip(reference.frames[1:], reference.rendered)]
 
 
-def _check_coreml_group(result: GroupResult, files: dict[str, Path], model: TalkingHeadModel, sha256: str,
-                        precision: str) -> GroupResult:
+def _check_coreml_group(result: GroupResult, files: dict[str, Path], expected: dict[str, GraphMetadata]
+                        ) -> GroupResult:
     from .coreml_writer import check_coreml
 
-    specs = graph_specs(model.cfg)
     problems = []
     ops = 0
     for graph, path in files.items():
         try:
-            structure, found = check_coreml(path, graph_metadata(model, specs[graph], precision, sha256))
+            structure, found = check_coreml(path, expected[graph])
         except ValueError as exc:
             result.status, result.note = "corrupt", str(exc)
+            return result
+        except ImportError as exc:
+            result.note = f"coremltools is not installed here ({exc})"
             return result
         ops += sum(structure.ops.values())
         problems += [f"{graph}: {problem}" for problem in found]

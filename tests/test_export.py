@@ -2,6 +2,7 @@
 import json
 import shutil
 import sys
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -10,11 +11,12 @@ import torch
 
 from export.cli import main
 from export.coreml_writer import read_coreml
+from export.files import path_sha256
 from export.manifest import ExportManifest
 from export.tflite_writer import add_metadata, fp16_weights
 from sdk.checkpoint import load_model, save_model
 from sdk.models import TalkingHeadModel, get_config
-from sdk.runtime import BITSTREAM_VERSION, create_backend, graph_specs, model_sha256
+from sdk.runtime import BITSTREAM_VERSION, BackendError, create_backend, graph_specs, model_sha256
 from sdk.runtime.graphs import build_graphs, example_inputs
 from sdk.runtime.metadata import GraphMetadata, graph_metadata
 from sdk.runtime.tflite_backend import TfliteRunner, read_tflite_metadata
@@ -138,12 +140,35 @@ def test_bad_export_requests_fail_clearly(model_dir, tmp_path, capsys, monkeypat
     assert not (tmp_path / "out").exists()
 
 
-def test_export_into_a_folder_of_another_model_is_refused(export_dir, tmp_path, capsys):
+def test_export_into_a_folder_of_another_model_is_refused(export_dir, model_dir, tmp_path, capsys):
     other = tmp_path / "other"
     torch.manual_seed(5)
     save_model(TalkingHeadModel(get_config("fomm-tiny")), other)
     assert main(["--model", str(other), "--out", str(export_dir), "--no-progress"]) == 2
     assert "holds graphs of another model" in capsys.readouterr().err
+    # Nor into one whose graphs were written for another bitstream version (export.json would mislabel them).
+    older = tmp_path / "older"
+    older.mkdir()
+    manifest = ExportManifest.load(export_dir)
+    manifest.bitstream_version = BITSTREAM_VERSION - 1
+    manifest.save(older)
+    assert main(["--model", str(model_dir), "--out", str(older), "--no-progress"]) == 2
+    assert f"holds graphs for bitstream v{BITSTREAM_VERSION - 1}" in capsys.readouterr().err
+
+
+def test_damaged_tflite_files_are_backend_errors(export_dir, tmp_path):
+    data = (export_dir / "tflite" / "fp32" / "generator.tflite").read_bytes()
+    rng = np.random.default_rng(0)
+    path = tmp_path / "damaged.tflite"
+    for trial in range(300):
+        damaged = bytearray(data[:int(rng.integers(8, len(data)))] if trial % 3 == 0 else data)
+        for position in rng.integers(8, min(len(damaged), 4000), size=int(rng.integers(1, 40))):
+            damaged[position] = int(rng.integers(256))
+        path.write_bytes(bytes(damaged))
+        try:
+            read_tflite_metadata(path)
+        except BackendError as exc:  # flatbuffers' own TypeError / struct.error would be a traceback
+            assert "damaged.tflite" in str(exc)
 
 
 def test_verify_reports_corrupt_exports(export_dir, tmp_path, capsys):
@@ -151,14 +176,35 @@ def test_verify_reports_corrupt_exports(export_dir, tmp_path, capsys):
     shutil.copytree(export_dir, damaged, ignore=shutil.ignore_patterns("tflite", "coreml"))
     generator = damaged / "onnx" / "fp32" / "generator.onnx"
     generator.write_bytes(generator.read_bytes()[: generator.stat().st_size // 2])
+    # An fp32 graph in the fp16 group, listed with its own sha256: intact, but not the file it claims to be.
+    mislabelled = damaged / "onnx" / "fp16" / "keypoint_encoder.onnx"
+    shutil.copyfile(export_dir / "onnx" / "fp32" / "keypoint_encoder.onnx", mislabelled)
     manifest = ExportManifest.load(damaged)
-    manifest.entries = [entry for entry in manifest.entries if entry.format == "onnx"]
+    manifest.entries = [replace(entry, sha256=path_sha256(mislabelled)) if damaged / entry.path == mislabelled
+                        else entry for entry in manifest.entries if entry.format == "onnx"]
     manifest.save(damaged)
     assert main(["verify", str(damaged), "--frames", "2"]) == 1
     report = json.loads((damaged / "verify.json").read_text())
-    corrupt = [g for g in report["groups"] if g["status"] == "corrupt"]
-    assert len(corrupt) == 1 and "generator.onnx: sha256 differs" in corrupt[0]["note"]
+    status = {(g["format"], g["precision"]): g for g in report["groups"]}
+    assert status[("onnx", "fp32")]["status"] == "corrupt"
+    assert "generator.onnx: sha256 differs" in status[("onnx", "fp32")]["note"]
+    assert status[("onnx", "fp16")]["status"] == "fail"
+    assert "keypoint_encoder: metadata precision 'fp32' != 'fp16'" in status[("onnx", "fp16")]["note"]
     assert "FAILED" in capsys.readouterr().out
+    assert main(["bench", str(damaged), "--threads", "1", "--runs", "1"]) == 2
+    assert "generator.onnx: sha256 differs from export.json" in capsys.readouterr().err
+
+    # A foreign or edited export.json is refused with its name, not a traceback.
+    text = (damaged / "export.json").read_text()
+    for edit in ({"precision": "fp8"}, {"path": "../../elsewhere.onnx"}, {"sha256": None}, {"bytes": "many"}):
+        data = json.loads(text)
+        data["entries"][0].update(edit)
+        (damaged / "export.json").write_text(json.dumps(data))
+        assert main(["verify", str(damaged)]) == 2, edit
+        assert "export.json: corrupt" in capsys.readouterr().err
+    (damaged / "export.json").write_text(json.dumps({**json.loads(text), "model_sha256": None}))
+    assert main(["verify", str(damaged)]) == 2
+    assert "export.json: corrupt" in capsys.readouterr().err
 
     (damaged / "export.json").write_text("{not json")
     assert main(["verify", str(damaged)]) == 2

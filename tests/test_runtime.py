@@ -16,8 +16,10 @@ from sdk.runtime import (
     model_sha256,
 )
 from sdk.runtime.graphs import GeneratorGraph, build_graphs, example_inputs, row_gather_warp, source_state_tensors
-from sdk.runtime.onnx_backend import execution_providers
-from sdk.runtime.onnx_export import onnx_graph_path
+from sdk.runtime.graph_backend import check_graph_files
+from sdk.runtime.metadata import GraphMetadata, graph_metadata
+from sdk.runtime.onnx_backend import check_active_providers, execution_providers
+from sdk.runtime.onnx_export import export_onnx, onnx_graph_path
 
 
 def tiny_model(name: str = "dagan++-tiny", seed: int = 0) -> TalkingHeadModel:
@@ -135,6 +137,8 @@ def test_backend_bad_inputs(model, onnx_backend, tmp_path):
         TorchBackend(model).prepare_source(torch.zeros((1, 3, 64, 64), dtype=torch.uint8))
     with pytest.raises(BackendError, match="'cpu' or 'cuda'"):
         OrtSettings(device="tpu")
+    with pytest.raises(BackendError, match="tflite backend runs on the CPU"):
+        create_backend(model, "tflite", device="cuda", graphs=tmp_path)
     # Graphs of another model are refused when a model is given with them.
     export_dir = onnx_backend.runner.files["generator"].parents[2]
     with pytest.raises(BackendError, match="not of the given"):
@@ -155,6 +159,41 @@ def test_graph_files_must_be_intact_and_of_one_model(model, onnx_backend, tmp_pa
     with pytest.raises(BackendError, match="graph of model"):
         OnnxBackend({**files, "generator": other.runner.files["generator"]})
     assert onnx_graph_path(tmp_path, "fp16", "generator") == tmp_path / "onnx" / "fp16" / "generator.onnx"
+    # One precision for all three graphs, and the one the folder says.
+    fp16 = export_onnx(model, tmp_path / "fp16", "fp16", ("generator",))["generator"]
+    with pytest.raises(BackendError, match="fp16 graph, but .* is fp32"):
+        OnnxBackend({**files, "generator": fp16})
+    int8_dir = onnx_graph_path(tmp_path / "mislabelled", "int8", "generator").parent
+    int8_dir.mkdir(parents=True)
+    for path in files.values():
+        (int8_dir / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(BackendError, match="graphs of precision fp32, expected int8"):
+        create_backend(model, "onnx-int8", graphs=tmp_path / "mislabelled")
+
+
+def test_graph_io_shapes_and_metadata_shapes_are_checked(model, onnx_backend):
+    runner = onnx_backend.runner
+
+    class WrongShape:  # a runner whose generator declares another resolution
+        files, metadata, provider = runner.files, runner.metadata, runner.provider
+
+        def io_shapes(self, graph):
+            inputs, outputs = runner.io_shapes(graph)
+            return (inputs, {**outputs, "image": (1, 3, 32, 32)}) if graph == "generator" else (inputs, outputs)
+
+    with pytest.raises(BackendError, match=r"generator.onnx: inputs .* do not match the generator spec"):
+        check_graph_files(WrongShape())
+    assert runner.io_shapes("keypoint_encoder")[0] == {"image": (1, 3, 64, 64)}
+    strings = graph_metadata(model, graph_specs(model.cfg)["generator"], "fp32").to_strings()
+    assert GraphMetadata.from_strings(strings, "g") == runner.metadata["generator"]
+    with pytest.raises(ValueError, match="metadata outputs"):
+        GraphMetadata.from_strings(
+            {**strings, "sdk.outputs": strings["sdk.outputs"].replace("64", "32")}, "g")
+    with pytest.raises(ValueError, match="metadata precision 'fp8'"):
+        GraphMetadata.from_strings({**strings, "sdk.precision": "fp8"}, "g")
+    # A run that ONNX Runtime refuses is a BackendError naming the file.
+    with pytest.raises(BackendError, match="keypoint_encoder.onnx: ONNX Runtime failed to run it"):
+        runner.run("keypoint_encoder", {"image": np.zeros((1, 3, 32, 32), np.float32)})
 
 
 def test_gpu_execution_provider_settings():
@@ -168,6 +207,13 @@ def test_gpu_execution_provider_settings():
     assert providers[0][1]["trt_fp16_enable"] and providers[0][1]["trt_engine_cache_path"] == "/tmp/trt"
     with pytest.raises(BackendError, match="TensorRT"):
         execution_providers(OrtSettings(device="cuda", tensorrt=True), gpu[1:])
+    # ORT drops a provider it cannot initialise and runs on the CPU: that is an error, not a fallback.
+    check_active_providers(OrtSettings(device="cuda"), gpu[1:], "g.onnx")
+    check_active_providers(OrtSettings(), ["CPUExecutionProvider"], "g.onnx")
+    with pytest.raises(BackendError, match="g.onnx: ONNX Runtime could not use CUDAExecutionProvider"):
+        check_active_providers(OrtSettings(device="cuda"), ["CPUExecutionProvider"], "g.onnx")
+    with pytest.raises(BackendError, match="could not use TensorrtExecutionProvider"):
+        check_active_providers(OrtSettings(device="cuda", tensorrt=True), gpu[1:], "g.onnx")
 
 
 def test_example_inputs_follow_the_specs(model):

@@ -2,7 +2,7 @@
 
 Kinds: "torch", "onnx" (fp32 graphs, exported to the cache on first use or read from an export
 folder), "onnx-int8" (the INT8 graphs of an export folder written with `python -m quantization`),
-"tflite" (the fp32 .tflite graphs of an export folder, in LiteRT), and "auto": the fastest of the
+"tflite" (the fp32 .tflite graphs of an export folder, in LiteRT, CPU only), and "auto": the fastest of the
 candidates available here, decided by timing them at creation — each candidate renders the same
 avatar a few times (encoder + generator per frame, after one warm-up) and the lowest median wins.
 The timings are logged; `choose_backend` returns them too. Pass `threads` and set torch's threads
@@ -64,9 +64,8 @@ def create_backend(model: TalkingHeadModel, kind: str = "auto", device: str | to
     """
     if kind not in BACKEND_KINDS:
         raise BackendError(f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}")
-    builders = _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt)
     if kind != "auto":
-        return builders[kind]()
+        return _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt)[kind]()
     return choose_backend(model, device, graphs=graphs, threads=threads, cache_dir=cache_dir,
                           tensorrt=tensorrt).backend
 
@@ -98,7 +97,7 @@ def _builders(model: TalkingHeadModel, device: torch.device, graphs: str | Path 
     return {"torch": lambda: TorchBackend(model, device),
             "onnx": lambda: _onnx(model, settings, graphs, cache_dir, "fp32"),
             "onnx-int8": lambda: _onnx(model, settings, graphs, cache_dir, "int8"),
-            "tflite": lambda: _tflite(model, graphs, threads)}
+            "tflite": lambda: _tflite(model, device, graphs, threads)}
 
 
 def _onnx(model: TalkingHeadModel, settings: OrtSettings, graphs: str | Path | None, cache_dir: str | Path | None,
@@ -111,7 +110,11 @@ def _onnx(model: TalkingHeadModel, settings: OrtSettings, graphs: str | Path | N
     return _same_model(OnnxBackend.from_export_dir(graphs, precision, settings), model, graphs)
 
 
-def _tflite(model: TalkingHeadModel, graphs: str | Path | None, threads: int | None) -> TfliteBackend:
+def _tflite(model: TalkingHeadModel, device: torch.device, graphs: str | Path | None, threads: int | None
+            ) -> TfliteBackend:
+    if device.type != "cpu":
+        raise BackendError(f"the tflite backend runs on the CPU (LiteRT with XNNPACK), not {device.type}; "
+                           "use the onnx backend on a GPU")
     if graphs is None:
         raise BackendError("the tflite backend loads an export folder: pass graphs=DIR written by "
                            "`python -m export --format tflite`")

@@ -2,8 +2,8 @@
 
 A `GraphRunner` (ONNX Runtime sessions, TFLite interpreters, ...) runs one graph on a dict of
 float32 arrays by input name and returns a dict by output name, and reports the metadata each
-file carries. `GraphBackend` checks that the three files belong to one model and match
-`graph_specs`, then implements `encode`, `prepare_source` and `render` on top.
+file carries. `GraphBackend` checks that the three files belong to one model at one precision and match
+`graph_specs` (names and shapes), then implements `encode`, `prepare_source` and `render` on top.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ class GraphRunner(Protocol):
         """float32 arrays by input name -> float32 arrays by output name."""
         ...
 
-    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
-        """The input and output names the file declares."""
+    def io_shapes(self, graph: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """The inputs and outputs the file declares: shape by name (a dimension that is not an int is dynamic)."""
         ...
 
 
@@ -57,8 +57,7 @@ class GraphBackend:
     """The `Backend` protocol over a `GraphRunner`; `kind` names it ("onnx", "onnx-int8", "tflite", ...)."""
 
     def __init__(self, runner: GraphRunner, kind: str):
-        check_graph_files(runner)
-        first = runner.metadata[GRAPH_NAMES[0]]
+        first = check_graph_files(runner)
         self.runner = runner
         self.kind = kind
         self.cfg: ModelConfig = first.config
@@ -94,9 +93,19 @@ class GraphBackend:
         return torch.from_numpy(self.runner.run("generator", feeds)["image"])
 
 
-def check_graph_files(runner: GraphRunner) -> None:
-    """Raise BackendError unless the three files hold the right graphs of one model with the spec's I/O."""
+def check_precision(backend: GraphBackend, precision: str) -> GraphBackend:
+    """`backend`, unless its files are not at `precision` (e.g. fp32 graphs copied into an int8 folder)."""
+    if backend.precision != precision:
+        raise BackendError(f"{backend.runner.files[GRAPH_NAMES[0]].parent}: graphs of precision {backend.precision}, "
+                           f"expected {precision}")
+    return backend
+
+
+def check_graph_files(runner: GraphRunner) -> GraphMetadata:
+    """Raise BackendError unless the three files hold the right graphs of one model, at one precision,
+    with the spec's I/O (names and shapes); returns the first graph's metadata."""
     first = runner.metadata[GRAPH_NAMES[0]]
+    specs = graph_specs(first.config)
     for name in GRAPH_NAMES:
         metadata, path = runner.metadata[name], runner.files[name]
         if metadata.graph != name:
@@ -104,8 +113,22 @@ def check_graph_files(runner: GraphRunner) -> None:
         if metadata.model_sha256 != first.model_sha256:
             raise BackendError(f"{path}: graph of model {metadata.model_sha256[:12]}, but "
                                f"{runner.files[GRAPH_NAMES[0]]} is of {first.model_sha256[:12]}")
-        spec = graph_specs(first.config)[name]
-        inputs, outputs = runner.io_names(name)
-        if sorted(inputs) != sorted(spec.input_names) or sorted(outputs) != sorted(spec.output_names):
+        if metadata.precision != first.precision:
+            raise BackendError(f"{path}: {metadata.precision} graph, but {runner.files[GRAPH_NAMES[0]]} is "
+                               f"{first.precision}")
+        spec = specs[name]
+        inputs, outputs = runner.io_shapes(name)
+        want_inputs = {tensor.name: tensor.shape for tensor in spec.inputs}
+        want_outputs = {tensor.name: tensor.shape for tensor in spec.outputs}
+        if not (_same_shapes(inputs, want_inputs) and _same_shapes(outputs, want_outputs)):
             raise BackendError(f"{path}: inputs {inputs} / outputs {outputs} do not match the {name} spec "
-                               f"{spec.input_names} / {spec.output_names}")
+                               f"{want_inputs} / {want_outputs}")
+    return first
+
+
+def _same_shapes(declared: dict[str, tuple], expected: dict[str, tuple[int, ...]]) -> bool:
+    """Same names, and each declared shape is the spec's (a dimension that is not an int is dynamic: any size)."""
+    return declared.keys() == expected.keys() and all(
+        len(declared[name]) == len(shape) and all(not isinstance(got, int) or got == want
+                                                  for got, want in zip(declared[name], shape))
+        for name, shape in expected.items())

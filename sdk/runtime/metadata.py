@@ -70,13 +70,25 @@ class GraphMetadata:
             spec = graph_specs(config)[graph]
             metadata = cls(graph, get("precision"), get("model_id"), get("model_sha256"),
                            int(get("bitstream_version")), config, spec, get("sdk_version"))
-            declared = [entry["name"] for entry in json.loads(get("inputs"))]
-        except (KeyError, ValueError, TypeError) as exc:
+            declared = {side: [(entry["name"], tuple(entry["shape"])) for entry in json.loads(get(side))]
+                        for side in ("inputs", "outputs")}
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"{where}: missing or invalid sdk metadata ({exc!r}); "
                              "not a graph written by `python -m export`") from exc
-        if declared != spec.input_names:
-            raise ValueError(f"{where}: metadata inputs {declared} do not match the {graph} spec {spec.input_names}")
+        if metadata.precision not in PRECISIONS:
+            raise ValueError(f"{where}: metadata precision {metadata.precision!r} is none of {', '.join(PRECISIONS)}")
+        for side, tensors in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+            expected = [(tensor.name, tensor.shape) for tensor in tensors]
+            if declared[side] != expected:
+                raise ValueError(f"{where}: metadata {side} {declared[side]} do not match the {graph} spec {expected}")
         return metadata
+
+    def mismatches(self, expected: GraphMetadata) -> list[str]:
+        """What differs from `expected` in the fields that identify a graph file (graph, precision,
+        model_sha256, bitstream_version); empty when the file is the one expected."""
+        return [f"metadata {name} {getattr(self, name)!r} != {getattr(expected, name)!r}"
+                for name in ("graph", "precision", "model_sha256", "bitstream_version")
+                if getattr(self, name) != getattr(expected, name)]
 
 
 def graph_metadata(model: TalkingHeadModel, spec: GraphSpec, precision: str, sha256: str | None = None) -> GraphMetadata:

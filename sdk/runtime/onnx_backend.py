@@ -7,7 +7,8 @@ names must match `sdk.runtime.graphs.graph_specs`.
 
 Desktop GPU settings (`OrtSettings(device="cuda")`): the CUDA execution provider with exhaustive
 cuDNN algorithm search (shapes are fixed, so the search runs once), optionally TensorRT first
-with fp16 and an engine cache. Not measured on these CPU-only machines.
+with fp16 and an engine cache. A GPU provider that ORT cannot initialise (missing CUDA / cuDNN
+libraries) is a BackendError, not a silent run on the CPU. Not measured on these CPU-only machines.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..models import TalkingHeadModel
 from .base import BackendError
-from .graph_backend import GraphBackend
+from .graph_backend import GraphBackend, check_precision
 from .graphs import GRAPH_NAMES, GRAPHS_VERSION
 from .metadata import GraphMetadata, model_sha256
 from .onnx_export import export_onnx, onnx_graph_path
@@ -80,12 +81,25 @@ def execution_providers(settings: OrtSettings, available: list[str]) -> list[str
     return providers
 
 
+def check_active_providers(settings: OrtSettings, active: list[str], path: Path) -> None:
+    """BackendError when ORT left out a GPU provider `settings` asked for (it falls back to CPU with only a log line)."""
+    wanted = ["CUDAExecutionProvider"] if settings.device == "cuda" else []
+    if settings.device == "cuda" and settings.tensorrt:
+        wanted.append("TensorrtExecutionProvider")
+    dropped = [provider for provider in wanted if provider not in active]
+    if dropped:
+        raise BackendError(f"{path}: ONNX Runtime could not use {', '.join(dropped)} (CUDA / cuDNN / TensorRT "
+                           f"libraries missing or mismatched?); it would run on {', '.join(active)}")
+
+
 class OrtRunner:
     """The three graph files in ONNX Runtime sessions (a `GraphRunner`)."""
 
     def __init__(self, files: dict[str, Path], settings: OrtSettings = OrtSettings()):
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendError(f"ONNX Runtime is not installed here ({exc}); install onnxruntime") from exc
         missing = [str(files.get(name, name)) for name in GRAPH_NAMES
                    if name not in files or not Path(files[name]).is_file()]
         if missing:
@@ -104,21 +118,26 @@ class OrtRunner:
                 session = ort.InferenceSession(str(path), options, providers=providers)
             except Exception as exc:  # ORT raises its own exception types for corrupt or unloadable files
                 raise BackendError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+            check_active_providers(settings, session.get_providers(), path)
             self.sessions[name] = session
             try:
                 self.metadata[name] = GraphMetadata.from_strings(session.get_modelmeta().custom_metadata_map, str(path))
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
+        self.outputs = {name: [node.name for node in session.get_outputs()] for name, session in self.sessions.items()}
         self.provider = self.sessions["generator"].get_providers()[0].removesuffix("ExecutionProvider").lower()
 
-    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
+    def io_shapes(self, graph: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
         session = self.sessions[graph]
-        return [node.name for node in session.get_inputs()], [node.name for node in session.get_outputs()]
+        return ({node.name: tuple(node.shape) for node in session.get_inputs()},
+                {node.name: tuple(node.shape) for node in session.get_outputs()})
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        session = self.sessions[graph]
-        names = [node.name for node in session.get_outputs()]
-        return dict(zip(names, session.run(names, feeds)))
+        names = self.outputs[graph]
+        try:
+            return dict(zip(names, self.sessions[graph].run(names, feeds)))
+        except Exception as exc:  # ORT's own exception types (bad feeds, kernel failures)
+            raise BackendError(f"{self.files[graph]}: ONNX Runtime failed to run it ({exc})") from exc
 
 
 class OnnxBackend(GraphBackend):
@@ -137,7 +156,8 @@ class OnnxBackend(GraphBackend):
             raise BackendError(f"{directory}: no ONNX {precision} graphs (expected {files['generator'].parent}/); "
                                f"run `python -m export --format onnx --precision {precision}`"
                                + (" after `python -m quantization`" if precision == "int8" else ""))
-        return cls(files, settings, kind or ("onnx" if precision == "fp32" else f"onnx-{precision}"))
+        return check_precision(cls(files, settings, kind or ("onnx" if precision == "fp32" else f"onnx-{precision}")),
+                               precision)
 
     @classmethod
     def from_model(cls, model: TalkingHeadModel, settings: OrtSettings = OrtSettings(),

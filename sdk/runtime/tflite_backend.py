@@ -7,12 +7,13 @@ each carrying `GraphMetadata` as JSON in the flatbuffer's metadata entry `TFLITE
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from .base import BackendError
-from .graph_backend import GraphBackend
+from .graph_backend import GraphBackend, check_precision
 from .graphs import GRAPH_NAMES
 from .metadata import GraphMetadata
 
@@ -24,10 +25,19 @@ def tflite_graph_path(directory: str | Path, precision: str, graph: str) -> Path
     return Path(directory) / "tflite" / precision / f"{graph}.tflite"
 
 
+def _litert():
+    """`ai_edge_litert`; BackendError when LiteRT is not installed."""
+    try:
+        import ai_edge_litert.interpreter
+        import ai_edge_litert.schema_py_generated  # noqa: F401
+    except ImportError as exc:
+        raise BackendError(f"LiteRT is not installed here ({exc}); install ai-edge-litert") from exc
+    return ai_edge_litert
+
+
 def read_tflite_metadata(path: Path) -> GraphMetadata:
     """The `GraphMetadata` stored in a .tflite file; BackendError if unreadable or absent."""
-    from ai_edge_litert import schema_py_generated as schema
-
+    schema = _litert().schema_py_generated
     data = path.read_bytes()
     try:
         if data[4:8] != b"TFL3":
@@ -38,7 +48,8 @@ def read_tflite_metadata(path: Path) -> GraphMetadata:
             if entry.Name().decode() == TFLITE_METADATA_NAME:
                 payload = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
                 return GraphMetadata.from_strings(json.loads(payload), str(path))
-    except (ValueError, IndexError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, struct.error) as exc:
+        # TypeError, struct.error: what flatbuffers raises on a damaged or truncated buffer
         raise BackendError(f"{path}: not a readable .tflite graph of this SDK ({exc})") from exc
     raise BackendError(f"{path}: has no {TFLITE_METADATA_NAME!r} metadata; not a graph written by `python -m export`")
 
@@ -49,29 +60,31 @@ class TfliteRunner:
     provider = "xnnpack"
 
     def __init__(self, files: dict[str, Path], threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.files = {name: Path(files[name]) for name in GRAPH_NAMES}
-        missing = [str(path) for path in self.files.values() if not path.is_file()]
+        Interpreter = _litert().interpreter.Interpreter
+        missing = [str(files.get(name, name)) for name in GRAPH_NAMES
+                   if name not in files or not Path(files[name]).is_file()]
         if missing:
             raise BackendError("missing TFLite graph files: " + ", ".join(missing))
+        self.files = {name: Path(files[name]) for name in GRAPH_NAMES}
         self.metadata = {name: read_tflite_metadata(path) for name, path in self.files.items()}
         self.runners = {}
-        self.signatures = {}
         for name, path in self.files.items():
             try:
                 interpreter = Interpreter(model_path=str(path), num_threads=threads)
-                signature = interpreter.get_signature_list()["serving_default"]
                 self.runners[name] = interpreter.get_signature_runner("serving_default")
             except (ValueError, RuntimeError, KeyError) as exc:
                 raise BackendError(f"{path}: LiteRT cannot load it ({exc})") from exc
-            self.signatures[name] = (list(signature["inputs"]), list(signature["outputs"]))
 
-    def io_names(self, graph: str) -> tuple[list[str], list[str]]:
-        return self.signatures[graph]
+    def io_shapes(self, graph: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        runner = self.runners[graph]
+        return ({name: tuple(int(d) for d in detail["shape"]) for name, detail in runner.get_input_details().items()},
+                {name: tuple(int(d) for d in detail["shape"]) for name, detail in runner.get_output_details().items()})
 
     def run(self, graph: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runners[graph](**feeds)
+        try:
+            return self.runners[graph](**feeds)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"{self.files[graph]}: LiteRT failed to run it ({exc})") from exc
 
 
 class TfliteBackend(GraphBackend):
@@ -87,4 +100,5 @@ class TfliteBackend(GraphBackend):
         if not any(path.is_file() for path in files.values()):
             raise BackendError(f"{directory}: no TFLite {precision} graphs (expected {files['generator'].parent}/); "
                                f"run `python -m export --format tflite --precision {precision}`")
-        return cls(files, threads, "tflite" if precision == "fp32" else f"tflite-{precision}")
+        return check_precision(cls(files, threads, "tflite" if precision == "fp32" else f"tflite-{precision}"),
+                               precision)
