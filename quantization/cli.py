@@ -20,6 +20,13 @@ def _parts(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _threads(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _parts(text))
+    except ValueError:
+        raise QuantizationError(f"--threads {text!r}: expected comma-separated integers") from None
+
+
 def _say(message: str) -> None:
     print(message, flush=True)
 
@@ -66,21 +73,20 @@ def _run_prune(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from .evaluation import EvalConfig
     from .finetune import FinetuneConfig
     from .latency import LatencyConfig
     from .pruning import PruneConfig
     from .report import ReportConfig, build_report
 
+    threads = _threads(args.threads)
     int8 = _int8_config(args, args.data)
     config = ReportConfig(args.model, Path(args.out), Path(args.data), _parts(args.formats),
                           Path(args.pruned) if args.pruned else None, int8,
                           PruneConfig(args.ratio, _parts(args.parts)),
-                          replace(FinetuneConfig(), data=Path(args.data), steps=args.steps),
+                          FinetuneConfig(Path(args.data), args.steps),
                           args.unstructured_ratio, EvalConfig(Path(args.data), "test", args.stride, args.max_frames),
-                          LatencyConfig(args.runs, threads=tuple(int(t) for t in _parts(args.threads))))
+                          LatencyConfig(args.runs, threads=threads))
     result = build_report(config, _say)
     print(json.dumps(result["targets"], indent=1))
     return 0
@@ -160,9 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except SdkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # a malformed number in a comma list, e.g. --threads 1,x
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from sdk.models import TalkingHeadModel
+from sdk.runtime.graphs import GRAPH_NAMES
 from sdk.runtime.metadata import GraphMetadata, model_sha256
 
 from .calibration import CalibrationConfig, Feeds, graph_feeds, load_calibration
@@ -45,6 +46,10 @@ def write_int8_graph(model: TalkingHeadModel, fmt: str, graph: str, path: Path, 
     """Write one INT8 graph of `model` in `fmt` at `path` with `metadata` (precision "int8")."""
     if fmt not in INT8_FORMATS:
         raise QuantizationError(f"unknown format {fmt!r} for int8; expected one of {', '.join(INT8_FORMATS)}")
+    if graph not in GRAPH_NAMES:
+        raise QuantizationError(f"unknown graph {graph!r}; expected one of {', '.join(GRAPH_NAMES)}")
+    if metadata.graph != graph:
+        raise QuantizationError(f"metadata describes graph {metadata.graph!r}, not {graph!r}")
     if metadata.precision != "int8":
         raise QuantizationError(f"int8 graphs carry precision 'int8' metadata, got {metadata.precision!r}")
     path = Path(path)

@@ -1,4 +1,4 @@
-"""Short fine-tuning of a compressed generator with the training losses (after pruning, or quantization-aware).
+"""Short fine-tuning of a compressed (pruned) generator with the training losses.
 
 Only the generator learns: the depth net and keypoint detector are the unpruned ones and stay
 frozen, so the codes a sender produces do not change. Each step renders a (source, driving)
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 
 from sdk.data.datasets import FramePairDataset
 from sdk.models import TalkingHeadModel
@@ -30,7 +29,8 @@ ProgressFn = Callable[[str], None]
 @dataclass(frozen=True)
 class FinetuneConfig:
     """data: a prepared folder (train split); steps, batch_size, lr: Adam on the generator;
-    distill_weight: weight of the L1 to the teacher's frames (0: the data alone); seed; device."""
+    distill_weight: weight of the L1 to the teacher's frames (0: the data alone); seed; device (a torch device);
+    log_every: steps per point of the loss curve."""
     data: Path = Path("cache/prepared")
     steps: int = 300
     batch_size: int = 4
@@ -42,8 +42,12 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0 or self.distill_weight < 0:
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0 or self.distill_weight < 0 or self.log_every < 1:
             raise QuantizationError(f"invalid fine-tuning settings {self}")
+        try:
+            torch.device(self.device)
+        except RuntimeError as exc:
+            raise QuantizationError(f"fine-tuning device {self.device!r}: {exc}") from None
 
 
 @dataclass
@@ -54,16 +58,15 @@ class FinetuneResult:
 
 
 def finetune_generator(student: TalkingHeadModel, teacher: TalkingHeadModel | None, config: FinetuneConfig,
-                       progress: ProgressFn | None = None, generator: nn.Module | None = None) -> FinetuneResult:
+                       progress: ProgressFn | None = None) -> FinetuneResult:
     """Train `student.generator` in place for `config.steps` steps; returns the loss curve.
 
-    `generator` replaces `student.generator` in the forward pass when given (a quantization-aware
-    wrapper of it, e.g.); its parameters are the ones trained.
+    Both models are moved to `config.device` and stay there.
     """
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     student.to(device).eval()
-    trainable = generator or student.generator
+    trainable = student.generator
     for module in (student.depth_net, student.kp_detector):
         if module is not None:
             module.requires_grad_(False)
@@ -109,7 +112,6 @@ def finetune_generator(student: TalkingHeadModel, teacher: TalkingHeadModel | No
                 progress(f"fine-tune step {step}/{config.steps} loss {running / counted:.4f} "
                          f"({(time.perf_counter() - started) / step:.2f} s/step)")
             running, counted = 0.0, 0
-    trainable.eval()
     student.eval()
     result.steps = config.steps
     result.seconds = time.perf_counter() - started

@@ -114,6 +114,8 @@ def float_onnx_graphs(model: TalkingHeadModel, warp: str = "grid_sample") -> dic
     from sdk.runtime.graphs import build_graphs, example_inputs, graph_specs, grid_sample_warp, row_gather_warp
     from sdk.runtime.onnx_export import simplify_onnx, trace_to_onnx
 
+    if warp not in WARPS:
+        raise QuantizationError(f"unknown warp {warp!r}; expected one of {', '.join(WARPS)}")
     modules = build_graphs(model.to("cpu").eval(), warp=row_gather_warp if warp == "row_gather" else grid_sample_warp)
     specs = graph_specs(model.cfg)
     inputs = example_inputs(model.cfg)
@@ -124,6 +126,8 @@ def float_onnx_graphs(model: TalkingHeadModel, warp: str = "grid_sample") -> dic
 
 def nncf_quantize(float_model, feeds: list[Feeds], float_layers: list[str], preset: str = "performance"):
     """NNCF post-training quantization of one float graph's Conv/MatMul layers except `float_layers` (QDQ ONNX)."""
+    if preset not in PRESETS:
+        raise QuantizationError(f"unknown NNCF preset {preset!r}; expected one of {', '.join(PRESETS)}")
     nncf = load_nncf()
     nncf.set_log_level(logging.WARNING)
     other_ops = sorted({node.op_type for node in float_model.graph.node} - set(QUANTIZABLE_OP_TYPES))
@@ -136,6 +140,10 @@ def nncf_quantize(float_model, feeds: list[Feeds], float_layers: list[str], pres
 def quantize_graphs(float_models: dict, feeds: dict[str, list[Feeds]], float_layers: dict[str, list[str]],
                     preset: str) -> dict:
     """NNCF + completed output quantizers for every graph; `float_layers[graph]` stay float."""
+    unknown_graphs = sorted(set(float_layers) - set(float_models))
+    if unknown_graphs:
+        raise QuantizationError(f"float layers given for unknown graphs {unknown_graphs}; "
+                                f"the graphs are {', '.join(float_models)}")
     quantized = {}
     for name, float_model in float_models.items():
         layers = layer_names(float_model)

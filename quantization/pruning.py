@@ -154,9 +154,9 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> None:
         kept = torch.tensor(plan.kept[group.producer], dtype=torch.long)
         producer = model.get_submodule(group.producer)
         channels = producer.out_channels
-        if len(kept) and int(kept.max()) >= channels:
-            raise QuantizationError(f"pruning plan keeps channel {int(kept.max())} of {group.producer}, "
-                                    f"which has {channels}")
+        if len(kept) and (int(kept.min()) < 0 or int(kept.max()) >= channels):
+            raise QuantizationError(f"pruning plan keeps channels {int(kept.min())}..{int(kept.max())} of "
+                                    f"{group.producer}, which has {channels}")
         _replace(model, group.producer, _conv_subset(producer, out_index=kept))
         if group.norm is not None:
             _replace(model, group.norm, _norm_subset(model.get_submodule(group.norm), kept))
@@ -220,6 +220,7 @@ def save_pruned(model: TalkingHeadModel, plan: PruningPlan, directory: str | Pat
 
 def load_pruned(directory: str | Path) -> TalkingHeadModel:
     """Rebuild a model written by `save_pruned` (eval mode, fp32, CPU); QuantizationError if it is not one."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from sdk.models import ModelConfig
@@ -234,7 +235,7 @@ def load_pruned(directory: str | Path) -> TalkingHeadModel:
         model = TalkingHeadModel(cfg)
         apply_plan(model, plan)
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, SafetensorError) as exc:
         raise QuantizationError(f"{directory}: not a pruned model written by save_pruned ({exc})") from exc
     model.metadata = dict(document.get("metadata") or {})
     return model.eval()

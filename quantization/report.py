@@ -39,8 +39,8 @@ from .evaluation import EvalConfig, Quality, QualityScorer, load_test_pairs, ren
 from .finetune import FinetuneConfig
 from .latency import Latency, LatencyConfig, ort_op_profile, ort_runner, time_interleaved, torch_runner
 from .onnx_int8 import Int8Config, Int8Result, quantize_onnx_int8
-from .pruning import PruneConfig, load_any_model, load_pruned, prune_unstructured
-from .structured import generator_macs, prune_model
+from .pruning import PLAN_FILE, PruneConfig, load_any_model, load_pruned, prune_unstructured
+from .structured import SUMMARY_FILE, generator_macs, prune_model
 
 REPORT_FORMATS: tuple[str, ...] = ("onnx", "tflite", "coreml")
 ProgressFn = Callable[[str], None]
@@ -61,7 +61,8 @@ NOT_MEASURABLE = [
 @dataclass(frozen=True)
 class ReportConfig:
     """model: a model name or folder (`sdk.load_model`); out: the report folder; data: a prepared folder
-    (train split: calibration and fine-tuning; test split: scores); formats: which of
+    (train split: calibration and fine-tuning; test split: scores; it stands in for the data folders of
+    `int8`, `finetune` and `evaluation`); formats: which of
     `REPORT_FORMATS`; pruned: a folder from `python -m quantization prune` (None: pruned here with
     `prune` and `finetune`); unstructured_ratio: NNCF magnitude pruning ratio (0: skipped)."""
     model: str = "default"
@@ -95,8 +96,12 @@ class Variant:
     pruning: str  # none | structured N% | unstructured N%
     model: TalkingHeadModel | None = None  # torch variants, and the model the graph files were made from
     files: dict[str, Path] = field(default_factory=dict)
-    runnable: bool = True
     notes: str = ""
+
+    @property
+    def runnable(self) -> bool:
+        """Whether it runs here: Core ML predicts only on macOS."""
+        return self.format != "coreml"
 
 
 @dataclass
@@ -126,16 +131,20 @@ def build_report(config: ReportConfig, progress: ProgressFn | None = None) -> di
     out.mkdir(parents=True, exist_ok=True)
     model = load_any_model(config.model).eval()
     int8 = replace(config.int8, calibration=replace(config.int8.calibration, source=config.data))
-    variants, records = _make_variants(model, config, int8, say)
     say("loading test pairs")
-    pairs = load_test_pairs(config.evaluation, model.cfg.resolution)
+    pairs = load_test_pairs(replace(config.evaluation, data=config.data), model.cfg.resolution)
+    variants, records = _make_variants(model, config, int8, say)
     rows = [Row(v.name, v.format, v.precision, v.pruning, _size(v), _macs(v), notes=v.notes) for v in variants]
     environment = {"cpu": _cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg(),
                    "python": platform.python_version(), "torch": torch.__version__}
     feeds = _latency_feeds(model, pairs[0])
-    for threads in config.latency.threads:
-        say(f"latency at {threads} thread(s)")
-        _measure_latency(variants, rows, feeds, threads, config.latency)
+    torch_threads = torch.get_num_threads()
+    try:
+        for threads in config.latency.threads:
+            say(f"latency at {threads} thread(s)")
+            _measure_latency(variants, rows, feeds, threads, config.latency)
+    finally:
+        torch.set_num_threads(torch_threads)
     environment["load_after_latency"] = os.getloadavg()
     say("ONNX Runtime profile of the generators")
     records["generator_profiles"] = {variant.name: ort_op_profile(variant.files["generator"], feeds["generator"])
@@ -158,6 +167,8 @@ def _make_variants(model: TalkingHeadModel, config: ReportConfig, int8: Int8Conf
 
     graphs_dir = config.out / "graphs"
     records: dict = {}
+    # First, so that a --pruned folder that is not a pruned copy of this model fails before the long steps.
+    pruned, summary = _pruned_model(model, config, say)
     variants = [Variant("torch fp32", "torch", "fp32", "none", model)]
     if config.unstructured_ratio:
         say(f"unstructured pruning {config.unstructured_ratio:.0%} (nncf.prune)")
@@ -183,10 +194,9 @@ def _make_variants(model: TalkingHeadModel, config: ReportConfig, int8: Int8Conf
         variants.append(Variant("onnx int8", "onnx", "int8", "none", model, result.paths,
                                 notes=_kernel_note(result)))
     if "tflite" in config.formats:
-        variants += _tflite_variants(model, graphs_dir / "dense", int8.calibration, "none", say)
+        variants += _tflite_variants(model, graphs_dir / "dense", int8.calibration, say)
     if "coreml" in config.formats:
         variants += _coreml_variants(model, graphs_dir / "dense", say)
-    pruned, summary = _pruned_model(model, config, say)
     records["structured"] = summary
     label = f"structured {summary['ratio']:.0%}"
     variants.append(Variant("torch fp32 pruned", "torch", "fp32", label, pruned))
@@ -194,8 +204,8 @@ def _make_variants(model: TalkingHeadModel, config: ReportConfig, int8: Int8Conf
         variants.append(Variant("onnx fp32 row-gather pruned", "onnx", "fp32", label, pruned,
                                 _float_graphs(pruned, graphs_dir / "pruned-row_gather", int8.warp)))
         say("ONNX INT8 of the pruned model (float layers of the dense run)")
-        dense_float = tuple(tuple(item) for item in records.get("int8", {}).get("float_layers", []))
-        pruned_result = quantize_onnx_int8(pruned, graphs_dir / "pruned", replace(int8, float_layers=dense_float), say)
+        pruned_result = quantize_onnx_int8(pruned, graphs_dir / "pruned",
+                                           replace(int8, float_layers=tuple(result.float_layers)), say)
         records["int8_pruned"] = pruned_result.record()
         variants.append(Variant("onnx int8 pruned", "onnx", "int8", label, pruned, pruned_result.paths,
                                 notes=_kernel_note(pruned_result)))
@@ -225,7 +235,7 @@ def _float_graphs(model: TalkingHeadModel, directory: Path, warp: str) -> dict[s
     return paths
 
 
-def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: CalibrationConfig, pruning: str,
+def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: CalibrationConfig,
                      say: ProgressFn) -> list[Variant]:
     from export.tflite_writer import write_tflite
     from sdk.runtime.graphs import graph_specs
@@ -245,8 +255,8 @@ def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: Cali
         say(f"TFLite INT8 {name} (ai-edge-quantizer)")
         files["int8"][name] = write_tflite_int8(model, name, tflite_graph_path(directory, "int8", name),
                                                 graph_metadata(model, spec, "int8", sha256), feeds[name])
-    return [Variant("tflite fp32", "tflite", "fp32", pruning, model, files["fp32"], notes="XNNPACK, row-gather warp"),
-            Variant("tflite int8", "tflite", "int8", pruning, model, files["int8"],
+    return [Variant("tflite fp32", "tflite", "fp32", "none", model, files["fp32"], notes="XNNPACK, row-gather warp"),
+            Variant("tflite int8", "tflite", "int8", "none", model, files["int8"],
                     notes="CONV_2D static int8, rest float")]
 
 
@@ -271,13 +281,15 @@ def _coreml_variants(model: TalkingHeadModel, directory: Path, say: ProgressFn) 
             problems += check_coreml(files[name], metadata)[1]
         note = "structure checked" + (f"; problems: {'; '.join(problems)}" if problems else ", ok")
         variants.append(Variant(f"coreml {'w8' if precision == 'int8' else precision}", "coreml",
-                                "w8" if precision == "int8" else precision, "none", model, files, runnable=False,
+                                "w8" if precision == "int8" else precision, "none", model, files,
                                 notes=note + "; predicts only on macOS"))
     return variants
 
 
 def _pruned_model(model: TalkingHeadModel, config: ReportConfig, say: ProgressFn) -> tuple[TalkingHeadModel, dict]:
-    from .structured import SUMMARY_FILE
+    """The structurally pruned model (`config.pruned`, or pruned here) and its summary; QuantizationError when
+    a given folder was pruned from another model than `model` (its comparisons would be meaningless)."""
+    from sdk.runtime.metadata import model_sha256
 
     directory = config.pruned
     if directory is None:
@@ -286,9 +298,14 @@ def _pruned_model(model: TalkingHeadModel, config: ReportConfig, say: ProgressFn
         prune_model(model, directory, config.prune, CalibrationConfig(config.data, pairs=16),
                     replace(config.finetune, data=config.data), say)
     pruned = load_pruned(directory)
+    source_sha256 = pruned.metadata.get("pruned_from_sha256")
+    if pruned.cfg.to_dict() != model.cfg.to_dict() or (source_sha256 and source_sha256 != model_sha256(model)):
+        raise QuantizationError(f"{directory}: pruned from another model than {config.model} "
+                                f"({pruned.metadata.get('pruned_from', 'unknown')}); prune this one "
+                                "with `python -m quantization prune`, or leave out --pruned")
     summary_file = Path(directory) / SUMMARY_FILE
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    plan = json.loads((Path(directory) / "pruning.json").read_text())
+    plan = json.loads((Path(directory) / PLAN_FILE).read_text())
     summary.update(ratio=plan["ratio"], parts=plan["parts"], directory=str(directory),
                    generator_macs_before=generator_macs(model), generator_macs_after=generator_macs(pruned))
     summary["mac_reduction"] = 1.0 - summary["generator_macs_after"] / summary["generator_macs_before"]
@@ -451,7 +468,8 @@ def _document(config: ReportConfig, model: TalkingHeadModel, rows: list[Row], re
                             f"{config.evaluation.stride}th frame driving the clip's first frame). Latency here: "
                             f"median of {config.latency.runs} runs per graph, variants interleaved; "
                             f"{environment['cpu']}, load average {environment['load_before'][0]:.1f} before and "
-                            f"{environment['load_after_latency'][0]:.1f} after timing (2 cores, shared)."],
+                            f"{environment['load_after_latency'][0]:.1f} after timing "
+                            f"({environment['cores']} cores, shared)."],
                 [main]),
         Section("Figures to reach", [], [Table(["figure", "measured", "target", "met"], target_rows)]),
         Section("Latency per graph (ms, median)", ["The sender runs keypoint_encoder per frame, the receiver "

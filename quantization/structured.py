@@ -18,6 +18,7 @@ import torch
 
 from sdk.media import to_tensor
 from sdk.models import TalkingHeadModel, count_macs, count_params
+from sdk.runtime.metadata import model_sha256
 
 from .calibration import CalibrationConfig, load_calibration
 from .finetune import FinetuneConfig, FinetuneResult, finetune_generator
@@ -69,11 +70,12 @@ def prune_model(model: TalkingHeadModel, out_dir: str | Path, prune: PruneConfig
     inputs = generator_inputs(model, to_tensor(np.stack(pairs.sources)), to_tensor(np.stack(pairs.drivers)))
     residuals = reconstruct_readers(pruned, model, plan, inputs)
     tuned = finetune_generator(pruned, model, finetune, say)
+    pruned, model = pruned.to("cpu"), model.to("cpu")  # fine-tuning moved both to its device
     with torch.no_grad():
         result = StructuredResult(Path(out_dir), generator_macs(model), generator_macs(pruned), count_params(model),
                                   count_params(pruned), residuals, tuned, 0.0)
     result.seconds = time.perf_counter() - started
-    save_pruned(pruned, plan, out_dir, {"pruned_from": model.cfg.name, "mac_reduction": result.mac_reduction,
-                                        "finetune_steps": finetune.steps})
+    save_pruned(pruned, plan, out_dir, {"pruned_from": model.cfg.name, "pruned_from_sha256": model_sha256(model),
+                                        "mac_reduction": result.mac_reduction, "finetune_steps": finetune.steps})
     (Path(out_dir) / SUMMARY_FILE).write_text(json.dumps(result.to_dict(), indent=1, default=str) + "\n")
     return result

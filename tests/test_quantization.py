@@ -193,11 +193,21 @@ def test_int8_options_and_hook_inputs_are_checked(tiny, calibration, tmp_path):
     with pytest.raises(QuantizationError, match="precision 'int8'"):
         write_int8_graph(tiny, "onnx", "generator", tmp_path / "g.onnx",
                          graph_metadata(tiny, graph_specs(tiny.cfg)["generator"], "fp32"))
-    from quantization.onnx_int8 import float_onnx_graphs
+    with pytest.raises(QuantizationError, match="unknown graph"):
+        write_int8_graph(tiny, "onnx", "decoder", tmp_path / "g.onnx", metadata)
+    with pytest.raises(QuantizationError, match="metadata describes graph 'generator'"):
+        write_int8_graph(tiny, "onnx", "keypoint_encoder", tmp_path / "g.onnx", metadata)
+    from quantization.onnx_int8 import float_onnx_graphs, nncf_quantize
 
+    with pytest.raises(QuantizationError, match="unknown warp"):
+        float_onnx_graphs(tiny, "nearest")
+    generator = float_onnx_graphs(tiny)["generator"]
+    with pytest.raises(QuantizationError, match="unknown NNCF preset"):
+        nncf_quantize(generator, [], [], "fast")
     with pytest.raises(QuantizationError, match="no layers named"):
-        quantize_graphs({"generator": float_onnx_graphs(tiny)["generator"]}, {"generator": []},
-                        {"generator": ["/nope"]}, "performance")
+        quantize_graphs({"generator": generator}, {"generator": []}, {"generator": ["/nope"]}, "performance")
+    with pytest.raises(QuantizationError, match="unknown graphs"):
+        quantize_graphs({"generator": generator}, {"generator": []}, {"genrator": ["/up"]}, "performance")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,6 +236,14 @@ def test_structured_pruning_rebuilds_smaller_convolutions(tiny, tmp_path):
     assert frame.shape == _generator_frame(tiny).shape and torch.isfinite(frame).all()
     save_pruned(pruned, plan, tmp_path / "pruned")
     assert torch.equal(_generator_frame(load_pruned(tmp_path / "pruned")), frame)
+    (tmp_path / "pruned" / "weights.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(QuantizationError, match="not a pruned model"):
+        load_pruned(tmp_path / "pruned")
+    document = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
+    document["groups"][0]["producer"] = "generator.no_such_conv"
+    (tmp_path / "pruned" / "pruning.json").write_text(json.dumps(document))
+    with pytest.raises(QuantizationError, match="not a pruned model"):
+        load_pruned(tmp_path / "pruned")
     with pytest.raises(QuantizationError, match="ratio"):
         PruneConfig(ratio=1.0)
     with pytest.raises(QuantizationError, match="unknown pruning parts"):
@@ -262,6 +280,10 @@ def test_finetuning_trains_only_the_generator(tiny, prepared_small):
     assert any(not torch.equal(a, b) for a, b in zip(generator_before, student.generator.parameters()))
     with pytest.raises(QuantizationError, match="invalid fine-tuning"):
         FinetuneConfig(steps=-1)
+    with pytest.raises(QuantizationError, match="invalid fine-tuning"):
+        FinetuneConfig(log_every=0)
+    with pytest.raises(QuantizationError, match="device 'gpu'"):
+        FinetuneConfig(device="gpu")
 
 
 def test_unstructured_pruning_reports_sparsity_and_download_size(tiny):
@@ -345,6 +367,22 @@ def test_report_writes_markdown_html_json_and_plots(tiny, prepared_small, tmp_pa
     assert {p.name for p in (out / "figures").iterdir()} >= {"latency.png", "quality.png", "size_latency.png"}
 
 
+def test_report_refuses_a_pruned_folder_of_another_model(tiny, prepared_small, tmp_path):
+    from quantization.pruning import PruneConfig, prune_channels, save_pruned
+    from quantization.report import ReportConfig, build_report
+    from sdk.checkpoint import save_model
+    from sdk.runtime.metadata import model_sha256
+
+    save_model(tiny, tmp_path / "tiny", half=False)
+    torch.manual_seed(1)
+    other = TalkingHeadModel(get_config("dagan++-tiny")).eval()
+    pruned, plan = prune_channels(other, PruneConfig(0.5, channel_multiple=2, min_channels=2))
+    save_pruned(pruned, plan, tmp_path / "pruned", {"pruned_from_sha256": model_sha256(other)})
+    config = ReportConfig(str(tmp_path / "tiny"), tmp_path / "report", prepared_small, ("onnx",), tmp_path / "pruned")
+    with pytest.raises(QuantizationError, match="pruned from another model"):
+        build_report(config)
+
+
 def test_cli_rejects_bad_input(tmp_path, capsys):
     from quantization.cli import main
 
@@ -363,6 +401,8 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     assert "unknown report formats" in capsys.readouterr().err
     assert main(["prune", "--out", str(tmp_path / "p"), "--ratio", "1.5"]) == 2
     assert "pruning ratio" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path / "r"), "--threads", "1,x"]) == 2
+    assert "expected comma-separated integers" in capsys.readouterr().err
 
 
 def test_errors_are_sdk_errors():
