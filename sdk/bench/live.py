@@ -112,7 +112,7 @@ def measure_baseline(model: TalkingHeadModel, kind: str, args: argparse.Namespac
     between the main thread and others (on a loaded CPU the main thread's thread team was
     measured 20x slower here), so only this makes the ratio a like-for-like one.
     """
-    backend = create_backend(model, kind, args.device, threads=args.threads)
+    backend = create_backend(model, kind, args.device, graphs=args.graphs, threads=args.threads)
     pipeline = TalkingHeadPipeline(backend)
     crop = load_avatars(DEFAULT_PORTRAIT, model.cfg.resolution)[0].crop
     timings: list[float] = []
@@ -144,7 +144,7 @@ def measure_run(model: TalkingHeadModel, kind: str, pacing_fps: float | None, cl
     for clip in clips:
         config = LiveConfig(capture=CaptureConfig(camera=clip, paced=pacing_fps is not None, fps=pacing_fps,
                                                   max_frames=args.frames),
-                            backend=kind, device=args.device, threads=args.threads,
+                            backend=kind, graphs=args.graphs, device=args.device, threads=args.threads,
                             output=OutputConfig(window=False), queue_capacity=args.queue)
         stats = live_camera(config, model=model, on_frame=collect)
         result.backend = stats.backend
@@ -208,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(runs, baselines))
     report = {
         "model": model.cfg.name, "random_weights": bool(args.random), "clips": [str(c) for c in clips],
+        "graphs": str(args.graphs) if args.graphs else None,
         "frames_per_clip": args.frames, "queue_capacity": args.queue, "threads": args.threads,
         "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
                     "load_average_after": os.getloadavg(), "torch_threads": torch.get_num_threads()},
@@ -234,6 +235,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--random", metavar="CONFIG", help="a random model of this config instead (e.g. dagan++-tiny)")
     parser.add_argument("--backends", nargs="+", help="runtime backends (default: torch, and onnx when installed)")
+    parser.add_argument("--graphs", type=Path, help="export folder (python -m export) for onnx-int8 and tflite")
     parser.add_argument("--paced-fps", type=float, default=25.0, help="the paced run's frame rate")
     parser.add_argument("--queue", type=int, default=LiveConfig.queue_capacity, help="stage queue capacity")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the runtime's)")
