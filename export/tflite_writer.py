@@ -2,7 +2,7 @@
 
 - Names: litert-torch names a signature's inputs after the forward's keyword arguments and its
   outputs after the keys of a returned dict, so the graph is wrapped in `NamedGraph`.
-- Warp: the generator uses `row_gather_warp` (one row gather) instead of F.grid_sample, which
+- Warp: the generator uses `row_gather_warp` (row gathers) instead of F.grid_sample, which
   litert-torch decomposes into per-element GATHER_ND and selects (measured ~15× slower on XNNPACK).
 - fp16: weights of convolutions stored as fp16 (ai-edge-quantizer's float_casting; compute stays
   float32 on CPU, GPU delegates run fp16), the usual TFLite "float16 quantization".

@@ -104,12 +104,14 @@ def grid_sample_warp(features: Tensor, grid: Tensor) -> Tensor:
 
 
 def row_gather_warp(features: Tensor, grid: Tensor) -> Tensor:
-    """The same bilinear warp as `grid_sample_warp`, written as one row gather (for TFLite).
+    """The same bilinear warp as `grid_sample_warp`, written as row gathers (for TFLite and INT8 ONNX).
 
     litert-torch decomposes F.grid_sample into per-element GATHER_ND and selects (~15× slower than
     this on XNNPACK at 16×128² features, measured here). Here the features become rows of C
-    channels; the four neighbours of every output pixel are fetched as whole rows by one
-    index_select and blended; neighbours outside the image get weight 0 (zero padding).
+    channels; each of the four neighbours of every output pixel is fetched as whole rows by one
+    index_select and added in with its weight; neighbours outside the image get weight 0 (zero
+    padding). One gather per neighbour summed as it comes is ~35 % faster in ONNX Runtime than one
+    gather of all four followed by a weighted reduction over them (the generator's warps, 1 thread).
     (N, C, H, W), grid (N, Ho, Wo, 2) in [-1, 1], x first -> (N, C, Ho, Wo).
     """
     n, c, h, w = features.shape
@@ -122,15 +124,14 @@ def row_gather_warp(features: Tensor, grid: Tensor) -> Tensor:
     x0, y0 = x_floor.to(torch.int32), y_floor.to(torch.int32)
     rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
     first_row = (torch.arange(n, dtype=torch.int32) * (h * w)).reshape(n, 1, 1)
-    indices, weights = [], []
+    blended = None
     for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         xi, yi = x0 + dx, y0 + dy
         inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-        indices.append(yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1) + first_row)
-        weights.append(weight * inside.to(features.dtype))
-    picked = torch.index_select(rows, 0, torch.stack(indices, dim=-1).reshape(-1)).reshape(n, ho, wo, 4, c)
-    blended = (picked * torch.stack(weights, dim=-1).unsqueeze(-1)).sum(dim=3)
-    return blended.permute(0, 3, 1, 2)
+        index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1) + first_row).reshape(-1)
+        term = torch.index_select(rows, 0, index) * (weight * inside.to(features.dtype)).reshape(-1, 1)
+        blended = term if blended is None else blended + term
+    return blended.reshape(n, ho, wo, c).permute(0, 3, 1, 2)
 
 
 def sparse_motions_elementwise(grid: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> Tensor:
