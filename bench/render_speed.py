@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from sdk.bench import median_ms
 from sdk.models import CONFIG_NAMES, TalkingHeadModel, count_macs, count_params, get_config
-
-
-def median_ms(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return 1000 * statistics.median(samples)
 
 
 @torch.inference_mode()

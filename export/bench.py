@@ -6,14 +6,12 @@ thread count, measured in the same run (the machine is shared: absolute numbers 
 """
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from sdk.bench import median_ms
 from sdk.runtime.graph_backend import as_array
 from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
 
@@ -22,9 +20,6 @@ from .request import ExportError
 from .table import format_table
 from .verify import exported_model, graph_runner
 
-WARMUP_RUNS = 3
-
-
 @dataclass(frozen=True)
 class Timing:
     graph: str
@@ -32,17 +27,6 @@ class Timing:
     threads: int
     median_ms: float
     ratio_vs_torch: float  # torch ms / this ms: > 1 means faster than torch
-
-
-def median_ms(call: Callable[[], object], runs: int) -> float:
-    for _ in range(WARMUP_RUNS):
-        call()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append(1000 * (time.perf_counter() - started))
-    return statistics.median(samples)
 
 
 def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs: int = 50,

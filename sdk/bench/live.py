@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from ..models import TalkingHeadModel, get_config
 from ..pipeline import TalkingHeadPipeline
 from ..runtime import create_backend
 from ..runtime.factory import onnx_runtime_available
+from . import median_ms
 
 DEFAULT_MANIFEST = Path(os.environ.get("SDK_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \
     / "manifest.csv"
@@ -95,16 +94,6 @@ def _model(args: argparse.Namespace) -> TalkingHeadModel:
     return load_model(args.model)
 
 
-def _median_ms(fn, runs: int) -> float:
-    fn()  # lazy initialisation
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(1000 * (time.perf_counter() - started))
-    return statistics.median(samples)
-
-
 def measure_baseline(model: TalkingHeadModel, kind: str, args: argparse.Namespace, runs: int) -> BaselineResult:
     """Encoder and generator alone on the bundled portrait (its own code, so relative motion is a no-op).
 
@@ -120,8 +109,8 @@ def measure_baseline(model: TalkingHeadModel, kind: str, args: argparse.Namespac
     def measure() -> None:
         state = pipeline.prepare_source(crop)
         code = pipeline.encode(crop)
-        timings.extend([_median_ms(lambda: pipeline.encode(crop), runs),
-                        _median_ms(lambda: pipeline.render(state, code), runs)])
+        timings.extend([median_ms(lambda: pipeline.encode(crop), runs, warmup=1),
+                        median_ms(lambda: pipeline.render(state, code), runs, warmup=1)])
 
     worker = threading.Thread(target=measure, name="bench-baseline")
     worker.start()
