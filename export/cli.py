@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sdk.errors import SdkError
+from sdk.cli import run_command
 
 from .request import FORMATS, PRECISIONS, ExportRequest, parse_choices
 
@@ -62,13 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in ("verify", "bench") else "export"
     parser = {"export": export_parser, "verify": verify_parser, "bench": bench_parser}[command]()
     args = parser.parse_args(argv[1:] if command != "export" else argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return {"export": _export, "verify": _verify, "bench": _bench}[command](args)
-    except SdkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    verb = {"export": _export, "verify": _verify, "bench": _bench}[command]
+    return run_command(lambda: verb(args), args.verbose, logging.WARNING)
 
 
 def _export(args: argparse.Namespace) -> int:
