@@ -11,7 +11,8 @@
 4. `qdq.activations_to_uint8` and `qdq.add_output_quantizers` complete the QDQ patterns, so ORT
    runs QLinearConv.
 5. The per-layer sensitivity pass (on a copy with every layer quantized) picks the layers to keep
-   float (`config.target_psnr_db`); NNCF then quantizes with them in its ignored scope.
+   float (`config.target_psnr_db`); NNCF then quantizes with them in its ignored scope, and
+   `qdq.byte_concats` moves the decoder's upsample-and-concatenate joins to uint8.
 6. Files go to ``DIR/onnx/int8/<graph>.onnx`` with the runtime's metadata (precision "int8") and
    a ``sdk.quantization`` entry, plus ``DIR/onnx/int8/quantization.json``: the layout
    `sdk.runtime.create_backend(model, "onnx-int8", graphs=DIR)` loads.
@@ -36,8 +37,8 @@ from sdk.models import TalkingHeadModel
 from .calibration import CalibrationConfig, Feeds, graph_feeds, load_calibration
 from .errors import QuantizationError
 from .nncf_backend import load_nncf
-from .qdq import (QUANTIZABLE_OP_TYPES, KernelCount, activations_to_uint8, add_output_quantizers, int8_kernels,
-                  layer_names, ort_session)
+from .qdq import (QUANTIZABLE_OP_TYPES, KernelCount, activations_to_uint8, add_output_quantizers, byte_concats,
+                  int8_kernels, layer_names, ort_session)
 from .sensitivity import FrameRenderer, LayerSensitivity, choose_float_layers, layer_sensitivity, psnr_from_mse
 
 WARPS: tuple[str, ...] = ("grid_sample", "row_gather")
@@ -184,6 +185,8 @@ def quantize_onnx_int8(model: TalkingHeadModel, out_dir: str | Path, config: Int
     for graph, layer in chosen:
         by_graph.setdefault(graph, []).append(layer)
     quantized = quantize_graphs(float_models, feeds, by_graph, config.preset)
+    for proto in quantized.values():  # after the sensitivity pass, which needs every join in float
+        byte_concats(proto)
     mse = renderer.mse(renderer.render({name: ort_session(proto) for name, proto in quantized.items()}))
     sha256 = model_sha256(model)
     specs = graph_specs(model.cfg)

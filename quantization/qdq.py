@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +142,102 @@ def add_output_quantizers(model, feeds: list[Feeds]):
             graph.node.insert(index + 1, node)
     onnx.checker.check_model(completed)
     return completed
+
+
+def byte_concats(model) -> int:
+    """Run each quantized Concat, and the nearest-neighbour Resizes feeding it, on uint8 tensors; in place.
+
+    The decoder's skip joins (upsample the coarser features, concatenate the warped ones, quantize
+    for the next convolution) are float in NNCF's graph: a float Resize and Concat of the full
+    tensor, then one QuantizeLinear over it. Quantizing each input with the Concat's own output
+    scale instead gives the same uint8 tensor, since nearest resizing and concatenation only move
+    values: the Resize and Concat then move a quarter of the bytes, and what is quantized is
+    smaller (the coarse input before it is upsampled). Where an output quantizer feeds only the
+    join and has the Concat's zero point, it is re-targeted to the Concat's scale (whose range
+    contains the upsampled values), so the convolution before writes the uint8 tensor itself.
+    Returns how many Concats were rewritten.
+    """
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    rewrite = _JoinRewrite(_producers(graph), _consumers(graph),
+                           {init.name: numpy_helper.to_array(init).tolist() for init in graph.initializer
+                            if init.data_type == TensorProto.UINT8 and not init.dims})
+    outputs = {output.name for output in graph.output}
+    joins = []
+    for concat in graph.node:
+        following = rewrite.consumers.get(concat.output[0], [])
+        if (concat.op_type == "Concat" and concat.output[0] not in outputs and len(following) == 1
+                and following[0].op_type == "QuantizeLinear"):
+            joins.append((concat, following[0]))
+    for concat, output_quantizer in joins:
+        scale, zero_point = output_quantizer.input[1], output_quantizer.input[2]
+        for index, name in enumerate(list(concat.input)):
+            resize = rewrite.producers.get(name)
+            if (resize is not None and resize.op_type == "Resize" and len(rewrite.consumers[name]) == 1
+                    and _attribute(resize, "mode") == "nearest"):
+                resize.input[0] = rewrite.quantized(resize.input[0], scale, zero_point, before=resize)
+                resize.output[0] = f"{name}_uint8"
+                concat.input[index] = resize.output[0]
+            else:
+                concat.input[index] = rewrite.quantized(name, scale, zero_point, before=concat)
+        concat.output[0] = output_quantizer.output[0]
+        rewrite.dropped.append(output_quantizer)
+    nodes = []
+    for node in graph.node:
+        nodes.extend(new for new, before in rewrite.added if before is node)
+        if not any(node is gone for gone in rewrite.dropped):
+            nodes.append(_copy(node))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    remove_dead_nodes(model)  # and the scales of the re-targeted quantizers
+    return len(joins)
+
+
+@dataclass
+class _JoinRewrite:
+    """What `byte_concats` reads (producers, consumers, scalar uint8 zero points) and the nodes it drops and adds."""
+    producers: dict
+    consumers: dict
+    zero_points: dict[str, int]
+    dropped: list = field(default_factory=list)
+    added: list = field(default_factory=list)  # (new node, the node it goes before)
+
+    def quantized(self, tensor: str, scale: str, zero_point: str, before) -> str:
+        """`tensor` as uint8 at (scale, zero_point): its output quantizer re-targeted where allowed, else a new one."""
+        from onnx import helper
+
+        dequantize = self.producers.get(tensor)
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear" and len(self.consumers[tensor]) == 1:
+            quantize = self.producers.get(dequantize.input[0])
+            # Only with the same zero point: ORT folds a Relu into its quantizer only when the zero
+            # point is the Relu's floor, and an unfolded Relu leaves the convolution before it float.
+            if (quantize is not None and quantize.op_type == "QuantizeLinear" and len(quantize.input) > 2
+                    and len(self.consumers[quantize.output[0]]) == 1
+                    and quantize.input[2] in self.zero_points
+                    and self.zero_points[quantize.input[2]] == self.zero_points.get(zero_point)):
+                quantize.input[1], quantize.input[2] = scale, zero_point
+                self.dropped.append(dequantize)
+                return quantize.output[0]
+        quantized = f"{tensor}_concat_q"
+        self.added.append((helper.make_node("QuantizeLinear", [tensor, scale, zero_point], [quantized],
+                                            name=f"{tensor}_ConcatQ"), before))
+        return quantized
+
+
+def _copy(node):
+    from onnx import NodeProto
+
+    copy = NodeProto()
+    copy.CopyFrom(node)
+    return copy
+
+
+def _attribute(node, name: str):
+    from onnx import helper
+
+    value = next((helper.get_attribute_value(attr) for attr in node.attribute if attr.name == name), None)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ranges(model, tensors: list[str], feeds: list[Feeds]) -> tuple[dict[str, float], dict[str, float]]:

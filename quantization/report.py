@@ -510,8 +510,9 @@ def _profile_section(profiles: dict[str, dict[str, float]]) -> Section:
         rows.append(row)
     rows.append(["total"] + [f"{sum(profile.values()):.2f}" for profile in profiles.values()])
     return Section("Where the generator's time goes (ONNX Runtime profiler, 1 thread, ms per run)", [
-        "INT8 speeds up the convolutions and attention products only: the warp (GridSample, or the row "
-        "gather and its blend), the motion maths and the layout changes stay float."],
+        "INT8 speeds up the convolutions and attention products, and the decoder's upsample-and-concatenate "
+        "joins move uint8 instead of float (`qdq.byte_concats`); the warp (GridSample, or the row gather and "
+        "its blend), the motion maths, the attention's upsampling and the layout changes stay float."],
         [Table(["kernel"] + list(profiles), rows)])
 
 

@@ -161,6 +161,32 @@ def test_qdq_edits(tiny, calibration):
         dequantize_except(completed, float_model, "/nope")
 
 
+def test_byte_concats_move_the_decoder_joins_to_uint8_with_the_same_output(tiny, calibration):
+    """The upsample-and-concatenate joins run on uint8; every conv stays INT8; the frame barely moves."""
+    import onnx
+
+    from quantization.onnx_int8 import float_onnx_graphs, quantize_graphs
+    from quantization.qdq import _producers, byte_concats, int8_kernels, ort_session
+
+    float_models = float_onnx_graphs(tiny, "row_gather")
+    feeds = {name: items[:2] for name, items in graph_feeds(tiny, load_calibration(calibration, 64)).items()}
+    quantized = quantize_graphs({"generator": float_models["generator"]}, feeds, {}, "performance")["generator"]
+    before = ort_session(quantized).run(None, feeds["generator"][1])[0]
+    kernels_before = int8_kernels(quantized)
+    joins = byte_concats(quantized)
+    onnx.checker.check_model(quantized)
+    after = ort_session(quantized).run(None, feeds["generator"][1])[0]
+    assert joins >= tiny.cfg.generator.num_down_blocks  # at least every decoder join
+    assert int8_kernels(quantized) == kernels_before and kernels_before.float_total == 0
+    producers = _producers(quantized.graph)
+    for concat in (node for node in quantized.graph.node if node.op_type == "Concat"):
+        feeds_concat = [producers[name] for name in concat.input if name in producers]
+        if any(node.op_type == "Resize" for node in feeds_concat):  # a join: uint8 in, DequantizeLinear out
+            assert all(node.op_type in ("Resize", "QuantizeLinear") for node in feeds_concat)
+    # Only rounding moves: the re-targeted quantizers and one rounding instead of two.
+    assert np.abs(after - before).max() < 0.05 and np.abs(after - before).mean() < 2e-3
+
+
 def test_sensitivity_keeps_the_costliest_layers_float(tiny, calibration):
     from quantization.onnx_int8 import float_onnx_graphs, quantize_graphs
     from quantization.sensitivity import FrameRenderer, LayerSensitivity, choose_float_layers, layer_sensitivity

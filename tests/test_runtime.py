@@ -15,7 +15,8 @@ from sdk.runtime import (
     graph_specs,
     model_sha256,
 )
-from sdk.runtime.graphs import GeneratorGraph, build_graphs, example_inputs, row_gather_warp, source_state_tensors
+from sdk.runtime.graphs import (GeneratorGraph, build_graphs, example_inputs, grid_sample_warp, row_gather_warp,
+                                source_state_tensors)
 from sdk.runtime.graph_backend import check_graph_files
 from sdk.runtime.metadata import GraphMetadata, graph_metadata
 from sdk.runtime.onnx_backend import check_active_providers, execution_providers
@@ -69,13 +70,23 @@ def test_graphs_compute_what_the_model_computes(name, images):
     assert ("depth" in specs["source_encoder"].output_names) == model.cfg.uses_depth
 
 
-def test_row_gather_warp_equals_grid_sample_with_padding_and_batches():
+@pytest.mark.parametrize("channels", [3, 16])  # channels-first columns and channels-last rows
+def test_row_gather_warp_equals_grid_sample_with_padding_weights_and_batches(channels):
     generator = torch.Generator().manual_seed(2)
-    features = torch.rand((3, 5, 12, 16), generator=generator)
+    features = torch.rand((3, channels, 12, 16), generator=generator)
     grid = torch.rand((3, 7, 9, 2), generator=generator) * 3.0 - 1.5  # a third of the points fall outside
+    # Points on and just inside/outside the border pixel centres and the zero ring beyond them.
+    edges = torch.tensor([-1.5, -1 - 1 / 15, -1.0, -1 + 1e-4, 1 - 1e-4, 1.0, 1 + 1 / 15, 1 + 1e-3, 2.0])
+    grid[:, 0, :, 0], grid[:, 1, :, 1] = edges, edges
+    weight = torch.rand((3, 1, 7, 9), generator=generator)
     expected = torch.nn.functional.grid_sample(features, grid, mode="bilinear", padding_mode="zeros",
                                                align_corners=True)
-    assert torch.allclose(row_gather_warp(features, grid), expected, atol=1e-6)
+    x, y = grid[..., 0], grid[..., 1]
+    assert torch.allclose(row_gather_warp(features, x, y), expected, atol=1e-6)
+    assert torch.allclose(row_gather_warp(features, x, y, weight), expected * weight, atol=1e-6)
+    assert torch.equal(grid_sample_warp(features, x, y, weight), expected * weight)
+    # NaN coordinates (a singular Jacobian) give NaN, never a gather outside the table.
+    assert row_gather_warp(features, torch.full_like(x, float("nan")), y).isnan().all()
 
 
 def test_onnx_backend_matches_torch_and_reuses_its_cache(model, onnx_backend, images, tmp_path_factory):

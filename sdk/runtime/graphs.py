@@ -23,11 +23,11 @@ from torch import Tensor, nn
 
 from ..models import Keypoints, ModelConfig, SourceState, TalkingHeadModel
 from ..models.blocks import downsample
-from ..models.motion import invert_2x2, keypoint_gaussians, warp
+from ..models.motion import invert_2x2, warp
 
 GRAPH_NAMES: tuple[str, ...] = ("keypoint_encoder", "source_encoder", "generator")
 # Bumped whenever the graphs' I/O or ops change, so caches of exported graphs are not reused across.
-GRAPHS_VERSION = 1
+GRAPHS_VERSION = 2
 
 IMAGE_NORMALISATION = "RGB float32 in [0, 1], NCHW, at the model resolution"
 KEYPOINT_NORMALISATION = "keypoints in [-1, 1] image coordinates, x first"
@@ -98,57 +98,97 @@ def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     }
 
 
-def grid_sample_warp(features: Tensor, grid: Tensor) -> Tensor:
-    """`sdk.models.motion.warp`: bilinear, zero padding, align_corners=True. (N, C, H, W), (N, H, W, 2) -> (N, C, H, W)."""
-    return warp(features, grid)
+# (features, x, y, weight or None) -> features sampled at (x, y) times weight. See `row_gather_warp`.
+Warp = Callable[[Tensor, Tensor, Tensor, Tensor | None], Tensor]
+FEW_CHANNELS = 8  # below this `row_gather_warp` gathers channels-first columns (measured: 3 channels)
 
 
-def row_gather_warp(features: Tensor, grid: Tensor) -> Tensor:
-    """The same bilinear warp as `grid_sample_warp`, written as row gathers (for TFLite and INT8 ONNX).
+def grid_sample_warp(features: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    """`sdk.models.motion.warp` (bilinear, zero padding, align_corners=True) times `weight`.
+
+    (N, C, H, W), x and y (N, Ho, Wo) in [-1, 1], weight (N, 1, Ho, Wo) or None -> (N, C, Ho, Wo).
+    """
+    warped = warp(features, torch.stack([x, y], dim=-1))
+    return warped if weight is None else warped * weight
+
+
+def row_gather_warp(features: Tensor, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    """The same as `grid_sample_warp`, written as row gathers (for TFLite and INT8 ONNX).
 
     litert-torch decomposes F.grid_sample into per-element GATHER_ND and selects (~15× slower than
-    this on XNNPACK at 16×128² features, measured here). Here the features become rows of C
-    channels; each of the four neighbours of every output pixel is fetched as whole rows by one
-    index_select and added in with its weight; neighbours outside the image get weight 0 (zero
-    padding). One gather per neighbour summed as it comes is ~35 % faster in ONNX Runtime than one
-    gather of all four followed by a weighted reduction over them (the generator's warps, 1 thread).
-    (N, C, H, W), grid (N, Ho, Wo, 2) in [-1, 1], x first -> (N, C, Ho, Wo).
+    this on XNNPACK at 16×128² features, measured here). Here the features, padded with one ring
+    of zeros, become rows of C channels; each of the four neighbours of every output pixel is
+    fetched as whole rows by one index_select and added in with its bilinear weight. The zero ring
+    is the zero padding: coordinates are clamped to it, so no inside-the-image masks are needed.
+    `weight` (the occlusion map) is folded into the four bilinear weights, one multiply per point
+    rather than one per point and channel. One gather per neighbour summed as it comes is ~35 %
+    faster in ONNX Runtime than one gather of all four followed by a weighted reduction, and than
+    a batched (1×4)·(4×C) product; with few channels (the dense motion's 3) gathering columns of
+    a channels-first map is ~25 % faster than gathering 3-wide rows.
+    (N, C, H, W), x and y (N, Ho, Wo) in [-1, 1], weight (N, 1, Ho, Wo) or None -> (N, C, Ho, Wo).
     """
     n, c, h, w = features.shape
-    ho, wo = grid.shape[1:3]
-    x = (grid[..., 0] + 1) * (0.5 * (w - 1))  # align_corners=True: -1 and 1 are the border pixel centres
-    y = (grid[..., 1] + 1) * (0.5 * (h - 1))
-    x_floor, y_floor = torch.floor(x), torch.floor(y)
+    ho, wo = x.shape[1:]
+    # align_corners=True: -1 and 1 are the border pixel centres; -1 and w (h) are the zero ring.
+    x = ((x + 1) * (0.5 * (w - 1))).clamp(-1, w)
+    y = ((y + 1) * (0.5 * (h - 1))).clamp(-1, h)
+    # A point on the far ring takes its left/top neighbour with weight 0 and the ring with weight 1.
+    x_floor, y_floor = torch.floor(x).clamp(max=w - 1), torch.floor(y).clamp(max=h - 1)
     fx, fy = x - x_floor, y - y_floor
+    top, bottom = 1 - fy, fy
+    if weight is not None:
+        top, bottom = top * weight.reshape(n, ho, wo), bottom * weight.reshape(n, ho, wo)
+    padded_w = w + 2
+    padded = F.pad(features, (1, 1, 1, 1))
     # Integer pixel arithmetic: a float row index would be inexact in fp16 graphs beyond 2048.
-    x0, y0 = x_floor.to(torch.int32), y_floor.to(torch.int32)
-    rows = features.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    first_row = (torch.arange(n, dtype=torch.int32) * (h * w)).reshape(n, 1, 1)
+    first_row = (torch.arange(n, dtype=torch.int32) * ((h + 2) * padded_w)).reshape(n, 1, 1)
+    index = ((y_floor.to(torch.int32) + 1) * padded_w + x_floor.to(torch.int32) + 1 + first_row).reshape(-1)
+    # NaN coordinates (a singular Jacobian) cast to any integer: keep every gather inside the table.
+    index = index.clamp(0, n * (h + 2) * padded_w - padded_w - 2)
+    channels_last = c >= FEW_CHANNELS
+    table = (padded.permute(0, 2, 3, 1).reshape(n * (h + 2) * padded_w, c) if channels_last
+             else padded.transpose(0, 1).reshape(c, n * (h + 2) * padded_w))
     blended = None
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-        index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1) + first_row).reshape(-1)
-        term = torch.index_select(rows, 0, index) * (weight * inside.to(features.dtype)).reshape(-1, 1)
+    for offset, neighbour_weight in ((0, (1 - fx) * top), (1, fx * top),
+                                     (padded_w, (1 - fx) * bottom), (padded_w + 1, fx * bottom)):
+        if channels_last:
+            term = torch.index_select(table, 0, index + offset) * neighbour_weight.reshape(-1, 1)
+        else:
+            term = torch.index_select(table, 1, index + offset) * neighbour_weight.reshape(1, -1)
         blended = term if blended is None else blended + term
-    return blended.reshape(n, ho, wo, c).permute(0, 3, 1, 2)
+    if channels_last:
+        return blended.reshape(n, ho, wo, c).permute(0, 3, 1, 2)
+    return blended.reshape(c, n, ho, wo).transpose(0, 1)
 
 
-def sparse_motions_elementwise(grid: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> Tensor:
-    """`sdk.models.motion.sparse_motions` without rank-6 intermediates: grid (h, w, 2) -> (N, K+1, h, w, 2).
+def keypoint_gaussians_planar(x: Tensor, y: Tensor, keypoints: Tensor, variance: float) -> Tensor:
+    """`sdk.models.motion.keypoint_gaussians` on coordinate planes: x, y (h, w), keypoints (N, K, 2) -> (N, K, h, w).
 
-    kp_s + J_s J_d^-1 (z - kp_d), with the 2×2 product written out per output coordinate.
+    Offsets in separate x and y planes: runtimes broadcast a (N, K, 1, 1) keypoint over an (h, w)
+    plane far faster than over a trailing axis of 2 (3-5× in ONNX Runtime here).
+    """
+    dx = x - keypoints[:, :, 0, None, None]
+    dy = y - keypoints[:, :, 1, None, None]
+    return torch.exp(-0.5 * (dx * dx + dy * dy) / variance)
+
+
+def sparse_motions_planar(x: Tensor, y: Tensor, kp_driving: Keypoints, kp_source: Keypoints
+                          ) -> tuple[Tensor, Tensor]:
+    """`sdk.models.motion.sparse_motions` on coordinate planes: x, y (h, w) -> x, y (N, K+1, h, w), background first.
+
+    kp_s + J_s J_d^-1 (z - kp_d), with the 2×2 product written out per coordinate (the model's
+    batched matmul makes rank-6 tensors, which Core ML rejects).
     """
     n = kp_driving.value.shape[0]
-    h, w = grid.shape[:2]
     jacobian = kp_source.jacobian @ invert_2x2(kp_driving.jacobian)  # (N, K, 2, 2)
-    offset = grid[None, None] - kp_driving.value[:, :, None, None, :]  # (N, K, h, w, 2)
-    dx, dy = offset[..., 0], offset[..., 1]
-    mapped_x = jacobian[:, :, 0, 0, None, None] * dx + jacobian[:, :, 0, 1, None, None] * dy
-    mapped_y = jacobian[:, :, 1, 0, None, None] * dx + jacobian[:, :, 1, 1, None, None] * dy
-    mapped = torch.stack([mapped_x, mapped_y], dim=-1) + kp_source.value[:, :, None, None, :]
-    identity = grid[None, None].expand(n, 1, h, w, 2)
-    return torch.cat([identity, mapped], dim=1)
+    dx = x - kp_driving.value[:, :, 0, None, None]  # (N, K, h, w)
+    dy = y - kp_driving.value[:, :, 1, None, None]
+    mapped_x = jacobian[:, :, 0, 0, None, None] * dx + jacobian[:, :, 0, 1, None, None] * dy \
+        + kp_source.value[:, :, 0, None, None]
+    mapped_y = jacobian[:, :, 1, 0, None, None] * dx + jacobian[:, :, 1, 1, None, None] * dy \
+        + kp_source.value[:, :, 1, None, None]
+    identity_x, identity_y = x.expand(n, 1, *x.shape), y.expand(n, 1, *y.shape)
+    return torch.cat([identity_x, mapped_x], dim=1), torch.cat([identity_y, mapped_y], dim=1)
 
 
 class KeypointEncoderGraph(nn.Module):
@@ -180,14 +220,14 @@ class GeneratorGraph(nn.Module):
     """source_image, source_keypoints, source_jacobians, driving_keypoints, driving_jacobians,
     appearance_<s>..., [depth_query_<i>...] -> image (1, 3, R, R) in [0, 1].
 
-    The per-frame path of `Generator.render` written with ops every target converts: the sparse
-    motions use an elementwise 2×2 product (the model's batched matmul makes rank-6 tensors, which
-    Core ML rejects), the K+1 motions sample the source in one warp, and the warp is `warp`
-    (F.grid_sample by default, `row_gather_warp` for TFLite). Same weights, same result as
-    `TalkingHeadModel.render` (checked by the tests).
+    The per-frame path of `Generator.render` written with ops every target converts and runs
+    fast: coordinates live in separate x and y planes (`sparse_motions_planar`), the K+1 motions
+    sample the source in one warp, the occlusion map is folded into the warps, and the warp is
+    `warp` (F.grid_sample by default, `row_gather_warp` for TFLite and INT8 ONNX). Same weights,
+    same result as `TalkingHeadModel.render` (checked by the tests).
     """
 
-    def __init__(self, model: TalkingHeadModel, warp: Callable[[Tensor, Tensor], Tensor] = grid_sample_warp):
+    def __init__(self, model: TalkingHeadModel, warp: Warp = grid_sample_warp):
         super().__init__()
         self.model = model
         self.warp = warp
@@ -199,9 +239,10 @@ class GeneratorGraph(nn.Module):
         gen = self.model.generator
         appearance = features[:len(self.sides)]
         queries = features[len(self.sides):]
-        deformation, occlusion = self._dense_motion(source_image, Keypoints(driving_keypoints, driving_jacobians),
-                                                    Keypoints(source_keypoints, source_jacobians))
-        warped = [self.warp(source, gen._grid_at(deformation, side)) * gen._occlusion_at(occlusion, side)
+        deformation_x, deformation_y, occlusion = self._dense_motion(
+            source_image, Keypoints(driving_keypoints, driving_jacobians), Keypoints(source_keypoints, source_jacobians))
+        warped = [self.warp(source, *self._deformation_at(deformation_x, deformation_y, side),
+                            gen._occlusion_at(occlusion, side))
                   for source, side in zip(appearance, self.sides)]
         if queries:
             warped = [attention(query, source) for attention, query, source in zip(gen.attention, queries, warped)]
@@ -214,24 +255,33 @@ class GeneratorGraph(nn.Module):
                 x = gen.up[i](x)
         return torch.sigmoid(gen.final(x))
 
-    def _dense_motion(self, source: Tensor, kp_driving: Keypoints, kp_source: Keypoints) -> tuple[Tensor, Tensor]:
-        """`DenseMotion.forward` -> deformation (1, h, w, 2), occlusion (1, 1, h, w), all tensors rank <= 5."""
+    def _deformation_at(self, x: Tensor, y: Tensor, side: int) -> tuple[Tensor, Tensor]:
+        """`Generator._grid_at` on planes: x, y (N, h, w) at the motion resolution -> (N, side, side) each."""
+        if side == self.model.generator.motion_resolution:
+            return x, y
+        resized = F.interpolate(torch.stack([x, y], dim=1), size=(side, side), mode="bilinear", align_corners=True)
+        return resized[:, 0], resized[:, 1]
+
+    def _dense_motion(self, source: Tensor, kp_driving: Keypoints, kp_source: Keypoints
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+        """`DenseMotion.forward` -> deformation x and y (N, h, w), occlusion (N, 1, h, w); tensors rank <= 5."""
         dm = self.model.generator.dense_motion
         small = downsample(source, dm.downsample_factor)
         n, c, h, w = small.shape
         motions = dm.num_kp + 1
-        heatmaps = (keypoint_gaussians(kp_driving.value, dm.grid, dm.kp_variance)
-                    - keypoint_gaussians(kp_source.value, dm.grid, dm.kp_variance))
+        grid_x, grid_y = dm.grid[..., 0], dm.grid[..., 1]
+        heatmaps = (keypoint_gaussians_planar(grid_x, grid_y, kp_driving.value, dm.kp_variance)
+                    - keypoint_gaussians_planar(grid_x, grid_y, kp_source.value, dm.kp_variance))
         heatmaps = torch.cat([torch.zeros_like(heatmaps[:, :1]), heatmaps], dim=1).unsqueeze(2)
-        sparse = sparse_motions_elementwise(dm.grid, kp_driving, kp_source)
+        sparse_x, sparse_y = sparse_motions_planar(grid_x, grid_y, kp_driving, kp_source)  # (N, K+1, h, w)
         # Every motion samples the same small source: one warp at (K+1)·h × w points, no K+1 copies
         # (litert-torch also mis-converts a gather from the expanded copies).
-        deformed = self.warp(small, sparse.reshape(n, motions * h, w, 2)).reshape(n, c, motions, h, w)
-        deformed = deformed.permute(0, 2, 1, 3, 4)
+        deformed = self.warp(small, sparse_x.reshape(n, motions * h, w), sparse_y.reshape(n, motions * h, w))
+        deformed = deformed.reshape(n, c, motions, h, w).permute(0, 2, 1, 3, 4)
         hourglass = dm.hourglass(torch.cat([heatmaps, deformed], dim=2).reshape(n, motions * (c + 1), h, w))
         mask = torch.softmax(dm.mask_head(hourglass), dim=1)
-        deformation = (mask.unsqueeze(-1) * sparse).sum(dim=1)
-        return deformation, torch.sigmoid(dm.occlusion_head(hourglass))
+        deformation_x, deformation_y = (mask * sparse_x).sum(dim=1), (mask * sparse_y).sum(dim=1)
+        return deformation_x, deformation_y, torch.sigmoid(dm.occlusion_head(hourglass))
 
 
 def source_state_tensors(state: SourceState, with_depth: bool) -> tuple[Tensor, ...]:
@@ -241,7 +291,7 @@ def source_state_tensors(state: SourceState, with_depth: bool) -> tuple[Tensor, 
     return (*depth, state.keypoints.value, state.keypoints.jacobian, *state.features.appearance, *queries)
 
 
-def build_graphs(model: TalkingHeadModel, warp: Callable[[Tensor, Tensor], Tensor] = grid_sample_warp
+def build_graphs(model: TalkingHeadModel, warp: Warp = grid_sample_warp
                  ) -> dict[str, nn.Module]:
     """The three graph modules (sharing `model`'s weights), keyed by graph name, in eval mode."""
     model.eval()

@@ -2,8 +2,8 @@
 
 The legacy exporter (`dynamo=False`) emits GridSample directly (opset 16+); the dynamo exporter
 would need `onnxscript`. The warp stays GridSample: `row_gather_warp` runs the generator faster in
-ORT on CPU here (quantization report, interleaved medians: 21.4 vs 25.7 ms at 1 thread, 16.4 vs
-17.2 ms at 2), but GridSample is one standard op that CUDA / TensorRT run natively and that keeps
+ORT on CPU here (quantization report, interleaved medians: 21.1 vs 25.8 ms at 1 thread, 15.1 vs
+15.9 ms at 2), but GridSample is one standard op that CUDA / TensorRT run natively and that keeps
 fp16 coordinates out of index arithmetic.
 fp16 files keep float32 inputs and outputs (casts at the edges), so every backend feeds the same
 tensors whatever the precision. The layout of an export folder is
