@@ -219,9 +219,9 @@ class _JoinRewrite:
                 quantize.input[1], quantize.input[2] = scale, zero_point
                 self.dropped.append(dequantize)
                 return quantize.output[0]
-        quantized = f"{tensor}_concat_q"
+        quantized = f"{tensor}_join_q{len(self.added)}"  # a tensor may feed several joins, or one twice
         self.added.append((helper.make_node("QuantizeLinear", [tensor, scale, zero_point], [quantized],
-                                            name=f"{tensor}_ConcatQ"), before))
+                                            name=f"{quantized}_QuantizeLinear"), before))
         return quantized
 
 

@@ -187,6 +187,49 @@ def test_byte_concats_move_the_decoder_joins_to_uint8_with_the_same_output(tiny,
     assert np.abs(after - before).max() < 0.05 and np.abs(after - before).mean() < 2e-3
 
 
+def test_byte_concats_on_a_hand_made_graph_keep_the_bytes():
+    """A quantizer re-targeted, a float input quantized per join (one tensor feeding two joins, one of
+    them twice): the same uint8 tensors as quantizing each float Concat, and a valid graph."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from quantization.qdq import byte_concats, ort_session
+
+    def scalar(name, value, dtype):
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    initializers = [scalar("s_a", 0.02, np.float32), scalar("z_a", 128, np.uint8),
+                    scalar("s_1", 0.03, np.float32), scalar("z_1", 128, np.uint8),
+                    scalar("s_2", 0.05, np.float32), scalar("z_2", 128, np.uint8),
+                    numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    nodes = [helper.make_node("QuantizeLinear", ["a", "s_a", "z_a"], ["a_q"]),
+             helper.make_node("DequantizeLinear", ["a_q", "s_a", "z_a"], ["a_dq"]),
+             helper.make_node("Resize", ["a_dq", "", "scales"], ["a_up"], mode="nearest",
+                              coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+             helper.make_node("Concat", ["a_up", "b"], ["join_1"], axis=1),
+             helper.make_node("QuantizeLinear", ["join_1", "s_1", "z_1"], ["join_1_q"]),
+             helper.make_node("Concat", ["b", "b"], ["join_2"], axis=1),
+             helper.make_node("QuantizeLinear", ["join_2", "s_2", "z_2"], ["join_2_q"])]
+    graph = helper.make_graph(nodes, "joins",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2, 4, 4]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2, 8, 8])],
+                              [helper.make_tensor_value_info("join_1_q", TensorProto.UINT8, [1, 4, 8, 8]),
+                               helper.make_tensor_value_info("join_2_q", TensorProto.UINT8, [1, 4, 8, 8])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.normal(0, 1, (1, 2, 4, 4)).astype(np.float32),
+             "b": rng.normal(0, 2, (1, 2, 8, 8)).astype(np.float32)}
+    expected = ort_session(model).run(None, feeds)
+    assert byte_concats(model) == 2
+    onnx.checker.check_model(model, full_check=True)
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("DequantizeLinear") == 0 and ops.count("QuantizeLinear") == 4  # a's re-targeted, b three times
+    got = ort_session(model).run(None, feeds)
+    # join 1: a re-targeted from 0.02 to 0.03 (one rounding instead of two); join 2 bit-exact.
+    assert np.abs(got[0].astype(int) - expected[0].astype(int)).max() <= 1
+    assert np.array_equal(got[1], expected[1])
+
+
 def test_sensitivity_keeps_the_costliest_layers_float(tiny, calibration):
     from quantization.onnx_int8 import float_onnx_graphs, quantize_graphs
     from quantization.sensitivity import FrameRenderer, LayerSensitivity, choose_float_layers, layer_sensitivity
