@@ -11,6 +11,7 @@ measured on the calibration feeds.
 `dequantize_except` keeps one layer quantized and every other layer float (the per-layer
 sensitivity pass); `int8_kernels` says which kernels ONNX Runtime actually chose.
 `activations_to_uint8` turns NNCF's int8 activations into the uint8 ones ORT's x86 kernels take.
+`byte_concats` runs the skip joins (nearest upsample, concatenate, quantize) on uint8 tensors.
 """
 from __future__ import annotations
 
