@@ -31,11 +31,10 @@ import torch
 from ..codec import PRESETS, CodecConfig, CodeDecoder, CodeEncoder, StreamHeader
 from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
 from ..errors import SdkError
-from ..eval.metrics import AKD_RESOLUTION, KeypointDistance, ssim
-from ..media import to_tensor
+from ..eval.metrics import AKD_RESOLUTION, KeypointDistance
+from ..eval.reenactment import MetricSums
 from ..models import Keypoints
 from ..pipeline import MotionConfig, TalkingHeadPipeline
-from ..training.losses import psnr
 
 FPS = 25
 log = logging.getLogger(__name__)
@@ -43,36 +42,6 @@ log = logging.getLogger(__name__)
 # packets (2-byte length + packet each), their count (1), prefix (9), tag (16), IPv4 (20) + UDP (8).
 WIRE_REDUNDANCY = 2
 WIRE_OVERHEAD_BYTES = 2 * WIRE_REDUNDANCY + 1 + 9 + 16 + 20 + 8
-
-
-@dataclass
-class Quality:
-    """Running sums of per-frame metrics; AKD only over frames where both meshes are found."""
-    frames: int = 0
-    psnr: float = 0.0
-    ssim: float = 0.0
-    akd: float = 0.0
-    akd_frames: int = 0
-    akd_missed: int = 0  # scored frames in which the face mesh found no face
-
-    def add(self, prediction: np.ndarray, target: np.ndarray, target_landmarks: np.ndarray | None,
-            akd: KeypointDistance | None) -> None:
-        p, t = to_tensor(prediction), to_tensor(target)
-        self.frames += 1
-        self.psnr += float(psnr(p, t))
-        self.ssim += float(ssim(p, t))
-        if akd is not None and target_landmarks is not None and np.isfinite(target_landmarks).all():
-            predicted = akd.landmarks(prediction)
-            if predicted is None:
-                self.akd_missed += 1
-            else:
-                self.akd += KeypointDistance.distance(predicted, target_landmarks)
-                self.akd_frames += 1
-
-    def summary(self) -> dict:
-        n = max(self.frames, 1)
-        return {"frames": self.frames, "psnr": self.psnr / n, "ssim": self.ssim / n,
-                "akd": self.akd / self.akd_frames if self.akd_frames else None, "akd_missed": self.akd_missed}
 
 
 @dataclass
@@ -163,7 +132,7 @@ def _load_clips(pipeline: TalkingHeadPipeline, data: Path, split: str, max_clips
 def _render_quality(pipeline: TalkingHeadPipeline, clips: list[_Clip], akd: KeypointDistance | None,
                     codes: list[tuple[np.ndarray, np.ndarray | None]] | None) -> dict:
     """Quality of frames rendered from `codes` (per clip: keypoints, jacobians; None = unquantized)."""
-    quality = Quality()
+    quality = MetricSums()
     for position, item in enumerate(clips):
         keypoints, jacobians = (item.keypoints, item.jacobians) if codes is None else codes[position]
         state = pipeline.prepare_source(item.targets[0])
@@ -246,7 +215,7 @@ def h264_round_trip(frames: list[np.ndarray], bitrate_bps: int, fps: int = FPS) 
 
 
 def _h264_point(clips: list[_Clip], target_kbps: float, akd: KeypointDistance | None) -> H264Point:
-    quality = Quality()
+    quality = MetricSums()
     bits = frames = 0
     for item in clips:
         decoded, clip_bits = h264_round_trip(item.targets, round(target_kbps * 1000))

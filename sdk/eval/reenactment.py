@@ -38,6 +38,24 @@ class MetricSums:
     identity: float = 0.0
     identity_frames: int = 0
 
+    def add(self, prediction: np.ndarray, target: np.ndarray, target_landmarks: np.ndarray | None,
+            akd: KeypointDistance | None, with_pixels: bool = True) -> None:
+        """Score one frame: L1/PSNR/SSIM (unless not `with_pixels`), and AKD where `akd` is given and the
+        target's landmarks are known; a prediction the landmark model finds no face in counts as missed."""
+        self.frames += 1
+        if with_pixels:
+            p, t = to_tensor(prediction), to_tensor(target)
+            self.l1 += float(l1(p, t))
+            self.psnr += float(psnr(p, t))
+            self.ssim += float(ssim(p, t))
+        if akd is not None and target_landmarks is not None and np.isfinite(target_landmarks).all():
+            predicted = akd.landmarks(prediction)
+            if predicted is None:
+                self.akd_missed += 1
+            else:
+                self.akd += KeypointDistance.distance(predicted, target_landmarks)
+                self.akd_frames += 1
+
     def summary(self) -> dict[str, float | int | None]:
         n = max(self.frames, 1)
         return {"frames": self.frames, "l1": self.l1 / n, "psnr": self.psnr / n, "ssim": self.ssim / n,
@@ -85,19 +103,7 @@ class ReenactmentEvaluator:
     def _score(self, sums: MetricSums, prediction: np.ndarray, target: np.ndarray,
                target_landmarks: np.ndarray | None, identity_reference: np.ndarray | None,
                with_pixels: bool = True) -> None:
-        sums.frames += 1
-        if with_pixels:
-            p, t = to_tensor(prediction), to_tensor(target)
-            sums.l1 += float(l1(p, t))
-            sums.psnr += float(psnr(p, t))
-            sums.ssim += float(ssim(p, t))
-        if target_landmarks is not None and np.isfinite(target_landmarks).all():
-            predicted = self.akd.landmarks(prediction)
-            if predicted is None:
-                sums.akd_missed += 1
-            else:
-                sums.akd += KeypointDistance.distance(predicted, target_landmarks)
-                sums.akd_frames += 1
+        sums.add(prediction, target, target_landmarks, self.akd, with_pixels)
         if self.identity is not None and identity_reference is not None:
             descriptor = self.identity.descriptor(prediction)
             if descriptor is not None:

@@ -121,9 +121,15 @@ class Generator(nn.Module):
             side = self.resolution // 2 ** scale
             warped.append(warp(features, self._grid_at(motion.deformation, side))
                           * self._occlusion_at(motion.occlusion, side))
-        if source_features.depth_queries is not None:
+        prediction = self.decode(warped, source_features.depth_queries)
+        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask,
+                               motion.sparse_deformed, source_image)
+
+    def decode(self, warped: list[Tensor], depth_queries: tuple[Tensor, ...] | None) -> Tensor:
+        """Warped features (one per warped scale, finest first) [+ attention queries] -> image (N, 3, H, W) in [0, 1]."""
+        if depth_queries is not None:
             warped = [attention(query, features) for attention, query, features
-                      in zip(self.attention, source_features.depth_queries, warped)]
+                      in zip(self.attention, depth_queries, warped)]
         x = self.bottleneck(warped[-1])
         for i in reversed(range(len(self.up))):
             if self.skip_decoder:
@@ -131,9 +137,7 @@ class Generator(nn.Module):
                 x = self.up[i](torch.cat([x, warped[i]], dim=1))
             else:
                 x = self.up[i](x)
-        prediction = torch.sigmoid(self.final(x))
-        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask,
-                               motion.sparse_deformed, source_image)
+        return torch.sigmoid(self.final(x))
 
     # Feature sizes are static (from the config), so these branches are fixed at export.
     def _grid_at(self, deformation: Tensor, side: int) -> Tensor:

@@ -244,16 +244,7 @@ class GeneratorGraph(nn.Module):
         warped = [self.warp(source, *self._deformation_at(deformation_x, deformation_y, side),
                             gen._occlusion_at(occlusion, side))
                   for source, side in zip(appearance, self.sides)]
-        if queries:
-            warped = [attention(query, source) for attention, query, source in zip(gen.attention, queries, warped)]
-        x = gen.bottleneck(warped[-1])
-        for i in reversed(range(len(gen.up))):
-            if gen.skip_decoder:
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-                x = gen.up[i](torch.cat([x, warped[i]], dim=1))
-            else:
-                x = gen.up[i](x)
-        return torch.sigmoid(gen.final(x))
+        return gen.decode(warped, queries or None)
 
     def _deformation_at(self, x: Tensor, y: Tensor, side: int) -> tuple[Tensor, Tensor]:
         """`Generator._grid_at` on planes: x, y (N, h, w) at the motion resolution -> (N, side, side) each."""
