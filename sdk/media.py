@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 # cv2 before av: PyAV's wheel bundles its own libxcb, and when it loads first OpenCV's Qt window
-# hangs in cv2.namedWindow (PyAV issues 978/1050). Keep this order.
+# hangs in cv2.namedWindow (PyAV issues 978/1050). av loads on first use (`_av`), always after cv2;
+# that also keeps modules that only read prepared frames (training) free of PyAV.
 import cv2  # isort: skip
-import av  # isort: skip
 import numpy as np
 
 from .errors import MediaReadError
+
+
+def _av():
+    import av
+
+    return av
 
 AUDIO_SAMPLE_RATE = 16_000
 
@@ -81,6 +87,7 @@ class VideoInfo:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
+    av = _av()
     path = Path(path)
     if not path.is_file():
         raise MediaReadError(f"{path}: no such file")
@@ -99,6 +106,7 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 def iter_video(path: str | Path) -> Iterator[np.ndarray]:
     """Yield the frames of a video as RGB uint8; raises MediaReadError if it cannot be decoded."""
+    av = _av()
     path = Path(path)
     probe_video(path)
     decoded = 0
@@ -123,6 +131,7 @@ def read_video(path: str | Path) -> tuple[list[np.ndarray], float]:
 
 def read_audio(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
     """The first audio stream of a file (wav, mp4, ...) as mono float32 at `sample_rate`."""
+    av = _av()
     path = Path(path)
     if not path.is_file():
         raise MediaReadError(f"{path}: no such file")
@@ -152,6 +161,7 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray] | Iterator[np.nda
     Returns the number of frames written. Odd frame sizes are padded by one pixel because
     yuv420p needs even dimensions.
     """
+    av = _av()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0

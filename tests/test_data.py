@@ -1,6 +1,7 @@
 import csv
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from sdk.data import AudioWindowDataset, FramePairDataset, FrameTripletDataset, read_prepared_manifest
 from sdk.data.prepare import PREPARED_COLUMNS, prepare_dataset, read_source_manifest
 from sdk.errors import SdkError
+from sdk.face import SquareBox
 
 
 def test_prepare_writes_what_the_manifest_says(prepared_small, manifest_rows, small_clip_ids):
@@ -32,6 +34,8 @@ def test_prepare_writes_what_the_manifest_says(prepared_small, manifest_rows, sm
         assert np.nanmin(landmarks[found, :, :2]) >= 0 and np.nanmax(landmarks[found, :, :2]) <= 64
         assert np.load(clip / "pose.npy").shape == (len(frames), 3)
         assert (clip / "audio.wav").is_file() == (row["has_audio"] == "yes")
+        coverage = cv2.imread(str(clip / "coverage.png"), cv2.IMREAD_GRAYSCALE)
+        assert coverage.shape == (64, 64) and coverage.max() == 255  # the face lies inside the source frame
 
 
 def test_prepare_is_resumable(prepared_small, shared_manifest, small_clip_ids):
@@ -74,6 +78,7 @@ def test_datasets_shapes_and_determinism(prepared_small, small_clip_ids):
     assert first["source"].shape == first["driving"].shape == (3, 32, 32)
     assert torch.equal(first["source"], again["source"])
     assert 0.0 <= float(first["source"].min()) and float(first["source"].max()) <= 1.0
+    assert first["coverage"].shape == (1, 32, 32) and torch.equal(first["coverage"], again["coverage"])
 
     triplets = FrameTripletDataset(prepared_small, "test", size=32, augment=False)
     item = triplets[0]
@@ -84,6 +89,13 @@ def test_datasets_shapes_and_determinism(prepared_small, small_clip_ids):
     assert sample["audio"].shape == (8000,) and sample["frame"].shape == (3, 32, 32)
     # the first frame's window starts before the clip: its beginning is zero padding
     assert float(sample["audio"][:3000].abs().max()) == 0.0
+
+
+def test_coverage_marks_the_part_of_a_box_outside_the_frame():
+    box = SquareBox(cx=10.0, cy=20.0, size=40.0)  # x from -10 to 30 in a 40-wide frame: left quarter outside
+    coverage = box.coverage(frame_height=40, frame_width=40, out_size=40)
+    assert coverage.shape == (40, 40) and coverage.dtype == np.float32
+    assert np.allclose(coverage[:, :9], 0) and np.allclose(coverage[:, 11:], 1)
 
 
 def test_missing_prepared_folder_is_a_clear_error(tmp_path):

@@ -56,8 +56,25 @@ def load_frame(path: Path, size: int) -> np.ndarray:
     if image is None:
         raise MediaReadError(f"{path}: missing or corrupt prepared frame; re-run data prepare")
     if image.shape[0] != size:
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        # INTER_AREA only averages when shrinking; enlarging with it is close to nearest-neighbour.
+        interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+        image = cv2.resize(image, (size, size), interpolation=interpolation)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_coverage(clip: PreparedClip, size: int) -> torch.Tensor:
+    """(1, size, size) float32 in [0, 1]: where the clip's crops show the source frame (1) and
+    where they repeat its edge pixels (0), from `coverage.png`. Folders prepared before it existed
+    (format 1) count as fully covered."""
+    path = clip.directory / "coverage.png"
+    if not path.is_file():
+        return torch.ones(1, size, size)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise MediaReadError(f"{path}: corrupt coverage mask; re-run data prepare")
+    if image.shape[0] != size:
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(image).float().div_(255.0)[None]
 
 
 @dataclass(frozen=True)
@@ -73,14 +90,17 @@ def _to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def augment(frames: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
-    """Apply one random flip and colour jitter to all frames alike (T, 3, H, W) -> (T, 3, H, W).
+def augment(frames: torch.Tensor, config: AugmentConfig, coverage: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Apply one random flip and colour jitter to all frames alike (T, 3, H, W) -> (T, 3, H, W);
+    `coverage` (1, H, W) is flipped with them (and not jittered).
 
     The same parameters for every frame keep the pair/triplet consistent: the networks must
     explain differences between frames by motion, never by colour.
     """
     if torch.rand(()) < config.flip_probability:
         frames = frames.flip(-1)
+        coverage = None if coverage is None else coverage.flip(-1)
     factors = 1.0 + (torch.rand(3) * 2 - 1) * torch.tensor([config.brightness, config.contrast, config.saturation])
     frames = frames * factors[0]
     mean = frames.mean(dim=(1, 2, 3), keepdim=True)
@@ -89,7 +109,7 @@ def augment(frames: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
     frames = (frames - gray) * factors[2] + gray
     if config.hue > 0:
         frames = _rotate_hue(frames.clamp(0, 1), float((torch.rand(()) * 2 - 1) * config.hue))
-    return frames.clamp(0, 1)
+    return frames.clamp(0, 1), coverage
 
 
 def _rotate_hue(frames: torch.Tensor, turns: float) -> torch.Tensor:
@@ -129,13 +149,18 @@ class _ClipFramesDataset(Dataset):
         clip_index = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return self.clips[clip_index], index - int(self.offsets[clip_index])
 
-    def load(self, clip: PreparedClip, indices: list[int]) -> torch.Tensor:
+    def load(self, clip: PreparedClip, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (T, 3, S, S) and the clip's coverage (1, S, S), augmented alike."""
         frames = _to_tensor([load_frame(clip.frame_path(i), self.size) for i in indices])
-        return augment(frames, self.augment_config) if self.augment else frames
+        coverage = load_coverage(clip, self.size)
+        if self.augment:
+            frames, coverage = augment(frames, self.augment_config, coverage)
+        return frames, coverage
 
 
 class FramePairDataset(_ClipFramesDataset):
-    """(source, driving): two random frames of one clip. Item: source (3,S,S), driving (3,S,S), clip."""
+    """(source, driving): two random frames of one clip. Item: source (3,S,S), driving (3,S,S),
+    coverage (1,S,S), clip."""
 
     def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
                  pairs_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig()):
@@ -145,14 +170,15 @@ class FramePairDataset(_ClipFramesDataset):
         clip, driving = self.locate(index)
         source = int(torch.randint(clip.frames - 1, ()))
         source += source >= driving  # never the same frame twice
-        frames = self.load(clip, [source, driving])
-        return {"source": frames[0], "driving": frames[1], "clip": clip.id}
+        frames, coverage = self.load(clip, [source, driving])
+        return {"source": frames[0], "driving": frames[1], "coverage": coverage, "clip": clip.id}
 
 
 class FrameTripletDataset(_ClipFramesDataset):
     """Consecutive frames for the self-supervised depth network.
 
-    Item: target (3,S,S), references (2,3,S,S) = the frames just before and after the target, clip.
+    Item: target (3,S,S), references (2,3,S,S) = the frames just before and after the target,
+    coverage (1,S,S), clip.
     """
 
     min_frames = 3
@@ -160,8 +186,8 @@ class FrameTripletDataset(_ClipFramesDataset):
     def __getitem__(self, index: int) -> dict:
         clip, frame = self.locate(index)
         target = min(max(frame, 1), clip.frames - 2)
-        frames = self.load(clip, [target, target - 1, target + 1])
-        return {"target": frames[0], "references": frames[1:], "clip": clip.id}
+        frames, coverage = self.load(clip, [target, target - 1, target + 1])
+        return {"target": frames[0], "references": frames[1:], "coverage": coverage, "clip": clip.id}
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -212,4 +238,5 @@ class AudioWindowDataset(_ClipFramesDataset):
         lo, hi = max(start, 0), min(start + length, len(samples))
         if hi > lo:
             window[lo - start:hi - start] = samples[lo:hi]
-        return {"frame": self.load(clip, [frame])[0], "audio": torch.from_numpy(window), "clip": clip.id}
+        frames, coverage = self.load(clip, [frame])
+        return {"frame": frames[0], "audio": torch.from_numpy(window), "coverage": coverage, "clip": clip.id}

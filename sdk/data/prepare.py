@@ -6,6 +6,8 @@ moves, as in the training data of the papers), and each frame is cropped with it
 
     OUT/manifest.csv                    one row per source video (see PREPARED_COLUMNS)
     OUT/clips/<id>/frames/000000.jpg    square RGB crops, `size` pixels
+    OUT/clips/<id>/coverage.png         uint8 (size, size): 255 where the crop lies inside the source
+                                        frame, 0 where `crop` repeated edge pixels (left out of losses)
     OUT/clips/<id>/landmarks.npy        (T, 478, 3) float32 mesh in crop pixels, NaN where no face
     OUT/clips/<id>/pose.npy             (T, 3) float32 yaw, pitch, roll in degrees, NaN where no face
     OUT/clips/<id>/audio.wav            16 kHz mono PCM, when the video has sound
@@ -35,7 +37,7 @@ from ..media import AUDIO_SAMPLE_RATE, iter_video, probe_video, read_audio
 
 PREPARED_COLUMNS = ["id", "split", "identity", "content", "source_path", "status", "reason", "fps",
                     "frames", "face_frames", "size", "has_audio", "box_cx", "box_cy", "box_size"]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: coverage.png
 JPEG_QUALITY = 95
 # A clip in which the face is found in fewer frames than this is not usable for training.
 MIN_FACE_FRACTION = 0.5
@@ -160,6 +162,9 @@ def prepare_clip(video: SourceVideo, clip_dir: Path, size: int, crop: CropConfig
     for index, frame in enumerate(iter_video(video.path)):
         if index >= result.frames:
             break
+        if index == 0:
+            coverage = box.coverage(frame.shape[0], frame.shape[1], size)
+            cv2.imwrite(str(clip_dir / "coverage.png"), np.rint(coverage * 255).astype(np.uint8))
         image = box.crop(frame, size)
         ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                   [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
