@@ -172,6 +172,75 @@ def test_encode_render_split_equals_full_forward(variant):
     assert torch.allclose(split, full, atol=1e-6)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_composite_head_renders_at_a_multiple_of_the_internal_resolution(variant):
+    model = tiny(variant).eval()
+    portrait = images(1, size=128)  # 2R for the tiny configs (R = 64)
+    with torch.no_grad():
+        state = model.prepare_source(portrait)
+        out = model.render(state, model.encode(images(1, seed=3)))
+    assert state.image.shape[-1] == 64 and state.output_size == 128
+    assert torch.allclose(state.image, torch.nn.functional.avg_pool2d(portrait, 2))
+    assert out.prediction.shape == (1, 3, 128, 128) and out.decoded.shape == (1, 3, 64, 64)
+    assert out.composite_mask.shape == (1, 1, 128, 128)
+    assert 0 <= float(out.composite_mask.min()) and float(out.composite_mask.max()) <= 1
+    assert 0 <= float(out.prediction.min()) and float(out.prediction.max()) <= 1
+
+
+def test_composite_blends_the_warped_portrait_and_the_upsampled_decoded_image():
+    decoded, warped = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 8, 8)
+    frame, mask = Generator.composite(decoded, torch.full((1, 1, 4, 4), 30.0), warped)
+    assert torch.allclose(frame, warped, atol=1e-6) and mask.shape == (1, 1, 8, 8)
+    frame, _ = Generator.composite(decoded, torch.full((1, 1, 4, 4), -30.0), warped)
+    upsampled = torch.nn.functional.interpolate(decoded, size=(8, 8), mode="bilinear", align_corners=False)
+    assert torch.allclose(frame, upsampled, atol=1e-6)
+    # With identical keypoints the flow is the identity: a fully trusted warp gives the portrait back.
+    model = tiny("fomm").eval()
+    portrait = images(1, size=128)
+    with torch.no_grad():
+        model.generator.composite_head.bias.fill_(30.0)
+        state = model.prepare_source(portrait)
+        out = model.render(state, state.keypoints)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # the flow is identity up to the border
+    assert (out.prediction - portrait)[inner].abs().max() < 2e-2
+
+
+def test_output_sizes_the_model_cannot_serve_are_refused():
+    cfg = get_config("dagan++-mobile")
+    assert cfg.default_output_size == 256 and cfg.check_output_size(512) == 512
+    for size in (200, 64):
+        with pytest.raises(ValueError, match="not a multiple of dagan\\+\\+-mobile's internal resolution 128"):
+            cfg.check_output_size(size)
+    old = dataclasses.replace(cfg, composite=None)
+    assert old.default_output_size == 128 and old.check_output_size(128) == 128
+    with pytest.raises(ValueError, match="no composite head: it renders at 128² only"):
+        old.check_output_size(256)
+    model = TalkingHeadModel(dataclasses.replace(get_config("fomm-tiny"), composite=None))
+    with pytest.raises(ValueError, match="portrait of 128²: .* no composite head"):
+        model.prepare_source(images(1, size=128))
+
+
+def test_checkpoints_saved_before_the_composite_head_still_load(tmp_path):
+    """An old checkpoint's config.json has no "composite" entry: it loads as a model without the
+    head and renders as before; new weights lacking the head's tensors name them."""
+    old_cfg = dataclasses.replace(get_config("fomm-tiny"), composite=None)
+    old = TalkingHeadModel(old_cfg).eval()
+    checkpoint.save_model(old, tmp_path / "old")
+    document = json.loads((tmp_path / "old" / "config.json").read_text())
+    del document["config"]["composite"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(document))
+    loaded = checkpoint.load_model(tmp_path / "old")
+    assert loaded.cfg.composite is None and loaded.generator.composite_head is None
+    with torch.no_grad():
+        frame = loaded.render(loaded.prepare_source(images(1)), loaded.encode(images(1, seed=3))).prediction
+    assert frame.shape == (1, 3, 64, 64)
+    document["config"]["composite"] = {"mask_kernel_size": 3, "mask_bias": 0.0}
+    (tmp_path / "old" / "config.json").write_text(json.dumps(document))
+    with pytest.raises(ModelLoadError, match="missing keys: generator.composite_head.bias, "
+                                             "generator.composite_head.weight"):
+        checkpoint.load_model(tmp_path / "old")
+
+
 def test_identical_keypoints_give_identity_motion():
     """With driving == source keypoints every local motion is the identity, so the flow is too."""
     model = tiny("fomm").eval()

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .attention import CrossModalAttention
-from .config import (CONFIG_NAMES, AttentionConfig, DenseMotionConfig, DepthConfig, DiscriminatorConfig,
+from .config import (CONFIG_NAMES, AttentionConfig, CompositeConfig, DenseMotionConfig, DepthConfig, DiscriminatorConfig,
                      GeneratorConfig, KeypointConfig, ModelConfig, PoseConfig, get_config)
 from .dense_motion import DenseMotion, MotionOutput
 from .depth_net import DepthNet
@@ -23,7 +23,7 @@ from .motion import Keypoints, keypoint_hull_area, make_coordinate_grid, relativ
 from .pose_net import PoseNet, PoseOutput
 from .talking_head import SourceState, TalkingHeadModel
 
-__all__ = ["CONFIG_NAMES", "AttentionConfig", "CrossModalAttention", "DenseMotion", "DenseMotionConfig",
+__all__ = ["CONFIG_NAMES", "AttentionConfig", "CompositeConfig", "CrossModalAttention", "DenseMotion", "DenseMotionConfig",
            "DepthConfig", "DepthNet", "Discriminator", "DiscriminatorConfig", "DiscriminatorOutput", "Generator",
            "GeneratorConfig", "GeneratorOutput", "KeypointConfig", "KeypointDetector", "Keypoints", "ModelConfig",
            "MotionOutput", "PoseConfig", "PoseNet", "PoseOutput", "SourceFeatures", "SourceState",

@@ -9,7 +9,10 @@ it through JSON (checkpoints store it in `config.json`). Variants:
   connections, and a per-pixel uncertainty head on the pose net.
 
 Sizes: ``tiny`` (64², tests), ``mobile`` (128², the shipped default), ``paper`` (256², the papers'
-widths). Keypoints and dense motion run at ``resolution * motion_scale`` (FOMM's scale factor).
+widths): the internal resolution. Keypoints and dense motion run at ``resolution * motion_scale``
+(FOMM's scale factor). Every named config has the composite head (`CompositeConfig`), so frames
+come out at any multiple of the internal resolution; a checkpoint's config without one (saved
+before the head existed) still loads and renders at its internal resolution.
 """
 from __future__ import annotations
 
@@ -102,6 +105,21 @@ class GeneratorConfig:
 
 
 @dataclass(frozen=True)
+class CompositeConfig:
+    """The composite head: the frame is the portrait warped at the output resolution where the
+    predicted mask says so, and the upsampled decoded image elsewhere (mouth interior, blinks,
+    disocclusions):
+
+        frame = mask ⊙ warp(portrait at S², flow upsampled to S²) + (1 − mask) ⊙ upsample(decoded)
+
+    `mask_kernel_size`: the one conv from the decoder's last features to the mask logits.
+    `mask_bias`: the head's initial bias (0: half warp, half decoded until training says otherwise).
+    """
+    mask_kernel_size: int = 3
+    mask_bias: float = 0.0
+
+
+@dataclass(frozen=True)
 class DiscriminatorConfig:
     """Multi-scale patch discriminator (training only); `scales` are image scale factors."""
     block_expansion: int
@@ -127,6 +145,8 @@ class ModelConfig:
     dense_motion: DenseMotionConfig
     generator: GeneratorConfig
     discriminator: DiscriminatorConfig
+    # None: the decoded image is the frame, at `resolution` (models saved before the composite head).
+    composite: CompositeConfig | None = None
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -140,6 +160,27 @@ class ModelConfig:
     @property
     def motion_resolution(self) -> int:
         return round(self.resolution * self.motion_scale)
+
+    def check_output_size(self, size: int) -> int:
+        """`size` if this model can render at it, else ValueError saying what it can.
+
+        Without the composite head the frame is the decoded image, at `resolution` only; with it,
+        any multiple of `resolution` (the portrait's own pixels are warped at that size).
+        """
+        if self.composite is None:
+            if size != self.resolution:
+                raise ValueError(f"{self.name} has no composite head: it renders at {self.resolution}² only, "
+                                 f"not {size}²")
+        elif size < self.resolution or size % self.resolution:
+            raise ValueError(f"output size {size} is not a multiple of {self.name}'s internal resolution "
+                             f"{self.resolution} (e.g. {self.resolution * 2} or {self.resolution * 4})")
+        return size
+
+    @property
+    def default_output_size(self) -> int:
+        """The output size renders use unless told otherwise: 2× the internal resolution with the
+        composite head (the size it was trained at), else the internal resolution."""
+        return self.resolution if self.composite is None else 2 * self.resolution
 
     @property
     def motion_downsample(self) -> int:
@@ -193,7 +234,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ValueError(f"{where}: unknown fields {unknown}")
     nested = {"depth": DepthConfig, "pose": PoseConfig, "keypoint": KeypointConfig,
               "dense_motion": DenseMotionConfig, "generator": GeneratorConfig,
-              "discriminator": DiscriminatorConfig, "attention": AttentionConfig}
+              "discriminator": DiscriminatorConfig, "attention": AttentionConfig,
+              "composite": CompositeConfig}
     values = {}
     for name, value in data.items():
         if name in nested and value is not None:
@@ -228,6 +270,8 @@ def _problems(cfg: ModelConfig) -> list[str]:
         problems.append("motion resolution must be divisible by 2**num_blocks of the hourglasses")
     if cfg.resolution % 2 ** gen.num_down_blocks:
         problems.append("resolution must be divisible by 2**generator.num_down_blocks")
+    if cfg.composite is not None and cfg.composite.mask_kernel_size % 2 == 0:
+        problems.append("composite.mask_kernel_size must be odd")
     if cfg.depth is not None and cfg.resolution % 2 ** len(cfg.depth.encoder_channels):
         problems.append("resolution must be divisible by 2**len(depth.encoder_channels)")
     if cfg.depth is not None and len(cfg.depth.decoder_channels) != len(cfg.depth.encoder_channels):
@@ -288,7 +332,7 @@ def _make(variant: str, size: str) -> ModelConfig:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
     return ModelConfig(f"{variant}-{size}", variant, size, RESOLUTIONS[size], 15, motion_scale,
                        depth if uses_depth else None, pose if uses_depth else None,
-                       keypoint, dense, generator, disc)
+                       keypoint, dense, generator, disc, CompositeConfig())
 
 
 def get_config(name: str) -> ModelConfig:

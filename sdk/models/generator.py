@@ -1,13 +1,24 @@
 """Occlusion-aware generator (FOMM §3.3) with cross-modal depth attention (DaGAN, DaGAN++).
 
 Split at the export boundary: `encode_source` runs once per avatar (appearance encoder, depth
-encoder, attention queries); `render` runs per frame (dense motion, warping, attention, decoder).
+encoder, attention queries); `render` runs per frame (dense motion, warping, attention, decoder,
+composite).
 
 - fomm: warp the bottleneck features, residual bottleneck, up blocks to full resolution.
 - dagan: as fomm, with one attention block on the warped bottleneck features.
 - dagan++: warp the features of every encoder scale, refine each with attention, and feed them
   to the decoder as skip connections (upsample, concatenate, fuse) — geometry-enhanced
   multi-layer generation.
+
+Composite head (`CompositeConfig`, every named config): the decoder works at the internal
+resolution R, the frame comes out at S = m·R. Beside the image, the decoder's last features give
+a soft mask, and
+
+    frame = mask ⊙ warp(portrait (S²), flow upsampled to S²) + (1 − mask) ⊙ upsample(decoded)
+
+so the portrait's own pixels carry the detail and the network paints only what a warp cannot
+show (mouth interior, blinks, disoccluded cheek and hair), as MobilePortrait fuses a warped image
+with a small network's output.
 """
 from __future__ import annotations
 
@@ -38,16 +49,18 @@ class SourceFeatures:
 
 @dataclass(frozen=True)
 class GeneratorOutput:
-    prediction: Tensor  # (N, 3, H, W) in [0, 1]
+    prediction: Tensor  # (N, 3, S, S) in [0, 1]: the frame, at the output size (= decoded without composite)
+    decoded: Tensor  # (N, 3, R, R) in [0, 1]: the decoder's image at the internal resolution
+    composite_mask: Tensor | None  # (N, 1, S, S) in [0, 1]: weight of the warped portrait; None without composite
     deformation: Tensor  # (N, h, w, 2) at the motion resolution
     occlusion: Tensor  # (N, 1, h, w)
-    mask: Tensor  # (N, K+1, h, w)
+    mask: Tensor  # (N, K+1, h, w) the dense motion's keypoint weights
     sparse_deformed: Tensor  # (N, K+1, 3, h, w) (visualisation)
-    source_image: Tensor  # (N, 3, H, W) the input, kept for `deformed`
+    source_image: Tensor  # (N, 3, R, R) the input, kept for `deformed`
 
     @property
     def deformed(self) -> Tensor:
-        """(N, 3, H, W) the source warped by the dense flow, for visualisation.
+        """(N, 3, R, R) the source warped by the dense flow, for visualisation.
 
         Computed on request so that the per-frame render path does not pay for it.
         """
@@ -55,6 +68,13 @@ class GeneratorOutput:
         grid = self.deformation if self.deformation.shape[1] == side else resize_deformation(
             self.deformation, side, side)
         return warp(self.source_image, grid)
+
+
+def upsample_to(image: Tensor, side: int) -> Tensor:
+    """Bilinear resize (N, C, h, w) -> (N, C, side, side); the identity at the same size (fixed at export)."""
+    if image.shape[-1] == side:
+        return image
+    return F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False)
 
 
 class Generator(nn.Module):
@@ -78,6 +98,11 @@ class Generator(nn.Module):
         else:
             self.up = nn.ModuleList(UpBlock(gen.channels(i + 1), gen.channels(i)) for i in range(depth_levels))
         self.final = nn.Conv2d(gen.channels(0), 3, gen.final_kernel_size, padding=gen.final_kernel_size // 2)
+        self.composite_head: nn.Conv2d | None = None
+        if cfg.composite is not None:
+            size = cfg.composite.mask_kernel_size
+            self.composite_head = nn.Conv2d(gen.channels(0), 1, size, padding=size // 2)
+            reset_composite_head(self.composite_head, cfg.composite.mask_bias)
 
         self.depth_first: nn.Module | None = None
         self.depth_down = nn.ModuleList()
@@ -113,20 +138,31 @@ class Generator(nn.Module):
         return SourceFeatures(tuple(features[scale] for scale in self.warped_scales), queries)
 
     def render(self, source_features: SourceFeatures, kp_source: Keypoints, kp_driving: Keypoints,
-               source_image: Tensor) -> GeneratorOutput:
-        """Per-frame path: SourceFeatures, keypoints (N, K, ...), source_image (N, 3, H, W) -> GeneratorOutput."""
+               source_image: Tensor, portrait: Tensor | None = None) -> GeneratorOutput:
+        """Per-frame path: SourceFeatures, keypoints (N, K, ...), source_image (N, 3, R, R) at the
+        internal resolution, portrait (N, 3, S, S) at the output size (composite head only; None:
+        the source image, S = R) -> GeneratorOutput."""
         motion = self.dense_motion(source_image, kp_driving, kp_source)
         warped = []
         for scale, features in zip(self.warped_scales, source_features.appearance):
             side = self.resolution // 2 ** scale
             warped.append(warp(features, self._grid_at(motion.deformation, side))
                           * self._occlusion_at(motion.occlusion, side))
-        prediction = self.decode(warped, source_features.depth_queries)
-        return GeneratorOutput(prediction, motion.deformation, motion.occlusion, motion.mask,
-                               motion.sparse_deformed, source_image)
+        decoded, mask_logits = self.decode(warped, source_features.depth_queries)
+        prediction, composite_mask = decoded, None
+        if mask_logits is not None:
+            portrait = source_image if portrait is None else portrait
+            side = portrait.shape[-1]
+            warped_portrait = warp(portrait, self._grid_at(motion.deformation, side))
+            prediction, composite_mask = self.composite(decoded, mask_logits, warped_portrait)
+        elif portrait is not None and portrait.shape[-1] != self.resolution:
+            raise ValueError(f"this generator has no composite head: it renders at {self.resolution}² only")
+        return GeneratorOutput(prediction, decoded, composite_mask, motion.deformation, motion.occlusion,
+                               motion.mask, motion.sparse_deformed, source_image)
 
-    def decode(self, warped: list[Tensor], depth_queries: tuple[Tensor, ...] | None) -> Tensor:
-        """Warped features (one per warped scale, finest first) [+ attention queries] -> image (N, 3, H, W) in [0, 1]."""
+    def decode(self, warped: list[Tensor], depth_queries: tuple[Tensor, ...] | None) -> tuple[Tensor, Tensor | None]:
+        """Warped features (one per warped scale, finest first) [+ attention queries] -> image
+        (N, 3, R, R) in [0, 1], composite mask logits (N, 1, R, R) (None without the composite head)."""
         if depth_queries is not None:
             warped = [attention(query, features) for attention, query, features
                       in zip(self.attention, depth_queries, warped)]
@@ -137,7 +173,18 @@ class Generator(nn.Module):
                 x = self.up[i](torch.cat([x, warped[i]], dim=1))
             else:
                 x = self.up[i](x)
-        return torch.sigmoid(self.final(x))
+        mask_logits = None if self.composite_head is None else self.composite_head(x)
+        return torch.sigmoid(self.final(x)), mask_logits
+
+    @staticmethod
+    def composite(decoded: Tensor, mask_logits: Tensor, warped_portrait: Tensor) -> tuple[Tensor, Tensor]:
+        """decoded (N, 3, R, R), mask logits (N, 1, R, R), warped portrait (N, 3, S, S) -> frame
+        (N, 3, S, S), mask (N, 1, S, S). The logits are upsampled before the sigmoid, so the seam
+        stays as sharp at S² as the network drew it at R²."""
+        side = warped_portrait.shape[-1]
+        mask = torch.sigmoid(upsample_to(mask_logits, side))
+        generated = upsample_to(decoded, side)
+        return generated + mask * (warped_portrait - generated), mask
 
     # Feature sizes are static (from the config), so these branches are fixed at export.
     def _grid_at(self, deformation: Tensor, side: int) -> Tensor:
@@ -153,5 +200,12 @@ class Generator(nn.Module):
         return F.interpolate(occlusion, size=(side, side), mode="bilinear", align_corners=False)
 
     def forward(self, source: Tensor, source_depth: Tensor | None, kp_source: Keypoints,
-                kp_driving: Keypoints) -> GeneratorOutput:
-        return self.render(self.encode_source(source, source_depth), kp_source, kp_driving, source)
+                kp_driving: Keypoints, portrait: Tensor | None = None) -> GeneratorOutput:
+        return self.render(self.encode_source(source, source_depth), kp_source, kp_driving, source, portrait)
+
+
+def reset_composite_head(head: nn.Conv2d, bias: float) -> None:
+    """The composite head's initial state: small weights and `bias`, so a model given the head
+    after training (`--init` from weights saved without it) starts from an even blend."""
+    nn.init.normal_(head.weight, std=1e-3)
+    nn.init.constant_(head.bias, bias)
