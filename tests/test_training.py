@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -15,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from sdk.checkpoint import load_depth, load_model, save_depth
+from sdk.checkpoint import load_depth, load_model, save_depth, save_model
+from sdk.data.datasets import FramePairDataset
 from sdk.data.prepare import PREPARED_COLUMNS
 from sdk.errors import ModelLoadError, SdkError
-from sdk.models import DepthNet, Keypoints, PoseNet, get_config
+from sdk.models import DepthNet, Keypoints, PoseNet, TalkingHeadModel, get_config
 from sdk.models.pose_net import PoseOutput
 from sdk.training.cli import add_train_verb, generator_config
 from sdk.training.losses import (DepthLossWeights, RandomTransform, depth_loss, depth_warp,
@@ -26,7 +29,8 @@ from sdk.training.losses import (DepthLossWeights, RandomTransform, depth_loss, 
                                  generator_adversarial_loss, image_pyramid, keypoint_distance_loss, photometric_error,
                                  pose_matrix, psnr, reconstruction_loss, rotation_from_axisangle, smoothness_loss, ssim)
 from sdk.training.state import load_checkpoint
-from sdk.training.trainer import DepthTrainConfig, GeneratorTrainConfig, train_depth, train_generator
+from sdk.training.config import DepthTrainConfig, GeneratorTrainConfig
+from sdk.training.trainer import train_depth, train_generator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +46,16 @@ def single_thread():
 
 # ----------------------------------------------------------------------------------------------
 # Losses on known inputs
+
+
+def test_reconstruction_loss_ignores_pixels_of_zero_weight():
+    target = torch.rand(2, 3, 32, 32)
+    prediction = target.clone()
+    prediction[..., 16:] = 1 - prediction[..., 16:]  # wrong only in the right half
+    weight = torch.zeros(2, 1, 32, 32)
+    weight[..., :16] = 1
+    assert float(reconstruction_loss(prediction, target, (1.0,), weight)) < 0.05  # SSIM windows touch the seam
+    assert float(reconstruction_loss(prediction, target, (1.0,))) > 0.2
 
 
 def test_ssim_and_reconstruction_of_identical_images():
@@ -199,6 +213,10 @@ def synthetic_data(tmp_path_factory) -> Path:
     for index, split in enumerate(["train", "train", "test"]):
         clip = f"synthetic-{index}"
         _write_clip(root / "clips" / clip / "frames", index, 8, 64)
+        if index == 0:  # a crop whose right half ran past the source frame (coverage.png, 0 there)
+            coverage = np.zeros((64, 64), np.uint8)
+            coverage[:, :32] = 255
+            cv2.imwrite(str(root / "clips" / clip / "coverage.png"), coverage)
         rows.append({**{column: "" for column in PREPARED_COLUMNS}, "id": clip, "split": split,
                      "identity": f"person-{index}", "status": "ok", "fps": 25, "frames": 8, "face_frames": 8,
                      "size": 64, "has_audio": "no"})
@@ -275,6 +293,32 @@ def test_generator_starts_from_a_model_export_with_init(depth_run, synthetic_dat
         GeneratorTrainConfig(out=tmp_path / "both", steps=1, init="default", depth=depth_run, **common)
 
 
+def test_frame_pairs_carry_the_coverage_flipped_with_the_frames(synthetic_data):
+    dataset = FramePairDataset(synthetic_data, "train", size=64, augment=True)
+    flips = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        item = dataset[0]  # clip 0: left half covered
+        coverage = item["coverage"]
+        assert coverage.shape == (1, 64, 64)
+        flips.add(bool(coverage[0, 0, -1] > 0.5))
+        assert bool(coverage[0, 0, 0] > 0.5) != bool(coverage[0, 0, -1] > 0.5)
+    assert flips == {True, False}
+    assert torch.equal(FramePairDataset(synthetic_data, "test", size=64)[0]["coverage"], torch.ones(1, 64, 64))
+
+
+def test_init_from_weights_without_the_composite_head_adds_one(synthetic_data, tmp_path):
+    old = TalkingHeadModel(dataclasses.replace(get_config("fomm-tiny"), composite=None))
+    save_model(old, tmp_path / "old", half=False)
+    train_generator(GeneratorTrainConfig(model="fomm-tiny", data=synthetic_data, out=tmp_path / "run", steps=1,
+                                         init=tmp_path / "old", lr=1e-9, **_quick(val_interval=0, sample_interval=0)))
+    upgraded = load_model(tmp_path / "run" / "model")
+    assert upgraded.cfg.composite is not None and upgraded.cfg.default_output_size == 128
+    parameters = dict(upgraded.named_parameters())
+    assert all(torch.allclose(parameters[k], v, atol=1e-6) for k, v in old.named_parameters())
+    assert "generator.composite_head.weight" in parameters
+
+
 def test_training_fails_loudly_on_bad_inputs(synthetic_data, depth_run, tmp_path):
     with pytest.raises(SdkError, match="no manifest.csv"):
         train_depth(DepthTrainConfig(model="dagan-tiny", data=tmp_path, out=tmp_path / "run", steps=1))
@@ -292,6 +336,12 @@ def test_training_fails_loudly_on_bad_inputs(synthetic_data, depth_run, tmp_path
         train_depth(DepthTrainConfig(model="dagan-tiny", data=synthetic_data, out=depth_run, steps=5))
     with pytest.raises(SdkError, match="steps must be at least 1"):
         DepthTrainConfig(model="dagan-tiny", data=synthetic_data, out=tmp_path, steps=0)
+    with pytest.raises(SdkError, match="not a multiple of fomm-tiny's internal resolution 64"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny", data=synthetic_data, out=tmp_path / "s", steps=1,
+                                             output_size=96, **_quick(val_interval=0)))
+    with pytest.raises(SdkError, match="patch_size 256 exceeds the output size 128"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny", data=synthetic_data, out=tmp_path / "p", steps=1,
+                                             patch_size=256, **_quick(val_interval=0)))
 
 
 def test_cli_maps_flags_to_the_config(tmp_path):
@@ -327,3 +377,32 @@ def test_two_process_ddp_run_with_torchrun(synthetic_data, depth_run, tmp_path):
     assert int(checkpoint["step"]) == 2 and len(checkpoint["rng"]) == 2  # both ranks' random states
     assert (run / "samples" / "generator_0000002.png").is_file() and (run / "best_model").is_dir()
     assert "step 2" in done.stdout
+
+
+def test_device_training_script_packs_trains_and_brings_weights_back(synthetic_data, tmp_path):
+    """bench/device_train.py, as the lent GPU runs it, on the CPU with a tiny model."""
+    script = REPO / "bench" / "device_train.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    pack = tmp_path / "pack"
+    done = subprocess.run([sys.executable, str(script), "pack", "--data", str(synthetic_data), "--out", str(pack),
+                           "--budget-mib", "1", "--size", "64"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((pack / "pack.json").read_text())
+    assert summary["clips"] == 3 and summary["mib"] <= 1 and (pack / "clips" / "synthetic-0" / "coverage.png").is_file()
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(script), "train", "--pack", str(pack), "--init", "none",
+                           "--config", "fomm-tiny", "--out", str(out), "--minutes", "0.001", "--steps", "30",
+                           "--batch-size", "2", "--num-workers", "0", "--checkpoint-every", "10",
+                           "--run", str(tmp_path / "run"), "--device", "cpu"], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 2 and "error: none: no such model" in done.stderr  # a bad --init is one error line
+    save_model(TalkingHeadModel(get_config("fomm-tiny")), tmp_path / "start")
+    done = subprocess.run([sys.executable, str(script), "train", "--pack", str(pack), "--init", str(tmp_path / "start"),
+                           "--config", "fomm-tiny", "--out", str(out), "--minutes", "0.001", "--steps", "30",
+                           "--batch-size", "2", "--num-workers", "0", "--checkpoint-every", "10",
+                           "--run", str(tmp_path / "run"), "--device", "cpu"], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trained = json.loads((out / "train_summary.json").read_text())
+    assert trained["steps"] == 10  # the time limit stopped it at the first log step, checkpointed
+    assert load_model(out / "best_model-fp16").metadata["dtype"] == "float16"

@@ -1,6 +1,8 @@
 """Training: the self-supervised depth stage and the generator stage (`python -m sdk train ...`).
 
-- `trainer`: `DepthTrainConfig` / `train_depth`, `GeneratorTrainConfig` / `train_generator`, `TrainResult`
+- `trainer`: `train_depth`, `train_generator` (the shared loop)
+- `config`: `DepthTrainConfig`, `GeneratorTrainConfig`, `TrainConfig`, `TrainResult`
+- `objectives`, `stages`, `run`: the losses of one step, the two stages, the run's bookkeeping
 - `losses`: every loss term and `LossWeights` / `DepthLossWeights`
 - `cli`: `add_train_verb` for the `python -m sdk` parser
 
@@ -11,10 +13,10 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "DepthTrainConfig": "sdk.training.trainer",
-    "GeneratorTrainConfig": "sdk.training.trainer",
-    "TrainConfig": "sdk.training.trainer",
-    "TrainResult": "sdk.training.trainer",
+    "DepthTrainConfig": "sdk.training.config",
+    "GeneratorTrainConfig": "sdk.training.config",
+    "TrainConfig": "sdk.training.config",
+    "TrainResult": "sdk.training.config",
     "train_depth": "sdk.training.trainer",
     "train_generator": "sdk.training.trainer",
     "LossWeights": "sdk.training.losses",

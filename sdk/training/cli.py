@@ -16,7 +16,8 @@ from pathlib import Path
 # Command-line flag -> TrainConfig field, for the settings both stages share.
 _COMMON_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "device": "device", "seed": "seed",
                  "num_workers": "num_workers", "log_every": "log_interval", "sample_every": "sample_interval",
-                 "checkpoint_every": "checkpoint_interval", "val_every": "val_interval", "val_items": "val_items"}
+                 "checkpoint_every": "checkpoint_interval", "val_every": "val_interval", "val_items": "val_items",
+                 "time_limit": "time_limit_minutes"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="validate on held-out clips every N steps, 0 never (1000)")
     parser.add_argument("--val-items", type=int, metavar="N", help="size of the fixed validation batch (16)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    parser.add_argument("--time-limit", type=float, metavar="MIN", help="stop after MIN minutes of training, "
+                        "checkpointed and exported (e.g. the time left on a lent GPU)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="no flips or colour jitter")
 
 
@@ -48,17 +51,18 @@ def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, obj
 
 def depth_config(args: argparse.Namespace):
     """The DepthTrainConfig of parsed `train depth` arguments (unset flags keep the defaults)."""
-    from .trainer import DepthTrainConfig
+    from .config import DepthTrainConfig
 
     return DepthTrainConfig(**_overrides(args, _COMMON_FLAGS))
 
 
 def generator_config(args: argparse.Namespace):
     """The GeneratorTrainConfig of parsed `train generator` arguments (unset flags keep the defaults)."""
-    from .trainer import GeneratorTrainConfig
+    from .config import GeneratorTrainConfig
 
     return GeneratorTrainConfig(**_overrides(args, {**_COMMON_FLAGS, "depth": "depth", "init": "init",
-                                                    "gan_warmup": "gan_warmup_steps"}))
+                                                    "gan_warmup": "gan_warmup_steps", "size": "output_size",
+                                                    "patch_size": "patch_size"}))
 
 
 def _report(result) -> int:
@@ -97,5 +101,9 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
     generator.add_argument("--init", metavar="MODEL", help="start a new run from a model's weights (default, a "
                            "model directory or RUN/model), depth net included; instead of --depth")
     generator.add_argument("--gan-warmup", type=int, metavar="N", help="steps before the GAN losses start (1000)")
+    generator.add_argument("--size", type=int, metavar="S", help="output size the frames are compared at "
+                           "(default: 2x the internal resolution, e.g. 256 for the mobile configs)")
+    generator.add_argument("--patch-size", type=int, metavar="P", help="the discriminator's window of the frame "
+                           "(default: the internal resolution)")
     generator.set_defaults(run=_run_generator)
 

@@ -6,7 +6,8 @@ its inputs (SSIM's constants and the squared GAN terms underflow or overflow in 
 those built on matrix products run with autocast off (`full_precision`).
 
 Generator stage (DaGAN §3.5, FOMM):
-- `reconstruction_loss`: L1 + (1 − SSIM) on an image pyramid at scales 1, ½, ¼, ⅛. The papers use
+- `reconstruction_loss`: L1 + (1 − SSIM) on an image pyramid at scales 1, ½, ¼, ⅛ of the output
+  (the composite frame at the output size), weighted by the crop's coverage. The papers use
   a VGG-19 perceptual loss on the same pyramid; no pretrained network can be downloaded where the
   SDK trains (offline machines, PyPI only), so the SDK deliberately uses no VGG and replaces the
   feature distance with pixel L1 plus structural dissimilarity.
@@ -119,15 +120,23 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
 
 
 @full_precision
-def reconstruction_loss(prediction: Tensor, target: Tensor, scales: Sequence[float] = PYRAMID_SCALES) -> Tensor:
+def reconstruction_loss(prediction: Tensor, target: Tensor, scales: Sequence[float] = PYRAMID_SCALES,
+                        weight: Tensor | None = None) -> Tensor:
     """Σ over pyramid scales of mean |p − t| + mean (1 − SSIM(p, t)); images (N, 3, H, W) -> scalar.
 
-    Stands in for the papers' VGG pyramid perceptual loss: the SDK has no pretrained VGG (see the
-    module docstring).
+    `weight` (N, 1, H, W) in [0, 1], e.g. the crop's coverage of the source frame, turns both means
+    into weighted means, so pixels the data made up (repeated edges) teach nothing. Stands in for
+    the papers' VGG pyramid perceptual loss: the SDK has no pretrained VGG (see the module docstring).
     """
     total = prediction.new_zeros((), dtype=torch.float32)
-    for p, t in zip(image_pyramid(prediction.float(), scales), image_pyramid(target.float(), scales)):
-        total = total + (p - t).abs().mean() + (1.0 - ssim(p, t)).mean()
+    weights = [None] * len(scales) if weight is None else image_pyramid(weight.float(), scales)
+    for p, t, w in zip(image_pyramid(prediction.float(), scales), image_pyramid(target.float(), scales), weights):
+        l1, dissimilarity = (p - t).abs(), 1.0 - ssim(p, t)
+        if w is None:
+            total = total + l1.mean() + dissimilarity.mean()
+        else:
+            norm = (w.sum() * p.shape[1]).clamp_min(1e-6)
+            total = total + (l1 * w).sum() / norm + (dissimilarity * w).sum() / norm
     return total
 
 

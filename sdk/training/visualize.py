@@ -74,17 +74,22 @@ def _resized(maps: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def generator_sheet(source: Tensor, driving: Tensor, source_depth: Tensor | None, kp_source: Keypoints,
-                    kp_driving: Keypoints, occlusion: Tensor, deformed: Tensor, prediction: Tensor) -> np.ndarray:
+                    kp_driving: Keypoints, occlusion: Tensor, deformed: Tensor, prediction: Tensor,
+                    decoded: Tensor | None = None, composite_mask: Tensor | None = None) -> np.ndarray:
     """Columns: source, driving, source depth (depth variants), keypoints on source and on driving,
-    occlusion, deformed source, prediction. Images (N, 3, H, W), depth (N, 1, H, W), occlusion
-    (N, 1, h, w) at the motion resolution; the first `MAX_ROWS` examples become rows."""
+    occlusion, deformed source, [decoded image and composite mask,] prediction. Images (N, 3, H, W)
+    at any sizes (tiles are scaled to the largest), depth (N, 1, h, w), occlusion (N, 1, h, w) at the
+    motion resolution, composite mask (N, 1, S, S); the first `MAX_ROWS` examples become rows."""
     rows = min(MAX_ROWS, source.shape[0])
     size = tuple(source.shape[-2:])
     occlusion = _resized(occlusion[:rows], size)
     columns: dict[str, list[np.ndarray]] = {"source": [], "driving": []}
     if source_depth is not None:
         columns["source depth"] = []
-    columns.update({"kp source": [], "kp driving": [], "occlusion": [], "deformed": [], "prediction": []})
+    columns.update({"kp source": [], "kp driving": [], "occlusion": [], "deformed": []})
+    if composite_mask is not None:
+        columns.update({"decoded": [], "composite mask": []})
+    columns["prediction"] = []
     for i in range(rows):
         src, drv = to_image(source[i]), to_image(driving[i])
         columns["source"].append(src)
@@ -95,6 +100,9 @@ def generator_sheet(source: Tensor, driving: Tensor, source_depth: Tensor | None
         columns["kp driving"].append(draw_keypoints(drv, kp_driving.value[i]))
         columns["occlusion"].append(gray(occlusion[i]))
         columns["deformed"].append(to_image(deformed[i]))
+        if composite_mask is not None:
+            columns["decoded"].append(to_image(decoded[i]))
+            columns["composite mask"].append(gray(composite_mask[i]))
         columns["prediction"].append(to_image(prediction[i]))
     return compose_sheet(columns)
 
