@@ -1,8 +1,8 @@
 """Exporting a trained model as on-device graphs: ONNX, TFLite (LiteRT) and Core ML, fp32 / fp16 (int8 via `quantization`).
 
-- `python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 --out DIR`
-  (`run.run_export`): every format × precision × graph into DIR, listed in DIR/export.json, with a
-  progress bar and a summary table.
+- `python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 [--size S] --out DIR`
+  (`run.run_export`): every format × precision × graph into DIR at output size S, listed in
+  DIR/export.json, with a progress bar and a summary table.
 - `python -m export verify DIR` (`verify.verify_export`): each runnable export against torch on real
   frames; Core ML structure here, `export/check_coreml_macos.py` on a Mac.
 - `python -m export bench DIR` (`bench.bench_export`): per-graph latency against torch.

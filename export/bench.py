@@ -1,7 +1,7 @@
 """`python -m export bench DIR`: per-graph latency of every runnable export against torch, 1 and 2 threads.
 
-Median over `runs` calls after warm-up, on fixed-shape example inputs, for torch (the model's own
-graph modules) and each ONNX / TFLite group in the folder. Ratios are against torch at the same
+Median over `runs` calls after warm-up, on fixed-shape example inputs at the folder's output
+size, for torch (the model's own graph modules) and each ONNX / TFLite group in the folder. Ratios are against torch at the same
 thread count, measured in the same run (the machine is shared: absolute numbers move with load).
 """
 from __future__ import annotations
@@ -34,9 +34,9 @@ def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs:
     directory = Path(directory)
     manifest = ExportManifest.load(directory)
     torch_model = exported_model(directory, manifest, model)
-    graphs = build_graphs(torch_model)
-    specs = graph_specs(torch_model.cfg)
-    inputs = example_inputs(torch_model.cfg)
+    graphs = build_graphs(torch_model, output_size=manifest.output_size)
+    specs = graph_specs(torch_model.cfg, manifest.output_size)
+    inputs = example_inputs(torch_model.cfg, output_size=manifest.output_size)
     feeds = {name: {spec: as_array(value) for spec, value in zip(specs[name].input_names, inputs[name])}
              for name in GRAPH_NAMES}
     groups = {key: entries for key, entries in manifest.groups().items()

@@ -37,8 +37,9 @@ def centre_square(image: np.ndarray) -> np.ndarray:
     return image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side].copy()
 
 
-def reference_feeds(model) -> Reference:
-    """Torch's inputs and outputs of every graph on the bundled portrait (the avatar) and driving frames."""
+def reference_feeds(model, output_size: int) -> Reference:
+    """Torch's inputs and outputs of every graph at `output_size` on the bundled portrait (the avatar)
+    and driving frames."""
     portrait = centre_square(read_image(ASSETS / "portrait.jpg"))
     frames = []
     for index, frame in enumerate(iter_video(ASSETS / "driving.mp4")):
@@ -46,7 +47,7 @@ def reference_feeds(model) -> Reference:
             frames.append(centre_square(frame))
         if len(frames) == DRIVING_FRAMES:
             break
-    return torch_reference(model, [portrait, *frames])
+    return torch_reference(model, [portrait, *frames], output_size)
 
 
 def check_precision(directory: Path, precision: str, reference: Reference, compute_units) -> dict:
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not groups:
         print(f"error: {args.directory} has no Core ML exports", file=sys.stderr)
         return 2
-    reference = reference_feeds(model)
+    reference = reference_feeds(model, manifest.output_size)
     units = ct.ComputeUnit.CPU_ONLY if args.compute_units == "cpu" else ct.ComputeUnit.ALL
     results = []
     for precision, entries in groups.items():

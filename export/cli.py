@@ -13,6 +13,7 @@ from .request import FORMATS, PRECISIONS, ExportRequest, parse_choices
 
 EXPORT_EPILOG = """examples:
   python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 --out exports/default
+  python -m export --model runs/gen/best_model --format onnx,tflite --precision fp32,int8 --size 512 --out exports/512
   python -m export verify exports/default
   python -m export bench exports/default --threads 1,2 --runs 50 --json out/export_bench.json"""
 
@@ -26,6 +27,9 @@ def export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="onnx", help=f"comma-separated: {','.join(FORMATS)} (default: onnx)")
     parser.add_argument("--precision", default="fp32",
                         help=f"comma-separated: {','.join(PRECISIONS)} (default: fp32; int8 via quantization)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="output size S of the rendered frames (a multiple of the model's internal resolution "
+                             "with the composite head; default: the model's default output size)")
     parser.add_argument("--out", required=True, help="export folder (created; export.json lists its files)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (converter tracebacks)")
@@ -70,12 +74,13 @@ def _export(args: argparse.Namespace) -> int:
     from .run import run_export, summary_table
 
     request = ExportRequest(args.model, parse_choices(args.format, FORMATS, "format"),
-                            parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out))
+                            parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out), args.size)
     manifest = run_export(request, show_progress=not args.no_progress)
     print(summary_table(manifest))
     failed = [entry for entry in manifest.entries if entry.status != "ok"]
     print(f"\n{len(manifest.entries) - len(failed)} of {len(manifest.entries)} graphs exported to {args.out} "
-          f"(model {manifest.model_id}, sha256 {manifest.model_sha256[:12]}, bitstream v{manifest.bitstream_version})")
+          f"(model {manifest.model_id}, sha256 {manifest.model_sha256[:12]}, output {manifest.output_size}², "
+          f"bitstream v{manifest.bitstream_version})")
     return 1 if failed else 0
 
 

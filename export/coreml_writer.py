@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sdk.models import TalkingHeadModel
-from sdk.runtime.graphs import build_graphs, example_inputs, graph_specs
+from sdk.runtime.graphs import build_graphs, example_inputs
 from sdk.runtime.metadata import GraphMetadata
 
 from .files import replace_directory
@@ -38,14 +38,16 @@ def _coremltools():
 
 
 def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path, metadata: GraphMetadata) -> Path:
-    """Convert one graph of `model` to an mlprogram at `path` (fp32 or fp16 compute)."""
+    """Convert one graph of `model` at the output size of `metadata` to an mlprogram at `path`
+    (fp32 or fp16 compute)."""
     ct = _coremltools()
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"Core ML float export writes fp32 or fp16, not {precision!r}")
     model = model.to("cpu").eval()
-    spec = graph_specs(model.cfg)[graph]
+    spec, size = metadata.spec, metadata.output_size
     with torch.no_grad():
-        traced = torch.jit.trace(build_graphs(model)[graph], example_inputs(model.cfg)[graph])
+        traced = torch.jit.trace(build_graphs(model, output_size=size)[graph],
+                                 example_inputs(model.cfg, output_size=size)[graph])
     # The converter's progress bars would break ours; its exception says what failed.
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         mlmodel = ct.convert(
@@ -121,7 +123,7 @@ def check_coreml(path: Path, expected: GraphMetadata) -> tuple[CoremlStructure, 
     """The package's structure and the problems found: names and shapes against the spec, metadata
     against `expected`, compute in the precision asked for, and `resample` for the generator's warp."""
     structure = read_coreml(path)
-    spec = graph_specs(expected.config)[expected.graph]
+    spec = expected.spec
     problems = []
     want_inputs = {tensor.name: tensor.shape for tensor in spec.inputs}
     want_outputs = {tensor.name: tensor.shape for tensor in spec.outputs}

@@ -24,7 +24,8 @@ def shared_data_dir() -> Path:
 
 
 def test_frames(resolution: int, count: int, prepared: Path | None = None) -> tuple[str, list[np.ndarray]]:
-    """(clip id, `count` RGB uint8 face crops (R, R, 3)) of one test identity; ExportError if none found."""
+    """(clip id, `count` RGB uint8 face crops (resolution, resolution, 3)) of one test identity;
+    ExportError if none found."""
     if count < 2:
         raise ExportError(f"need at least 2 frames (a source and a driving frame), got {count}")
     if prepared is not None:

@@ -4,7 +4,8 @@ Contract for `quantization` to fill in: a function
 ``quantization.write_int8_graph(model, fmt, graph, path, metadata) -> Path`` that writes one graph
 of `model` in format `fmt` ("onnx", "tflite" or "coreml") at `path`, with float32 inputs and
 outputs named as in `sdk.runtime.graphs.graph_specs` and `metadata` (a `GraphMetadata` with
-precision "int8" and the float model's sha256) embedded as the float exports do.
+precision "int8", the float model's sha256 and the output size the graph is made for, so the
+calibration frames are at that size) embedded as the float exports do.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`export.json`: what an export folder holds — the model, and one entry per format × precision × graph."""
+"""`export.json`: what an export folder holds — the model, the output size, and one entry per
+format × precision × graph."""
 from __future__ import annotations
 
 import json
@@ -31,12 +32,14 @@ class ExportEntry:
 
 @dataclass
 class ExportManifest:
-    """model_source: what --model was; model_id / model_sha256: `sdk.runtime.model_sha256` identity."""
+    """model_source: what --model was; model_id / model_sha256: `sdk.runtime.model_sha256` identity;
+    output_size: the side of the frames every graph of the folder renders (`graph_specs(cfg, output_size)`)."""
     model_source: str
     model_id: str
     model_sha256: str
     bitstream_version: int
     sdk_version: str
+    output_size: int
     entries: list[ExportEntry] = field(default_factory=list)
 
     def save(self, directory: Path) -> Path:
@@ -53,6 +56,9 @@ class ExportManifest:
             raise ExportError(f"{directory}: not an export folder (no {MANIFEST_FILE}); run `python -m export` first")
         try:
             data = json.loads(path.read_text())
+            if isinstance(data, dict) and "entries" in data and "output_size" not in data:
+                raise ExportError(f"{path}: written before export folders recorded their output size; "
+                                  "export again into a new folder")
             entries = [ExportEntry(**entry) for entry in data.pop("entries")]
             manifest = cls(**data, entries=entries)
             manifest._check()
@@ -66,8 +72,9 @@ class ExportManifest:
         for name in ("model_source", "model_id", "model_sha256", "sdk_version"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not a string")
-        if not isinstance(self.bitstream_version, int):
-            raise ValueError(f"bitstream_version {self.bitstream_version!r} is not an integer")
+        for name in ("bitstream_version", "output_size"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not an integer")
         for entry in self.entries:
             if entry.format not in FORMATS or entry.precision not in PRECISIONS or entry.graph not in GRAPH_NAMES:
                 raise ValueError(f"unknown format, precision or graph in {entry}")

@@ -1,8 +1,10 @@
 """`python -m export`: every requested format × precision × graph written into one folder, with a summary.
 
-A failed conversion is recorded (status "failed" and the error) and the others go on; the exit
-status says whether all succeeded. Exporting again into the same folder replaces the entries it
-writes and keeps the others, so formats can be added one run at a time.
+All graphs of a folder are for one output size (`--size`, default the model's): the generator
+renders frames at it. A failed conversion is recorded (status "failed" and the error) and the
+others go on; the exit status says whether all succeeded. Exporting again into the same folder
+(same model, bitstream version and output size) replaces the entries it writes and keeps the
+others, so formats can be added one run at a time.
 """
 from __future__ import annotations
 
@@ -58,12 +60,16 @@ def run_export(request: ExportRequest, show_progress: bool = True) -> ExportMani
     if "int8" in request.precisions:
         int8_hook()  # fail before any conversion when int8 cannot be made here
     model = load_model(request.model)
+    size = model.cfg.default_output_size if request.output_size is None else request.output_size
+    try:
+        specs = graph_specs(model.cfg, size)
+    except ValueError as exc:
+        raise ExportError(f"--size {size}: {exc}") from None
     sha256 = model_sha256(model)
     out = Path(request.out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out}: exists and is not a folder")
-    manifest = _start_manifest(out, request.model, model, sha256, __version__)
-    specs = graph_specs(model.cfg)
+    manifest = _start_manifest(out, request.model, model, sha256, __version__, size)
     jobs = [(fmt, precision, graph) for fmt in request.formats for precision in request.precisions
             for graph in GRAPH_NAMES]
     written: list[ExportEntry] = []
@@ -91,8 +97,9 @@ def run_export(request: ExportRequest, show_progress: bool = True) -> ExportMani
     return manifest
 
 
-def _start_manifest(out: Path, source: str, model: TalkingHeadModel, sha256: str, version: str) -> ExportManifest:
-    fresh = ExportManifest(source, model.cfg.name, sha256, BITSTREAM_VERSION, version)
+def _start_manifest(out: Path, source: str, model: TalkingHeadModel, sha256: str, version: str,
+                    output_size: int) -> ExportManifest:
+    fresh = ExportManifest(source, model.cfg.name, sha256, BITSTREAM_VERSION, version, output_size)
     if not (out / "export.json").is_file():
         out.mkdir(parents=True, exist_ok=True)
         return fresh
@@ -104,6 +111,9 @@ def _start_manifest(out: Path, source: str, model: TalkingHeadModel, sha256: str
         # Its graphs carry the old version in their metadata: listing them under this one would be wrong.
         raise ExportError(f"--out {out}: holds graphs for bitstream v{previous.bitstream_version}, this SDK "
                           f"writes v{BITSTREAM_VERSION}; choose a new folder")
+    if previous.output_size != output_size:
+        raise ExportError(f"--out {out}: holds graphs at output size {previous.output_size}², not {output_size}²; "
+                          f"choose a new folder (or --size {previous.output_size})")
     fresh.entries = previous.entries
     return fresh
 

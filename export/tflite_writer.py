@@ -3,7 +3,8 @@
 - Names: litert-torch names a signature's inputs after the forward's keyword arguments and its
   outputs after the keys of a returned dict, so the graph is wrapped in `NamedGraph`.
 - Warp: the generator uses `row_gather_warp` (row gathers) instead of F.grid_sample, which
-  litert-torch decomposes into per-element GATHER_ND and selects (measured ~15× slower on XNNPACK).
+  litert-torch decomposes into per-element GATHER_ND and selects (measured ~15× slower on XNNPACK),
+  for the features and for the composite head's full-resolution warp of the portrait alike.
 - fp16: weights of convolutions stored as fp16 (ai-edge-quantizer's float_casting; compute stays
   float32 on CPU, GPU delegates run fp16), the usual TFLite "float16 quantization".
 - Metadata: `GraphMetadata` as JSON in a flatbuffer metadata entry (`TFLITE_METADATA_NAME`).
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from sdk.models import TalkingHeadModel
-from sdk.runtime.graphs import GraphSpec, build_graphs, example_inputs, graph_specs, row_gather_warp
+from sdk.runtime.graphs import GraphSpec, build_graphs, example_inputs, row_gather_warp
 from sdk.runtime.metadata import GraphMetadata
 from sdk.runtime.tflite_backend import TFLITE_METADATA_NAME
 
@@ -41,16 +42,16 @@ class NamedGraph(nn.Module):
 
 
 def write_tflite(model: TalkingHeadModel, graph: str, precision: str, path: Path, metadata: GraphMetadata) -> Path:
-    """Convert one graph of `model` and write it to `path` (fp32 or fp16)."""
+    """Convert one graph of `model` at the output size of `metadata` and write it to `path` (fp32 or fp16)."""
     import litert_torch
 
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"TFLite float export writes fp32 or fp16, not {precision!r}")
     litert_torch.config.show_progress = False  # our own progress display runs around it
     model = model.to("cpu").eval()
-    spec = graph_specs(model.cfg)[graph]
-    module = NamedGraph(build_graphs(model, warp=row_gather_warp)[graph], spec).eval()
-    sample = dict(zip(spec.input_names, example_inputs(model.cfg)[graph]))
+    spec, size = metadata.spec, metadata.output_size
+    module = NamedGraph(build_graphs(model, warp=row_gather_warp, output_size=size)[graph], spec).eval()
+    sample = dict(zip(spec.input_names, example_inputs(model.cfg, output_size=size)[graph]))
     with torch.no_grad():
         content = bytes(litert_torch.convert(module, sample_kwargs=sample).model_content())
     if precision == "fp16":

@@ -1,12 +1,13 @@
 """`python -m export verify DIR`: run every exported graph that can run here on real frames; compare with torch.
 
-For each format × precision of the folder:
+For each format × precision of the folder, at the folder's output size S:
 1. integrity: every file exists and matches the sha256 recorded at export (else "corrupt"), and its
-   metadata names the graph, precision, model and bitstream version expected (else "fail");
+   metadata names the graph, precision, model, bitstream version and output size expected (else "fail");
 2. graphs, on identical inputs: the keypoint encoder on every frame, the source encoder on the
    first, the generator on torch's source tensors and driving keypoints — max abs error per output;
-3. end to end: the first frame is the avatar, the others drive it with relative motion through
-   `TalkingHeadPipeline` on the exported backend and on torch — PSNR of the rendered frames;
+3. end to end: the first frame (cropped at S) is the avatar, the others drive it with relative
+   motion through `TalkingHeadPipeline` on the exported backend and on torch — PSNR of the
+   rendered frames (at S);
 4. Core ML (no predict on Linux): names, shapes, metadata, op set and compute precision.
 A group passes when its keypoint errors and its lowest PSNR are within `TOLERANCES[precision]`.
 """
@@ -24,7 +25,7 @@ from sdk.errors import SdkError
 from sdk.models import TalkingHeadModel
 from sdk.pipeline import TalkingHeadPipeline
 from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array
-from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, graph_specs, source_state_tensors
+from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, generator_inputs, graph_specs
 from sdk.runtime.metadata import GraphMetadata, graph_metadata, model_sha256
 from sdk.runtime.torch_backend import TorchBackend
 
@@ -78,11 +79,12 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class Reference:
-    """Torch's outputs on the test frames: what every exported group is compared with."""
-    frames: list[np.ndarray]
+    """Torch's outputs on the test frames at one output size: what every exported group is compared with."""
+    output_size: int
+    frames: list[np.ndarray]  # RGB uint8 crops (S, S, 3)
     feeds: dict[str, list[dict[str, np.ndarray]]]  # graph -> one feed per evaluation
     outputs: dict[str, list[dict[str, np.ndarray]]]  # graph -> torch outputs for those feeds
-    rendered: list[torch.Tensor]  # end-to-end torch frames, (1, 3, R, R)
+    rendered: list[torch.Tensor]  # end-to-end torch frames, (1, 3, S, S)
 
 
 def verify_export(directory: str | Path, model: str | None = None, prepared: str | Path | None = None,
@@ -95,8 +97,8 @@ def verify_export(directory: str | Path, model: str | None = None, prepared: str
     directory = Path(directory)
     manifest = ExportManifest.load(directory)
     torch_model = exported_model(directory, manifest, model)
-    clip, crops = test_frames(torch_model.cfg.resolution, frames, Path(prepared) if prepared else None)
-    reference = torch_reference(torch_model, crops)
+    clip, crops = test_frames(manifest.output_size, frames, Path(prepared) if prepared else None)
+    reference = torch_reference(torch_model, crops, manifest.output_size)
     groups = [verify_group(directory, fmt, precision, entries, torch_model, manifest.model_sha256, reference)
               for (fmt, precision), entries in manifest.groups().items()]
     return VerifyReport(str(directory), manifest.model_id, manifest.model_sha256, clip, len(crops), groups)
@@ -113,11 +115,11 @@ def exported_model(directory: Path, manifest: ExportManifest, model: str | None 
     return torch_model
 
 
-def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray]) -> Reference:
-    pipeline = TalkingHeadPipeline(TorchBackend(model))
-    images = [pipeline.to_model_input(crop) for crop in crops]
-    graphs = build_graphs(model)
-    specs = graph_specs(model.cfg)
+def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray], output_size: int) -> Reference:
+    """Torch's graph inputs and outputs and end-to-end frames at `output_size`; crops[0] is the avatar."""
+    pipeline = TalkingHeadPipeline(TorchBackend(model, output_size=output_size))
+    graphs = build_graphs(model, output_size=output_size)
+    specs = graph_specs(model.cfg, output_size)
     feeds: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
     outputs: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
 
@@ -128,17 +130,16 @@ def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray]) -> Referen
         feeds[graph].append({name: as_array(value) for name, value in zip(specs[graph].input_names, inputs)})
         outputs[graph].append({name: as_array(value) for name, value in zip(specs[graph].output_names, result)})
 
-    for image in images:
-        record("keypoint_encoder", (image,))
-    record("source_encoder", (images[0],))
+    for crop in crops:
+        record("keypoint_encoder", (pipeline.to_model_input(crop),))
     state = pipeline.prepare_source(crops[0])
-    flat = source_state_tensors(state, with_depth=False)  # keypoints, jacobians, features...
+    record("source_encoder", (state.image,))  # the portrait averaged down to R, as the backends feed it
     rendered = []
     for crop in crops[1:]:
         driving = pipeline.driving_keypoints(state, pipeline.encode(crop))
-        record("generator", (images[0], flat[0], flat[1], driving.value, driving.jacobian, *flat[2:]))
+        record("generator", generator_inputs(state, driving, specs))
         rendered.append(pipeline.backend.render(state, driving))
-    return Reference(crops, feeds, outputs, rendered)
+    return Reference(output_size, crops, feeds, outputs, rendered)
 
 
 def verify_group(directory: Path, fmt: str, precision: str, entries: list[ExportEntry], model: TalkingHeadModel,
@@ -153,7 +154,7 @@ def verify_group(directory: Path, fmt: str, precision: str, entries: list[Export
         result.status, result.note = "corrupt", problem
         return result
     files = {entry.graph: directory / entry.path for entry in entries}
-    specs = graph_specs(model.cfg)
+    specs = graph_specs(model.cfg, reference.output_size)
     expected = {graph: graph_metadata(model, specs[graph], precision, sha256) for graph in GRAPH_NAMES}
     if fmt == "coreml":
         return _check_coreml_group(result, files, expected)
@@ -192,8 +193,11 @@ def within_tolerance(max_abs_error: dict[str, float], psnr_min_db: float, precis
 
 
 def psnr_db(rendered: np.ndarray | torch.Tensor, expected: np.ndarray | torch.Tensor) -> float:
-    """PSNR of two frames in [0, 1], capped at `PSNR_CAP_DB` (identical frames)."""
+    """PSNR of two frames in [0, 1], capped at `PSNR_CAP_DB` (identical frames); 0 dB when either
+    has NaN or infinite pixels (`min` would otherwise take the cap over a NaN)."""
     mse = float(((torch.as_tensor(rendered).float() - torch.as_tensor(expected).float()) ** 2).mean())
+    if not math.isfinite(mse):
+        return 0.0
     return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(1.0 / mse))
 
 

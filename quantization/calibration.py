@@ -7,8 +7,11 @@ are counted and dropped, and a set where no frame shows a face raises `NoFaceErr
 ranges calibrated on anything else would not describe the frames the model runs on.
 
 Pairs: from a prepared folder, a source and a driving frame of the same clip (self-reenactment,
-as in training); from an image folder, each image is a source driven by the next image.
-`graph_feeds` runs the fp32 torch graphs on the pairs to get every graph's inputs.
+as in training); from an image folder, each image is a source driven by the next image. Crops
+are loaded at the output size S the graphs are made for: the generator's ``portrait`` is the
+source crop itself, and the encoders see the crops averaged down to the internal resolution, as
+the backends feed them. `graph_feeds` runs the fp32 torch graphs on the pairs to get every
+graph's inputs.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from sdk.data.datasets import load_frame, read_prepared_manifest
 from sdk.errors import NoFaceError
 from sdk.media import to_tensor
 from sdk.models import TalkingHeadModel
+from sdk.models.talking_head import to_internal
 
 from .errors import QuantizationError
 
@@ -55,7 +59,7 @@ class CalibrationConfig:
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """RGB uint8 crops (R, R, 3) at the model's resolution: sources[i] is driven by drivers[i]."""
+    """RGB uint8 crops (S, S, 3) at the output size: sources[i] is driven by drivers[i]."""
     sources: list[np.ndarray]
     drivers: list[np.ndarray]
     frames_without_face: int  # drawn frames the detector found no face in (dropped)
@@ -65,17 +69,18 @@ class CalibrationSet:
         return len(self.sources)
 
 
-def load_calibration(config: CalibrationConfig, resolution: int) -> CalibrationSet:
-    """The calibration pairs of `config` at `resolution`; NoFaceError when no drawn frame shows a face."""
+def load_calibration(config: CalibrationConfig, size: int) -> CalibrationSet:
+    """The calibration pairs of `config` as crops of side `size` (the output size the graphs
+    are made for); NoFaceError when no drawn frame shows a face."""
     if not config.source.is_dir():
         raise QuantizationError(f"{config.source}: calibration source is not a folder (expected a prepared "
                                 "folder with manifest.csv or a folder of portrait images)")
     if (config.source / "manifest.csv").is_file():
-        return _prepared_pairs(config, resolution)
-    return _image_pairs(config, resolution)
+        return _prepared_pairs(config, size)
+    return _image_pairs(config, size)
 
 
-def _prepared_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSet:
+def _prepared_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
     clips = read_prepared_manifest(config.source, config.split, min_frames=2)
     rng = np.random.default_rng(config.seed)
     detector = _FaceCheck()
@@ -86,7 +91,7 @@ def _prepared_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSe
         for index in range(config.pairs):
             clip = clips[index % len(clips)]
             first, second = rng.choice(clip.frames, 2, replace=False)
-            pair = [load_frame(clip.frame_path(int(i)), resolution) for i in (first, second)]
+            pair = [load_frame(clip.frame_path(int(i)), size) for i in (first, second)]
             missing = sum(not detector.has_face(frame) for frame in pair)
             if missing:
                 without_face += missing
@@ -99,7 +104,7 @@ def _prepared_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSe
     return _checked(CalibrationSet(sources, drivers, without_face, origin), config)
 
 
-def _image_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSet:
+def _image_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
     from sdk.face import FaceLandmarker, crop_portrait
 
     paths = sorted(p for p in config.source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -110,7 +115,7 @@ def _image_pairs(config: CalibrationConfig, resolution: int) -> CalibrationSet:
     try:
         for path in paths[:config.pairs]:
             try:
-                crop, _ = crop_portrait(path, size=resolution, landmarker=landmarker)
+                crop, _ = crop_portrait(path, size=size, landmarker=landmarker)
             except NoFaceError:
                 without_face += 1
                 continue
@@ -147,21 +152,25 @@ class _FaceCheck:
 
 @torch.inference_mode()
 def graph_feeds(model: TalkingHeadModel, calibration: CalibrationSet) -> dict[str, list[Feeds]]:
-    """Inputs of every graph (by `sdk.runtime.graphs` name) for each calibration pair, from the fp32 torch graphs.
+    """Inputs of every graph (by `sdk.runtime.graphs` name) for each calibration pair, from the fp32
+    torch graphs made for the output size of the calibration crops.
 
     keypoint_encoder: the driving frames; source_encoder: the source frames; generator: the source
-    encoder's outputs with the driving frames' keypoints (absolute motion).
+    encoder's outputs and the source crop (``portrait``) with the driving frames' keypoints
+    (absolute motion). The encoders' frames are the crops averaged down to the internal resolution.
     """
     from sdk.runtime.graphs import build_graphs, graph_specs
 
-    graphs = build_graphs(model)
-    specs = graph_specs(model.cfg)
+    size, resolution = calibration.sources[0].shape[0], model.cfg.resolution
+    graphs = build_graphs(model, output_size=size)
+    specs = graph_specs(model.cfg, size)
     feeds: dict[str, list[Feeds]] = {name: [] for name in specs}
     for source, driver in zip(calibration.sources, calibration.drivers):
-        source_image, driving_image = to_tensor(source), to_tensor(driver)
+        portrait = to_tensor(source)
+        source_image, driving_image = to_internal(portrait, resolution), to_internal(to_tensor(driver), resolution)
         outputs = dict(zip(specs["source_encoder"].output_names, graphs["source_encoder"](source_image)))
         keypoints, jacobians = graphs["keypoint_encoder"](driving_image)
-        available = {**outputs, "source_image": source_image, "driving_keypoints": keypoints,
+        available = {**outputs, "source_image": source_image, "portrait": portrait, "driving_keypoints": keypoints,
                      "driving_jacobians": jacobians}
         feeds["keypoint_encoder"].append({"image": driving_image.numpy()})
         feeds["source_encoder"].append({"image": source_image.numpy()})

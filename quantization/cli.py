@@ -44,14 +44,15 @@ def _run_int8(args: argparse.Namespace) -> int:
 
     config = _int8_config(args, args.calibration)
     model = load_any_model(args.model)
-    result = quantize_onnx_int8(model, args.out, config, _say)
+    result = quantize_onnx_int8(model, args.out, config, _say, args.size)
     for name, path in result.paths.items():
         counts = result.kernels[name]
         print(f"{name:18s} {path}  ({path.stat().st_size / 1e6:.2f} MB; ORT INT8 kernels {counts.int8_total}, "
               f"float conv/matmul {counts.float_total})")
     print(f"INT8 vs float frames on {config.sensitivity_pairs} calibration pairs: {result.psnr_vs_float_db:.2f} dB; "
           f"{len(result.float_layers)} layers kept float; {result.seconds:.0f} s")
-    print(f"load with: sdk.runtime.create_backend(model, kind='onnx-int8', graphs='{args.out}')")
+    size = model.cfg.default_output_size if args.size is None else args.size
+    print(f"load with: sdk.runtime.create_backend(model, kind='onnx-int8', graphs='{args.out}', output_size={size})")
     return 0
 
 
@@ -85,7 +86,7 @@ def _run_report(args: argparse.Namespace) -> int:
                           PruneConfig(args.ratio, _parts(args.parts)),
                           FinetuneConfig(Path(args.data), args.steps),
                           args.unstructured_ratio, EvalConfig(Path(args.data), "test", args.stride, args.max_frames),
-                          LatencyConfig(args.runs, threads=threads))
+                          LatencyConfig(args.runs, threads=threads), args.size)
     result = build_report(config, _say)
     print(json.dumps(result["targets"], indent=1))
     return 0
@@ -105,6 +106,8 @@ def _add_calibration_options(parser: argparse.ArgumentParser, with_source: bool 
     parser.add_argument("--warp", choices=WARPS, default="row_gather", help="the generator's warp in the INT8 graph")
     parser.add_argument("--preset", choices=PRESETS, default="performance", help="NNCF quantization preset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=None,
+                        help="output size S the graphs render at (default: the model's default output size)")
 
 
 def _add_pruning_options(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,9 @@
 """Quality of compressed variants on the test identities: against fp32 torch frames and against the real frames.
 
 Protocol (self-reenactment, as `python -m sdk eval`): for each test clip the first frame is the
-source and every `stride`-th later frame drives it with absolute motion. Every variant (any
+source and every `stride`-th later frame drives it with absolute motion; frames are loaded at the
+output size S the variants render at (the keypoint encoder sees the driving frame averaged down
+to the internal resolution). Every variant (any
 `sdk.runtime.Backend`: torch, ONNX Runtime fp32/INT8, TFLite, a pruned torch model) renders the
 same pairs. Scores per variant: PSNR and SSIM against the fp32 torch frames (what compression
 changed) and PSNR, SSIM and AKD against the real frames (what the user sees); AKD is the mean
@@ -19,6 +21,7 @@ import torch
 from sdk.data.datasets import load_frame, read_prepared_manifest
 from sdk.eval.metrics import AKD_RESOLUTION, KeypointDistance, ssim
 from sdk.media import to_image, to_tensor
+from sdk.models.talking_head import to_internal
 from sdk.training.losses import psnr
 
 from .errors import QuantizationError
@@ -46,9 +49,9 @@ class EvalConfig:
 @dataclass(frozen=True)
 class TestPair:
     clip: str
-    source: torch.Tensor  # (1, 3, R, R)
-    driving: torch.Tensor  # (1, 3, R, R)
-    real: np.ndarray  # RGB uint8 (R, R, 3), the driving frame
+    source: torch.Tensor  # (1, 3, S, S)
+    driving: torch.Tensor  # (1, 3, S, S)
+    real: np.ndarray  # RGB uint8 (S, S, 3), the driving frame
     landmarks: np.ndarray  # (478, 2) of the real frame, pixels at 256²
 
 
@@ -64,8 +67,8 @@ class Quality:
     akd_missed: int
 
 
-def load_test_pairs(config: EvalConfig, resolution: int) -> list[TestPair]:
-    """The self-reenactment pairs of the test split at `resolution`."""
+def load_test_pairs(config: EvalConfig, size: int) -> list[TestPair]:
+    """The self-reenactment pairs of the test split, frames of side `size` (the output size)."""
     import csv
 
     clips = read_prepared_manifest(config.data, config.split, min_frames=2)
@@ -74,10 +77,10 @@ def load_test_pairs(config: EvalConfig, resolution: int) -> list[TestPair]:
     pairs = []
     for clip in clips:
         landmarks = np.load(clip.directory / "landmarks.npy")[:, :, :2] * (AKD_RESOLUTION / sizes[clip.id])
-        source = to_tensor(load_frame(clip.frame_path(0), resolution))
+        source = to_tensor(load_frame(clip.frame_path(0), size))
         indices = list(range(config.stride, clip.frames, config.stride))[:config.max_frames_per_clip]
         for index in indices:
-            real = load_frame(clip.frame_path(index), resolution)
+            real = load_frame(clip.frame_path(index), size)
             pairs.append(TestPair(clip.id, source, to_tensor(real), real, landmarks[index]))
     if not pairs:
         raise QuantizationError(f"{config.data}: no {config.split} frames at stride {config.stride}")
@@ -86,12 +89,14 @@ def load_test_pairs(config: EvalConfig, resolution: int) -> list[TestPair]:
 
 @torch.inference_mode()
 def render_pairs(backend, pairs: list[TestPair]) -> list[torch.Tensor]:
-    """(1, 3, R, R) predictions of a `Backend` for every pair; the source state is made once per clip."""
+    """(1, 3, S, S) predictions of a `Backend` (at the pairs' size) for every pair; the source state
+    is made once per clip."""
     frames, state, state_clip = [], None, None
     for pair in pairs:
         if pair.clip != state_clip:
             state, state_clip = backend.prepare_source(pair.source), pair.clip
-        frames.append(backend.render(state, backend.encode(pair.driving)).float().clamp(0, 1))
+        code = backend.encode(to_internal(pair.driving, backend.cfg.resolution))
+        frames.append(backend.render(state, code).float().clamp(0, 1))
     return frames
 
 

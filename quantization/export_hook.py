@@ -1,4 +1,5 @@
-"""`write_int8_graph`: the INT8 writer behind `python -m export --precision int8`, one graph per call.
+"""`write_int8_graph`: the INT8 writer behind `python -m export --precision int8`, one graph per call,
+at the output size its metadata names (calibration frames at that size).
 
 - onnx: the graphs of `onnx_int8.quantize_onnx_int8` (NNCF on the float graphs, float layers
   chosen by the sensitivity pass), made once per model and calibration in a process; each call
@@ -29,15 +30,16 @@ from .onnx_int8 import METADATA_KEY, RECORD_FILE, Int8Config
 INT8_FORMATS: tuple[str, ...] = ("onnx", "tflite", "coreml")
 TFLITE_INT8_OPS = ("CONV_2D",)
 
-_feeds_cache: dict[tuple[str, CalibrationConfig], dict[str, list[Feeds]]] = {}
-_onnx_cache: dict[tuple[str, Int8Config], tuple[dict, dict]] = {}  # -> (graphs by name, run record)
+_feeds_cache: dict[tuple[str, CalibrationConfig, int], dict[str, list[Feeds]]] = {}
+_onnx_cache: dict[tuple[str, Int8Config, int], tuple[dict, dict]] = {}  # -> (graphs by name, run record)
 
 
-def calibration_feeds(model: TalkingHeadModel, calibration: CalibrationConfig) -> dict[str, list[Feeds]]:
-    """Every graph's calibration inputs for `model`, computed once per process."""
-    key = (model_sha256(model), calibration)
+def calibration_feeds(model: TalkingHeadModel, calibration: CalibrationConfig, output_size: int
+                      ) -> dict[str, list[Feeds]]:
+    """Every graph's calibration inputs for `model`'s graphs at `output_size`, computed once per process."""
+    key = (model_sha256(model), calibration, output_size)
     if key not in _feeds_cache:
-        _feeds_cache[key] = graph_feeds(model, load_calibration(calibration, model.cfg.resolution))
+        _feeds_cache[key] = graph_feeds(model, load_calibration(calibration, output_size))
     return _feeds_cache[key]
 
 
@@ -56,7 +58,8 @@ def write_int8_graph(model: TalkingHeadModel, fmt: str, graph: str, path: Path, 
     if fmt == "onnx":
         return _write_onnx(model, graph, path, metadata, config)
     if fmt == "tflite":
-        return write_tflite_int8(model, graph, path, metadata, calibration_feeds(model, config.calibration)[graph])
+        feeds = calibration_feeds(model, config.calibration, metadata.output_size)[graph]
+        return write_tflite_int8(model, graph, path, metadata, feeds)
     return write_coreml_w8(model, graph, path, metadata)
 
 
@@ -67,10 +70,10 @@ def _write_onnx(model: TalkingHeadModel, graph: str, path: Path, metadata: Graph
 
     from .onnx_int8 import quantize_onnx_int8
 
-    key = (model_sha256(model), config)
+    key = (model_sha256(model), config, metadata.output_size)
     if key not in _onnx_cache:
         with tempfile.TemporaryDirectory() as folder:
-            result = quantize_onnx_int8(model, folder, config)
+            result = quantize_onnx_int8(model, folder, config, output_size=metadata.output_size)
             _onnx_cache[key] = ({name: onnx.load(str(file)) for name, file in result.paths.items()}, result.record())
     graphs, record = _onnx_cache[key]
     proto = graphs[graph]
@@ -84,7 +87,8 @@ def _write_onnx(model: TalkingHeadModel, graph: str, path: Path, metadata: Graph
 
 def write_tflite_int8(model: TalkingHeadModel, graph: str, path: Path, metadata: GraphMetadata,
                       feeds: list[Feeds]) -> Path:
-    """The exporter's fp32 .tflite of `graph`, CONV_2D quantized to static INT8 on `feeds`, with `metadata`."""
+    """The exporter's fp32 .tflite of `graph` (at `metadata`'s output size), CONV_2D quantized to
+    static INT8 on `feeds` (calibration inputs at that size), with `metadata`."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
     from export.files import write_bytes_atomic

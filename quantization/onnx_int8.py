@@ -1,9 +1,10 @@
 """INT8 ONNX graphs: NNCF post-training quantization of the float graphs, completed for ONNX Runtime.
 
-`quantize_onnx_int8(model, out_dir, config)`:
-1. The three graphs of `sdk.runtime.graphs` are traced to float ONNX (the runtime's own exporter,
-   checked and simplified).
-2. Calibration pairs (train-split face crops, `calibration`) give every graph's inputs.
+`quantize_onnx_int8(model, out_dir, config, output_size=S)`:
+1. The three graphs of `sdk.runtime.graphs` at output size S are traced to float ONNX (the
+   runtime's own exporter, checked and simplified).
+2. Calibration pairs (train-split face crops at S, `calibration`) give every graph's inputs, the
+   composite head's ``portrait`` included.
 3. NNCF's ONNX backend quantizes each graph's Conv and MatMul layers (per-channel int8 weights,
    int8 activations, fast bias correction). Every other op stays float: there are no INT8
    kernels for GridSample, and the motion maths (keypoint Gaussians, flows, softmax blending)
@@ -110,16 +111,18 @@ class Int8Result:
                 "psnr_vs_float_db": self.psnr_vs_float_db, "seconds": self.seconds, "versions": self.versions}
 
 
-def float_onnx_graphs(model: TalkingHeadModel, warp: str = "grid_sample") -> dict:
-    """The three graphs as float ONNX ModelProtos (traced, checked, simplified by `sdk.runtime`)."""
+def float_onnx_graphs(model: TalkingHeadModel, warp: str = "grid_sample", output_size: int | None = None) -> dict:
+    """The three graphs at `output_size` (None: the model's default) as float ONNX ModelProtos
+    (traced, checked, simplified by `sdk.runtime`)."""
     from sdk.runtime.graphs import build_graphs, example_inputs, graph_specs, grid_sample_warp, row_gather_warp
     from sdk.runtime.onnx_export import simplify_onnx, trace_to_onnx
 
     if warp not in WARPS:
         raise QuantizationError(f"unknown warp {warp!r}; expected one of {', '.join(WARPS)}")
-    modules = build_graphs(model.to("cpu").eval(), warp=row_gather_warp if warp == "row_gather" else grid_sample_warp)
-    specs = graph_specs(model.cfg)
-    inputs = example_inputs(model.cfg)
+    modules = build_graphs(model.to("cpu").eval(), warp=row_gather_warp if warp == "row_gather" else grid_sample_warp,
+                           output_size=output_size)
+    specs = graph_specs(model.cfg, output_size)
+    inputs = example_inputs(model.cfg, output_size=output_size)
     return {name: simplify_onnx(trace_to_onnx(module, inputs[name], specs[name].input_names,
                                               specs[name].output_names), name)
             for name, module in modules.items()}
@@ -158,18 +161,20 @@ def quantize_graphs(float_models: dict, feeds: dict[str, list[Feeds]], float_lay
 
 
 def quantize_onnx_int8(model: TalkingHeadModel, out_dir: str | Path, config: Int8Config = Int8Config(),
-                       progress: ProgressFn | None = None) -> Int8Result:
-    """Write INT8 ONNX graphs of `model` to ``out_dir/onnx/int8/`` (see the module docstring)."""
+                       progress: ProgressFn | None = None, output_size: int | None = None) -> Int8Result:
+    """Write INT8 ONNX graphs of `model` at `output_size` (None: the model's default) to
+    ``out_dir/onnx/int8/`` (see the module docstring)."""
     from sdk.runtime.metadata import graph_metadata, model_sha256
     from sdk.runtime.graphs import graph_specs
     from sdk.runtime.onnx_export import onnx_graph_path, save_onnx, set_onnx_metadata
 
     started = time.perf_counter()
     say = progress or (lambda message: None)
-    say("tracing the float graphs")
-    float_models = float_onnx_graphs(model, config.warp)
+    size = resolve_output_size(model, output_size)
+    say(f"tracing the float graphs at {size}²")
+    float_models = float_onnx_graphs(model, config.warp, size)
     say(f"calibration frames from {config.calibration.source}")
-    calibration = load_calibration(config.calibration, model.cfg.resolution)
+    calibration = load_calibration(config.calibration, size)
     feeds = graph_feeds(model, calibration)
     probe = {name: items[:config.sensitivity_pairs] for name, items in feeds.items()}
     renderer = FrameRenderer(probe, float_models)
@@ -189,7 +194,7 @@ def quantize_onnx_int8(model: TalkingHeadModel, out_dir: str | Path, config: Int
         byte_concats(proto)
     mse = renderer.mse(renderer.render({name: ort_session(proto) for name, proto in quantized.items()}))
     sha256 = model_sha256(model)
-    specs = graph_specs(model.cfg)
+    specs = graph_specs(model.cfg, size)
     result = Int8Result({}, config, calibration.origin, len(calibration), calibration.frames_without_face, chosen,
                         sensitivity, {name: int8_kernels(proto) for name, proto in quantized.items()},
                         psnr_from_mse(mse), 0.0, _versions())
@@ -205,6 +210,15 @@ def quantize_onnx_int8(model: TalkingHeadModel, out_dir: str | Path, config: Int
     record = Path(out_dir) / "onnx" / "int8" / RECORD_FILE
     record.write_text(json.dumps(result.record(), indent=1) + "\n")
     return result
+
+
+def resolve_output_size(model: TalkingHeadModel, output_size: int | None) -> int:
+    """`output_size` (None: the model's default) if the model renders at it, else QuantizationError."""
+    size = model.cfg.default_output_size if output_size is None else output_size
+    try:
+        return model.cfg.check_output_size(size)
+    except ValueError as exc:
+        raise QuantizationError(str(exc)) from None
 
 
 def _versions() -> dict[str, str]:

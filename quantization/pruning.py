@@ -10,7 +10,8 @@ The graphs' inputs and outputs (and so `sdk.runtime.graph_specs`) do not change;
 (`save_pruned` / `load_pruned`), not with `sdk.save_model`.
 
 Groups found in a `TalkingHeadModel` (per part, `PRUNABLE_PARTS`), all on the per-frame path:
-- "decoder": the generator's up convolutions (each read by the next up convolution or the final conv),
+- "decoder": the generator's up convolutions (each read by the next up convolution, the last one by
+  the final conv and by the composite head's mask conv, which read the same decoder features),
 - "bottleneck": the inner convolution of every generator residual block,
 - "dense_motion": the dense-motion hourglass's up convolutions (read by the next up block or the heads).
 
@@ -101,9 +102,13 @@ def channel_groups(model: TalkingHeadModel, parts: tuple[str, ...] = PRUNABLE_PA
         for i in range(depth):
             conv = f"generator.up.{i}.0" if generator.skip_decoder else f"generator.up.{i}.conv.0"
             norm = conv[:-1] + "1"
-            reader = ("generator.final" if i == 0 else
-                      f"generator.up.{i - 1}.0" if generator.skip_decoder else f"generator.up.{i - 1}.conv.0")
-            groups.append(ChannelGroup(conv, norm, ((reader, 0),)))
+            if i:
+                reader = f"generator.up.{i - 1}.0" if generator.skip_decoder else f"generator.up.{i - 1}.conv.0"
+                readers = ((reader, 0),)
+            else:  # the decoder's last features: the image and the composite mask are read from them
+                readers = (("generator.final", 0),) + (
+                    (("generator.composite_head", 0),) if generator.composite_head is not None else ())
+            groups.append(ChannelGroup(conv, norm, readers))
     if "bottleneck" in parts:
         for name, module in generator.bottleneck.named_children():
             if isinstance(module, ResBlock):

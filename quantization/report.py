@@ -9,7 +9,8 @@ Variants (rows), all of one model:
   Core ML predicts only on macOS);
 - the structurally pruned model (`structured`, fine-tuned) as torch fp32, ONNX fp32 and ONNX INT8.
 
-Per variant: file size (the three graphs), generator MACs, latency of each graph here (median
+All variants render at one output size (`ReportConfig.output_size`, default the model's). Per
+variant: file size (the three graphs), generator MACs, latency of each graph here (median
 of `LatencyConfig.runs` runs at 1 and 2 threads, variants interleaved), and quality on the test
 identities (`evaluation`). The sensitivity pass of the INT8 run and what could not be measured
 here are reported too. Timings on a shared machine drift: the ratios, measured in one
@@ -38,7 +39,7 @@ from .errors import QuantizationError
 from .evaluation import EvalConfig, Quality, QualityScorer, load_test_pairs, render_pairs
 from .finetune import FinetuneConfig
 from .latency import Latency, LatencyConfig, ort_op_profile, ort_runner, time_interleaved, torch_runner
-from .onnx_int8 import Int8Config, Int8Result, quantize_onnx_int8
+from .onnx_int8 import Int8Config, Int8Result, quantize_onnx_int8, resolve_output_size
 from .pruning import PLAN_FILE, PruneConfig, load_any_model, load_pruned, prune_unstructured
 from .structured import SUMMARY_FILE, generator_macs, prune_model
 
@@ -64,7 +65,8 @@ class ReportConfig:
     (train split: calibration and fine-tuning; test split: scores; it stands in for the data folders of
     `int8`, `finetune` and `evaluation`); formats: which of
     `REPORT_FORMATS`; pruned: a folder from `python -m quantization prune` (None: pruned here with
-    `prune` and `finetune`); unstructured_ratio: NNCF magnitude pruning ratio (0: skipped)."""
+    `prune` and `finetune`); unstructured_ratio: NNCF magnitude pruning ratio (0: skipped);
+    output_size: the side of the frames every variant renders (None: the model's default)."""
     model: str = "default"
     out: Path = Path("out/quantization")
     data: Path = Path("cache/prepared")
@@ -76,6 +78,7 @@ class ReportConfig:
     unstructured_ratio: float = 0.5
     evaluation: EvalConfig = EvalConfig()
     latency: LatencyConfig = LatencyConfig()
+    output_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -130,11 +133,12 @@ def build_report(config: ReportConfig, progress: ProgressFn | None = None) -> di
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     model = load_any_model(config.model).eval()
+    size = resolve_output_size(model, config.output_size)
     int8 = replace(config.int8, calibration=replace(config.int8.calibration, source=config.data))
     say("loading test pairs")
-    pairs = load_test_pairs(replace(config.evaluation, data=config.data), model.cfg.resolution)
-    variants, records = _make_variants(model, config, int8, say)
-    rows = [Row(v.name, v.format, v.precision, v.pruning, _size(v), _macs(v), notes=v.notes) for v in variants]
+    pairs = load_test_pairs(replace(config.evaluation, data=config.data), size)
+    variants, records = _make_variants(model, config, int8, say, size)
+    rows = [Row(v.name, v.format, v.precision, v.pruning, _size(v), _macs(v, size), notes=v.notes) for v in variants]
     environment = {"cpu": _cpu_name(), "cores": os.cpu_count(), "load_before": os.getloadavg(),
                    "python": platform.python_version(), "torch": torch.__version__}
     feeds = _latency_feeds(model, pairs[0])
@@ -142,7 +146,7 @@ def build_report(config: ReportConfig, progress: ProgressFn | None = None) -> di
     try:
         for threads in config.latency.threads:
             say(f"latency at {threads} thread(s)")
-            _measure_latency(variants, rows, feeds, threads, config.latency)
+            _measure_latency(variants, rows, feeds, threads, config.latency, size)
     finally:
         torch.set_num_threads(torch_threads)
     environment["load_after_latency"] = os.getloadavg()
@@ -150,8 +154,8 @@ def build_report(config: ReportConfig, progress: ProgressFn | None = None) -> di
     records["generator_profiles"] = {variant.name: ort_op_profile(variant.files["generator"], feeds["generator"])
                                      for variant in variants if variant.format == "onnx" and variant.pruning == "none"}
     say("quality on the test identities")
-    _measure_quality(variants, rows, pairs, config.evaluation, say)
-    document = _document(config, model, rows, records, environment, len(pairs))
+    _measure_quality(variants, rows, pairs, config.evaluation, say, size)
+    document = _document(config, model, rows, records, environment, len(pairs), size)
     _write(out, document, config.model)
     say(f"report written to {out} in {time.perf_counter() - started:.0f} s")
     return document["json"]
@@ -162,13 +166,13 @@ def build_report(config: ReportConfig, progress: ProgressFn | None = None) -> di
 
 
 def _make_variants(model: TalkingHeadModel, config: ReportConfig, int8: Int8Config,
-                   say: ProgressFn) -> tuple[list[Variant], dict]:
+                   say: ProgressFn, size: int) -> tuple[list[Variant], dict]:
     from sdk.runtime.onnx_export import export_onnx
 
     graphs_dir = config.out / "graphs"
     records: dict = {}
     # First, so that a --pruned folder that is not a pruned copy of this model fails before the long steps.
-    pruned, summary = _pruned_model(model, config, say)
+    pruned, summary = _pruned_model(model, config, say, size)
     variants = [Variant("torch fp32", "torch", "fp32", "none", model)]
     if config.unstructured_ratio:
         say(f"unstructured pruning {config.unstructured_ratio:.0%} (nncf.prune)")
@@ -182,30 +186,30 @@ def _make_variants(model: TalkingHeadModel, config: ReportConfig, int8: Int8Conf
     if "onnx" in config.formats:
         say("ONNX fp32 / fp16 graphs (exporter)")
         for precision in ("fp32", "fp16"):
-            files = export_onnx(model, graphs_dir / "dense", precision)
+            files = export_onnx(model, graphs_dir / "dense", precision, output_size=size)
             variants.append(Variant(f"onnx {precision}", "onnx", precision, "none", model, files,
                                     notes="exporter's graphs (GridSample warp)"))
         variants.append(Variant("onnx fp32 row-gather", "onnx", "fp32", "none", model,
-                                _float_graphs(model, graphs_dir / "dense-row_gather", int8.warp),
+                                _float_graphs(model, graphs_dir / "dense-row_gather", int8.warp, size),
                                 notes="same graph structure as INT8"))
         say("ONNX INT8 (NNCF)")
-        result = quantize_onnx_int8(model, graphs_dir / "dense", int8, say)
+        result = quantize_onnx_int8(model, graphs_dir / "dense", int8, say, size)
         records["int8"] = result.record()
         variants.append(Variant("onnx int8", "onnx", "int8", "none", model, result.paths,
                                 notes=_kernel_note(result)))
     if "tflite" in config.formats:
-        variants += _tflite_variants(model, graphs_dir / "dense", int8.calibration, say)
+        variants += _tflite_variants(model, graphs_dir / "dense", int8.calibration, say, size)
     if "coreml" in config.formats:
-        variants += _coreml_variants(model, graphs_dir / "dense", say)
+        variants += _coreml_variants(model, graphs_dir / "dense", say, size)
     records["structured"] = summary
     label = f"structured {summary['ratio']:.0%}"
     variants.append(Variant("torch fp32 pruned", "torch", "fp32", label, pruned))
     if "onnx" in config.formats:
         variants.append(Variant("onnx fp32 row-gather pruned", "onnx", "fp32", label, pruned,
-                                _float_graphs(pruned, graphs_dir / "pruned-row_gather", int8.warp)))
+                                _float_graphs(pruned, graphs_dir / "pruned-row_gather", int8.warp, size)))
         say("ONNX INT8 of the pruned model (float layers of the dense run)")
         pruned_result = quantize_onnx_int8(pruned, graphs_dir / "pruned",
-                                           replace(int8, float_layers=tuple(result.float_layers)), say)
+                                           replace(int8, float_layers=tuple(result.float_layers)), say, size)
         records["int8_pruned"] = pruned_result.record()
         variants.append(Variant("onnx int8 pruned", "onnx", "int8", label, pruned, pruned_result.paths,
                                 notes=_kernel_note(pruned_result)))
@@ -218,8 +222,9 @@ def _kernel_note(result: Int8Result) -> str:
     return f"ORT runs {int8} INT8 kernels, {floats} float conv/matmul; {len(result.float_layers)} layers kept float"
 
 
-def _float_graphs(model: TalkingHeadModel, directory: Path, warp: str) -> dict[str, Path]:
-    """Float ONNX graphs with `warp`, with the exporter's metadata, in ``directory/onnx/fp32/``."""
+def _float_graphs(model: TalkingHeadModel, directory: Path, warp: str, size: int) -> dict[str, Path]:
+    """Float ONNX graphs at output size `size` with `warp`, with the exporter's metadata, in
+    ``directory/onnx/fp32/``."""
     from sdk.runtime.graphs import graph_specs
     from sdk.runtime.metadata import graph_metadata, model_sha256
     from sdk.runtime.onnx_export import onnx_graph_path, save_onnx, set_onnx_metadata
@@ -227,16 +232,16 @@ def _float_graphs(model: TalkingHeadModel, directory: Path, warp: str) -> dict[s
     from .onnx_int8 import float_onnx_graphs
 
     sha256 = model_sha256(model)
-    specs = graph_specs(model.cfg)
+    specs = graph_specs(model.cfg, size)
     paths = {}
-    for name, proto in float_onnx_graphs(model, warp).items():
+    for name, proto in float_onnx_graphs(model, warp, size).items():
         set_onnx_metadata(proto, graph_metadata(model, specs[name], "fp32", sha256).to_strings())
         paths[name] = save_onnx(proto, onnx_graph_path(directory, "fp32", name))
     return paths
 
 
 def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: CalibrationConfig,
-                     say: ProgressFn) -> list[Variant]:
+                     say: ProgressFn, size: int) -> list[Variant]:
     from export.tflite_writer import write_tflite
     from sdk.runtime.graphs import graph_specs
     from sdk.runtime.metadata import graph_metadata, model_sha256
@@ -245,8 +250,8 @@ def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: Cali
     from .export_hook import calibration_feeds, write_tflite_int8
 
     sha256 = model_sha256(model)
-    specs = graph_specs(model.cfg)
-    feeds = calibration_feeds(model, calibration)
+    specs = graph_specs(model.cfg, size)
+    feeds = calibration_feeds(model, calibration, size)
     files: dict[str, dict[str, Path]] = {"fp32": {}, "int8": {}}
     for name, spec in specs.items():
         say(f"TFLite fp32 {name} (litert-torch)")
@@ -260,7 +265,7 @@ def _tflite_variants(model: TalkingHeadModel, directory: Path, calibration: Cali
                     notes="CONV_2D static int8, rest float")]
 
 
-def _coreml_variants(model: TalkingHeadModel, directory: Path, say: ProgressFn) -> list[Variant]:
+def _coreml_variants(model: TalkingHeadModel, directory: Path, say: ProgressFn, size: int) -> list[Variant]:
     from export.coreml_writer import check_coreml, write_coreml
     from export.files import graph_path
     from sdk.runtime.graphs import graph_specs
@@ -272,7 +277,7 @@ def _coreml_variants(model: TalkingHeadModel, directory: Path, say: ProgressFn) 
     variants = []
     for precision in ("fp32", "int8"):
         files, problems = {}, []
-        for name, spec in graph_specs(model.cfg).items():
+        for name, spec in graph_specs(model.cfg, size).items():
             say(f"Core ML {precision} {name}")
             metadata = graph_metadata(model, spec, precision, sha256)
             path = graph_path(directory, "coreml", precision, name)
@@ -286,7 +291,8 @@ def _coreml_variants(model: TalkingHeadModel, directory: Path, say: ProgressFn) 
     return variants
 
 
-def _pruned_model(model: TalkingHeadModel, config: ReportConfig, say: ProgressFn) -> tuple[TalkingHeadModel, dict]:
+def _pruned_model(model: TalkingHeadModel, config: ReportConfig, say: ProgressFn, size: int
+                  ) -> tuple[TalkingHeadModel, dict]:
     """The structurally pruned model (`config.pruned`, or pruned here) and its summary; QuantizationError when
     a given folder was pruned from another model than `model` (its comparisons would be meaningless)."""
     from sdk.runtime.metadata import model_sha256
@@ -307,7 +313,7 @@ def _pruned_model(model: TalkingHeadModel, config: ReportConfig, say: ProgressFn
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     plan = json.loads((Path(directory) / PLAN_FILE).read_text())
     summary.update(ratio=plan["ratio"], parts=plan["parts"], directory=str(directory),
-                   generator_macs_before=generator_macs(model), generator_macs_after=generator_macs(pruned))
+                   generator_macs_before=generator_macs(model, size), generator_macs_after=generator_macs(pruned, size))
     summary["mac_reduction"] = 1.0 - summary["generator_macs_after"] / summary["generator_macs_before"]
     return pruned, summary
 
@@ -325,27 +331,28 @@ def _size(variant: Variant) -> int:
     return sum(p.numel() * 4 for p in variant.model.state_dict().values() if p.is_floating_point())
 
 
-def _macs(variant: Variant) -> float | None:
+def _macs(variant: Variant, size: int) -> float | None:
     if variant.model is None:
         return None
-    return generator_macs(variant.model) / 1e6
+    return generator_macs(variant.model, size) / 1e6
 
 
 def _latency_feeds(model: TalkingHeadModel, pair) -> dict[str, dict[str, np.ndarray]]:
-    """Every graph's inputs for the first test pair (real frames), from the fp32 torch graphs."""
+    """Every graph's inputs for the first test pair (real frames at the output size), from the fp32 torch graphs."""
     source = to_image(pair.source)
     frames = graph_feeds(model, CalibrationSet([source], [pair.real], 0, "test pair"))
     return {name: items[0] for name, items in frames.items()}
 
 
-def _runners(variant: Variant, feeds: dict[str, dict[str, np.ndarray]], threads: int) -> dict[str, Callable]:
+def _runners(variant: Variant, feeds: dict[str, dict[str, np.ndarray]], threads: int, size: int
+             ) -> dict[str, Callable]:
     from sdk.runtime.graphs import build_graphs, graph_specs
 
     from .qdq import ort_session
 
     if variant.format == "torch":
-        specs = graph_specs(variant.model.cfg)
-        modules = build_graphs(variant.model)
+        specs = graph_specs(variant.model.cfg, size)
+        modules = build_graphs(variant.model, output_size=size)
         return {name: torch_runner(modules[name], tuple(torch.from_numpy(feeds[name][n]) for n in spec.input_names))
                 for name, spec in specs.items()}
     if variant.format == "onnx":
@@ -356,36 +363,39 @@ def _runners(variant: Variant, feeds: dict[str, dict[str, np.ndarray]], threads:
     return {name: (lambda name=name: runner.run(name, feeds[name])) for name in variant.files}
 
 
-def _measure_latency(variants: list[Variant], rows: list[Row], feeds, threads: int, config: LatencyConfig) -> None:
+def _measure_latency(variants: list[Variant], rows: list[Row], feeds, threads: int, config: LatencyConfig,
+                     size: int) -> None:
     torch.set_num_threads(threads)
     runnable = [(variant, row) for variant, row in zip(variants, rows) if variant.runnable]
-    runners = {variant.name: _runners(variant, feeds, threads) for variant, _ in runnable}
+    runners = {variant.name: _runners(variant, feeds, threads, size) for variant, _ in runnable}
     for graph in ("keypoint_encoder", "source_encoder", "generator"):
         timed = time_interleaved({name: graphs[graph] for name, graphs in runners.items()}, config.runs, config.warmup)
         for variant, row in runnable:
             row.latency_ms.setdefault(threads, {})[graph] = timed[variant.name]
 
 
-def _backend(variant: Variant):
+def _backend(variant: Variant, size: int):
     from sdk.runtime import OnnxBackend, OrtSettings, TorchBackend
     from sdk.runtime.tflite_backend import TfliteBackend
 
     if variant.format == "torch":
-        return TorchBackend(variant.model)
+        return TorchBackend(variant.model, output_size=size)
     kind = variant.format if variant.precision == "fp32" else f"{variant.format}-{variant.precision}"
     if variant.format == "onnx":
         return OnnxBackend(variant.files, OrtSettings(threads=2), kind)
     return TfliteBackend(variant.files, 2, kind)
 
 
-def _measure_quality(variants: list[Variant], rows: list[Row], pairs, config: EvalConfig, say: ProgressFn) -> None:
-    reference = render_pairs(_backend(variants[0]), pairs)
+def _measure_quality(variants: list[Variant], rows: list[Row], pairs, config: EvalConfig, say: ProgressFn,
+                     size: int) -> None:
+    reference = render_pairs(_backend(variants[0], size), pairs)
     scorer = QualityScorer(pairs, reference, config.akd)
     try:
         for variant, row in zip(variants, rows):
             if variant.runnable:
                 say(f"scoring {variant.name}")
-                row.quality = scorer.score(reference if variant is variants[0] else render_pairs(_backend(variant), pairs))
+                row.quality = scorer.score(reference if variant is variants[0]
+                                           else render_pairs(_backend(variant, size), pairs))
     finally:
         scorer.close()
 
@@ -445,7 +455,7 @@ def _yes(ok: bool) -> str:
 
 
 def _document(config: ReportConfig, model: TalkingHeadModel, rows: list[Row], records: dict, environment: dict,
-              pair_count: int) -> dict:
+              pair_count: int, size: int) -> dict:
     figures = config.out / "figures"
     threads = config.latency.threads
     main = Table(["variant", "format", "precision", "pruning", "size MB", "generator MMAC"]
@@ -463,7 +473,8 @@ def _document(config: ReportConfig, model: TalkingHeadModel, rows: list[Row], re
                        for row in rows])
     target_rows, checks = _targets(rows, records, threads)
     sections = [
-        Section("Summary", [f"Model {config.model} ({model.cfg.name}, {model.cfg.resolution}²). Quality on "
+        Section("Summary", [f"Model {config.model} ({model.cfg.name}, {model.cfg.resolution}² internal, frames at "
+                            f"{size}²). Quality on "
                             f"{pair_count} self-reenactment frames of the test identities (every "
                             f"{config.evaluation.stride}th frame driving the clip's first frame). Latency here: "
                             f"median of {config.latency.runs} runs per graph, variants interleaved; "

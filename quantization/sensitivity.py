@@ -42,7 +42,7 @@ class FrameRenderer:
         self.reference = self.render({})
 
     def render(self, variants: dict) -> list[np.ndarray]:
-        """(1, 3, R, R) frames of every pair, with `variants` (graph name -> session) replacing float graphs."""
+        """(1, 3, S, S) frames of every pair, with `variants` (graph name -> session) replacing float graphs."""
         frames = []
         for index, generator_feeds in enumerate(self.feeds["generator"]):
             feeds = dict(generator_feeds)

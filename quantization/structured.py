@@ -50,11 +50,13 @@ class StructuredResult:
         return data
 
 
-def generator_macs(model: TalkingHeadModel) -> int:
-    """MACs of one per-frame generator call (the exported `generator` graph)."""
+def generator_macs(model: TalkingHeadModel, output_size: int | None = None) -> int:
+    """MACs of one per-frame generator call (the exported `generator` graph at `output_size`,
+    None: the model's default)."""
     from sdk.runtime.graphs import build_graphs, example_inputs
 
-    return count_macs(build_graphs(model)["generator"], example_inputs(model.cfg)["generator"])
+    return count_macs(build_graphs(model, output_size=output_size)["generator"],
+                      example_inputs(model.cfg, output_size=output_size)["generator"])
 
 
 def prune_model(model: TalkingHeadModel, out_dir: str | Path, prune: PruneConfig = PruneConfig(),

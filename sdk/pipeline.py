@@ -6,12 +6,15 @@
 
 Relative motion lives here, between the code and the renderer: the avatar moves as the driver
 moved since an anchor code (the driver's neutral pose), so the avatar keeps its own face shape.
-Images in and out are RGB uint8 crops (any square size; resized to the model's resolution).
+Images in and out are RGB uint8 crops of any square size: driving crops are resized to the
+model's internal resolution, portraits to the backend's output size (`output_size`), and frames
+come out at the output size.
 The stages run on a runtime backend (`sdk.runtime`: torch, ONNX Runtime, ...); a
 `TalkingHeadModel` given directly runs on the torch backend.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +25,8 @@ import torch
 from .media import to_image, to_tensor
 from .models import Keypoints, ModelConfig, TalkingHeadModel, keypoint_hull_area, relative_keypoints
 from .runtime import Backend, SourceHandle, TorchBackend
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,14 @@ class TalkingHeadPipeline:
     `reset_anchor()`; `set_anchor(code)` re-anchors on purpose (e.g. a "neutral pose" key).
 
     `model_or_backend`: a `sdk.runtime.Backend` (e.g. from `sdk.runtime.create_backend`), or a
-    `TalkingHeadModel`, which runs on a `TorchBackend` on `device` (`device` is ignored for a backend).
+    `TalkingHeadModel`, which runs on a `TorchBackend` on `device` at `output_size` (None: the
+    model's default); `device` and `output_size` are ignored for a backend, which has its own.
     """
 
     def __init__(self, model_or_backend: TalkingHeadModel | Backend, motion: MotionConfig = MotionConfig(),
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", output_size: int | None = None):
         if isinstance(model_or_backend, TalkingHeadModel):
-            model_or_backend = TorchBackend(model_or_backend, device)
+            model_or_backend = TorchBackend(model_or_backend, device, output_size)
         self.backend: Backend = model_or_backend
         self.device = self.backend.device
         self.motion = motion
@@ -80,17 +86,24 @@ class TalkingHeadPipeline:
 
     @property
     def resolution(self) -> int:
+        """The model's internal resolution R (what the keypoint encoder sees)."""
         return self.cfg.resolution
 
-    def to_model_input(self, crop: np.ndarray) -> torch.Tensor:
-        """RGB uint8 (S, S, 3) square crop -> float (1, 3, R, R) at the model's resolution."""
+    @property
+    def output_size(self) -> int:
+        """The side S of rendered frames (and of the portrait the composite head warps)."""
+        return self.backend.output_size
+
+    def to_model_input(self, crop: np.ndarray, side: int | None = None) -> torch.Tensor:
+        """RGB uint8 (n, n, 3) square crop -> float (1, 3, side, side) (default: the internal resolution)."""
+        side = self.resolution if side is None else side
         if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 crop (S, S, 3), got {crop.dtype} {crop.shape}")
         if crop.shape[0] != crop.shape[1]:
             raise ValueError(f"expected a square crop, got {crop.shape[1]}x{crop.shape[0]}")
-        if crop.shape[0] != self.resolution:
-            interpolation = cv2.INTER_AREA if crop.shape[0] > self.resolution else cv2.INTER_LINEAR
-            crop = cv2.resize(crop, (self.resolution, self.resolution), interpolation=interpolation)
+        if crop.shape[0] != side:
+            interpolation = cv2.INTER_AREA if crop.shape[0] > side else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, (side, side), interpolation=interpolation)
         return to_tensor(crop).to(self.device)
 
     @torch.inference_mode()
@@ -100,8 +113,16 @@ class TalkingHeadPipeline:
 
     @torch.inference_mode()
     def prepare_source(self, portrait_crop: np.ndarray) -> SourceHandle:
-        """Receiver, once per avatar: depth, keypoints and encoder features of the portrait."""
-        return self.backend.prepare_source(self.to_model_input(portrait_crop))
+        """Receiver, once per avatar: depth, keypoints and encoder features of the portrait.
+
+        A crop smaller than the output size is upscaled (bilinear) with a warning: the frames can
+        then be no sharper than the crop.
+        """
+        if portrait_crop.ndim == 3 and portrait_crop.shape[0] < self.output_size:
+            log.warning("portrait crop of %d² is smaller than the output size %d²: upscaled, so the frames are "
+                        "no sharper than the crop (use a larger portrait or a smaller --size)",
+                        portrait_crop.shape[0], self.output_size)
+        return self.backend.prepare_source(self.to_model_input(portrait_crop, self.output_size))
 
     def set_anchor(self, code: Keypoints) -> None:
         """Make `code` the driver's neutral pose for relative motion."""
@@ -132,9 +153,9 @@ class TalkingHeadPipeline:
 
     @torch.inference_mode()
     def render_tensor(self, state: SourceHandle, code: Keypoints) -> torch.Tensor:
-        """Receiver, per frame: (1, 3, R, R) float prediction in [0, 1]."""
+        """Receiver, per frame: (1, 3, S, S) float prediction in [0, 1]."""
         return self.backend.render(state, self.driving_keypoints(state, code))
 
     def render(self, state: SourceHandle, code: Keypoints) -> np.ndarray:
-        """Receiver, per frame: the avatar moved by `code`, RGB uint8 (R, R, 3)."""
+        """Receiver, per frame: the avatar moved by `code`, RGB uint8 (S, S, 3)."""
         return to_image(self.render_tensor(state, code))

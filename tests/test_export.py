@@ -30,6 +30,7 @@ def model_dir(tmp_path_factory):
     model = TalkingHeadModel(get_config("dagan++-tiny"))
     for attention in model.generator.attention:
         attention.gamma.data.fill_(0.5)  # untrained attention is the identity; make it count
+    torch.nn.init.normal_(model.generator.composite_head.weight, std=0.3)  # and the composite mask an even blend
     directory = tmp_path_factory.mktemp("model") / "tiny"
     save_model(model, directory)
     return directory
@@ -37,7 +38,8 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def export_dir(model_dir, tmp_path_factory):
-    """The tiny model in every format (TFLite at fp32 only: its conversion is the slow one)."""
+    """The tiny model in every format at its default output size, 128 = 2R (TFLite at fp32 only: its
+    conversion is the slow one)."""
     out = tmp_path_factory.mktemp("export") / "tiny"
     for fmt, precisions in FORMATS.items():
         code = main(["--model", str(model_dir), "--format", fmt, "--precision", precisions, "--out", str(out),
@@ -50,13 +52,13 @@ def test_export_writes_every_format_with_a_summary(export_dir, model_dir, capsys
     manifest = ExportManifest.load(export_dir)
     assert len(manifest.entries) == 15 and all(entry.status == "ok" for entry in manifest.entries)
     assert manifest.model_sha256 == model_sha256(load_model(model_dir))
-    assert manifest.bitstream_version == BITSTREAM_VERSION
+    assert manifest.bitstream_version == BITSTREAM_VERSION and manifest.output_size == 128
     for entry in manifest.entries:
         assert (export_dir / entry.path).exists() and entry.bytes > 0 and len(entry.sha256) == 64
     # Exporting again into the folder replaces its entries and keeps the others.
     assert main(["--model", str(model_dir), "--format", "onnx", "--out", str(export_dir), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "format  precision  graph" in out and "15 of 15 graphs exported" in out
+    assert "format  precision  graph" in out and "15 of 15 graphs exported" in out and "output 128²" in out
 
 
 def test_every_file_carries_its_metadata(export_dir, model_dir):
@@ -74,7 +76,10 @@ def test_every_file_carries_its_metadata(export_dir, model_dir):
         assert list(coreml.inputs) == specs[graph].input_names
         assert coreml.outputs == {t.name: t.shape for t in specs[graph].outputs}
     assert json.loads(from_onnx.to_strings()["sdk.inputs"])[0]["meaning"].startswith("RGB float32 in [0, 1]")
-    assert coreml.ops.get("resample") == 4 and coreml.compute_types.get("FLOAT16", 0) > 100
+    assert coreml.outputs["image"] == (1, 3, 128, 128) and coreml.inputs["portrait"] == (1, 3, 128, 128)
+    # The dense motion's warp, one per warped feature scale, and the portrait's at the output size.
+    assert coreml.ops.get("resample") == 2 + len(model.generator.warped_scales)
+    assert coreml.compute_types.get("FLOAT16", 0) > 100
 
 
 def test_verify_compares_every_runnable_export_with_torch(export_dir, capsys):
@@ -89,6 +94,27 @@ def test_verify_compares_every_runnable_export_with_torch(export_dir, capsys):
     assert status[("onnx", "fp32")]["max_abs_error"]["keypoint_encoder.keypoints"] < 1e-4
     assert status[("tflite", "fp32")]["psnr_min_db"] >= 40
     assert report["frames"] == 3 and report["clip"]
+
+
+def test_export_at_another_output_size_verifies_and_stays_in_its_folder(export_dir, model_dir, tmp_path, capsys):
+    out = tmp_path / "r64"
+    assert main(["--model", str(model_dir), "--size", "64", "--out", str(out), "--no-progress"]) == 0
+    assert ExportManifest.load(out).output_size == 64
+    assert main(["verify", str(out), "--frames", "2"]) == 0
+    report = json.loads((out / "verify.json").read_text())
+    assert [group["status"] for group in report["groups"]] == ["pass"]
+    assert create_backend(load_model(model_dir), "onnx", graphs=out, output_size=64).output_size == 64
+    capsys.readouterr()
+    # One output size per folder; a size the model cannot render at; a folder from before sizes were recorded.
+    assert main(["--model", str(model_dir), "--size", "64", "--out", str(export_dir), "--no-progress"]) == 2
+    assert "holds graphs at output size 128², not 64²" in capsys.readouterr().err
+    assert main(["--model", str(model_dir), "--size", "96", "--out", str(tmp_path / "r96"), "--no-progress"]) == 2
+    assert "--size 96: output size 96 is not a multiple" in capsys.readouterr().err
+    data = json.loads((out / "export.json").read_text())
+    del data["output_size"]
+    (out / "export.json").write_text(json.dumps(data))
+    assert main(["verify", str(out)]) == 2
+    assert "written before export folders recorded their output size" in capsys.readouterr().err
 
 
 def test_exported_tflite_runs_as_a_backend_and_fp16_halves_weights(export_dir, model_dir, tmp_path):

@@ -24,7 +24,11 @@ def tiny() -> TalkingHeadModel:
     model = TalkingHeadModel(get_config("dagan++-tiny")).eval()
     for block in model.generator.attention:  # an untrained block is the identity; make it count
         block.gamma.data.fill_(0.5)
+    torch.nn.init.normal_(model.generator.composite_head.weight, std=0.3)  # and the composite mask an even blend
     return model
+
+
+SIZE = 128  # the tiny model's default output size (2R): calibration frames are portraits at it
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +74,18 @@ def _fake_prepared(root: Path, frames: list[np.ndarray]) -> Path:
 
 
 def test_calibration_pairs_are_face_crops_of_the_train_split(calibration, tiny):
-    pairs = load_calibration(calibration, tiny.cfg.resolution)
+    pairs = load_calibration(calibration, SIZE)
     assert len(pairs) == 3 and pairs.frames_without_face == 0
-    assert all(crop.shape == (64, 64, 3) and crop.dtype == np.uint8 for crop in pairs.sources + pairs.drivers)
+    assert all(crop.shape == (SIZE, SIZE, 3) and crop.dtype == np.uint8 for crop in pairs.sources + pairs.drivers)
     feeds = graph_feeds(tiny, pairs)
     assert [len(items) for items in feeds.values()] == [3, 3, 3]
     from sdk.runtime.graphs import graph_specs
 
-    assert sorted(feeds["generator"][0]) == sorted(graph_specs(tiny.cfg)["generator"].input_names)
+    assert sorted(feeds["generator"][0]) == sorted(graph_specs(tiny.cfg, SIZE)["generator"].input_names)
+    # The portrait at the output size, the encoders' frames averaged down to R (as the backends feed them).
+    assert feeds["generator"][0]["portrait"].shape == (1, 3, SIZE, SIZE)
+    assert feeds["source_encoder"][0]["image"].shape == feeds["keypoint_encoder"][0]["image"].shape == (1, 3, 64, 64)
+    assert np.allclose(feeds["generator"][0]["source_image"], feeds["source_encoder"][0]["image"])
 
 
 def test_calibration_without_faces_is_a_clear_error(tmp_path):
@@ -114,13 +122,14 @@ def test_int8_graphs_load_in_the_onnx_int8_backend_and_track_fp32(int8_dir, tiny
     from sdk.runtime.graphs import example_inputs
 
     backend = create_backend(tiny, "onnx-int8", graphs=int8_dir, threads=1)
-    assert backend.name.startswith("onnx-int8") and backend.precision == "int8"
+    assert backend.name.startswith("onnx-int8") and backend.precision == "int8" and backend.output_size == SIZE
     image = example_inputs(tiny.cfg)["keypoint_encoder"][0]
-    state = backend.prepare_source(image)
+    portrait = torch.nn.functional.interpolate(image, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    state = backend.prepare_source(portrait)
     frame = backend.render(state, backend.encode(image))
     with torch.no_grad():
-        reference = tiny.render(tiny.prepare_source(image), tiny.encode(image)).prediction
-    assert frame.shape == reference.shape
+        reference = tiny.render(tiny.prepare_source(portrait), tiny.encode(image)).prediction
+    assert frame.shape == reference.shape == (1, 3, SIZE, SIZE)
     assert float(-10 * torch.log10(((frame - reference) ** 2).mean())) > 30.0
     record = json.loads((int8_dir / "onnx" / "int8" / "quantization.json").read_text())
     assert record["versions"]["nncf"] == "3.4.0"
@@ -169,7 +178,7 @@ def test_byte_concats_move_the_decoder_joins_to_uint8_with_the_same_output(tiny,
     from quantization.qdq import _producers, byte_concats, int8_kernels, ort_session
 
     float_models = float_onnx_graphs(tiny, "row_gather")
-    feeds = {name: items[:2] for name, items in graph_feeds(tiny, load_calibration(calibration, 64)).items()}
+    feeds = {name: items[:2] for name, items in graph_feeds(tiny, load_calibration(calibration, SIZE)).items()}
     quantized = quantize_graphs({"generator": float_models["generator"]}, feeds, {}, "performance")["generator"]
     before = ort_session(quantized).run(None, feeds["generator"][1])[0]
     kernels_before = int8_kernels(quantized)
@@ -235,7 +244,7 @@ def test_sensitivity_keeps_the_costliest_layers_float(tiny, calibration):
     from quantization.sensitivity import FrameRenderer, LayerSensitivity, choose_float_layers, layer_sensitivity
 
     float_models = float_onnx_graphs(tiny, "row_gather")
-    feeds = {name: items[:2] for name, items in graph_feeds(tiny, load_calibration(calibration, 64)).items()}
+    feeds = {name: items[:2] for name, items in graph_feeds(tiny, load_calibration(calibration, SIZE)).items()}
     quantized = quantize_graphs({"generator": float_models["generator"]}, feeds, {}, "performance")
     renderer = FrameRenderer(feeds, float_models)
     costs = layer_sensitivity(renderer, quantized, float_models)
@@ -301,6 +310,10 @@ def test_structured_pruning_rebuilds_smaller_convolutions(tiny, tmp_path):
     assert generator_macs(pruned) < 0.75 * generator_macs(tiny)
     assert pruned.generator.up[1][0].out_channels < tiny.generator.up[1][0].out_channels
     assert pruned.generator.up[0][0].in_channels < tiny.generator.up[0][0].in_channels
+    # The composite head reads the decoder's last features, as the final conv does: pruned alike.
+    kept = pruned.generator.up[0][0].out_channels
+    assert kept < tiny.generator.up[0][0].out_channels
+    assert pruned.generator.final.in_channels == pruned.generator.composite_head.in_channels == kept
     frame = _generator_frame(pruned)
     assert frame.shape == _generator_frame(tiny).shape and torch.isfinite(frame).all()
     save_pruned(pruned, plan, tmp_path / "pruned")

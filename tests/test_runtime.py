@@ -1,4 +1,6 @@
 """Runtime backends (torch, ONNX Runtime) behind one interface, and the pipeline on top of them, on tiny models."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,20 +17,24 @@ from sdk.runtime import (
     graph_specs,
     model_sha256,
 )
-from sdk.runtime.graphs import (GeneratorGraph, build_graphs, example_inputs, grid_sample_warp, row_gather_warp,
-                                source_state_tensors)
+from sdk.runtime.graphs import (GRAPHS_VERSION, GeneratorGraph, build_graphs, example_inputs, generator_inputs,
+                                grid_sample_warp, row_gather_warp)
 from sdk.runtime.graph_backend import check_graph_files
 from sdk.runtime.metadata import GraphMetadata, graph_metadata
 from sdk.runtime.onnx_backend import check_active_providers, execution_providers
 from sdk.runtime.onnx_export import export_onnx, onnx_graph_path
 
 
-def tiny_model(name: str = "dagan++-tiny", seed: int = 0) -> TalkingHeadModel:
+def tiny_model(name: str = "dagan++-tiny", seed: int = 0, composite: bool = True) -> TalkingHeadModel:
     torch.manual_seed(seed)
-    model = TalkingHeadModel(get_config(name)).eval()
-    # Untrained attention starts as the identity (gamma = 0); make every path count.
+    cfg = get_config(name)
+    model = TalkingHeadModel(cfg if composite else replace(cfg, composite=None)).eval()
+    # Untrained attention starts as the identity (gamma = 0), an untrained composite mask as an
+    # even blend; make every path count.
     for attention in model.generator.attention:
         attention.gamma.data.fill_(0.5)
+    if model.generator.composite_head is not None:
+        torch.nn.init.normal_(model.generator.composite_head.weight, std=0.3)
     return model
 
 
@@ -43,31 +49,60 @@ def onnx_backend(model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def onnx_backend_64(model, onnx_backend):
+    """The same model's graphs at output size 64 (= R), in the same cache."""
+    return create_backend(model, "onnx", cache_dir=onnx_backend.runner.files["generator"].parents[4], output_size=64)
+
+
+@pytest.fixture(scope="module")
 def images():
+    """Driving frames at R = 64, and the portrait at the tiny model's default output size 128."""
     generator = torch.Generator().manual_seed(1)
-    return [torch.rand((1, 3, 64, 64), generator=generator) for _ in range(3)]
+    return {"driving": torch.rand((1, 3, 64, 64), generator=generator),
+            "portrait": torch.rand((1, 3, 128, 128), generator=generator)}
 
 
-@pytest.mark.parametrize("name", ["dagan++-tiny", "dagan-tiny", "fomm-tiny"])
-def test_graphs_compute_what_the_model_computes(name, images):
-    model = tiny_model(name)
-    graphs = build_graphs(model)
-    specs = graph_specs(model.cfg)
+@pytest.mark.parametrize("name,size,composite", [("dagan++-tiny", 64, True), ("dagan++-tiny", 128, True),
+                                                 ("dagan-tiny", 64, True), ("dagan-tiny", 128, True),
+                                                 ("fomm-tiny", 64, True), ("fomm-tiny", 128, True),
+                                                 ("dagan++-tiny", 64, False)])
+def test_graphs_compute_what_the_model_computes(name, size, composite):
+    model = tiny_model(name, composite=composite)
+    graphs = build_graphs(model, output_size=size)
+    specs = graph_specs(model.cfg, size)
+    generator = torch.Generator().manual_seed(3)
+    portrait = torch.rand((1, 3, size, size), generator=generator)
+    driving = torch.rand((1, 3, 64, 64), generator=generator)
     with torch.no_grad():
-        state = model.prepare_source(images[0])
-        code = model.encode(images[1])
-        source_outputs = graphs["source_encoder"](images[0])
-        keypoints = graphs["keypoint_encoder"](images[1])
-        flat = source_state_tensors(state, with_depth=False)
+        state = model.prepare_source(portrait)
+        code = model.encode(driving)
+        source_outputs = graphs["source_encoder"](state.image)
+        keypoints = graphs["keypoint_encoder"](driving)
         expected = model.render(state, code).prediction
-        for warp_graph in (graphs["generator"], GeneratorGraph(model, row_gather_warp)):
-            rendered = warp_graph(images[0], flat[0], flat[1], code.value, code.jacobian, *flat[2:])
-            assert torch.allclose(rendered, expected, atol=1e-5)
+        for warp_graph in (graphs["generator"], GeneratorGraph(model, row_gather_warp, size)):
+            rendered = warp_graph(*generator_inputs(state, code, specs))
+            assert rendered.shape == (1, 3, size, size) and torch.allclose(rendered, expected, atol=1e-5)
     assert torch.equal(keypoints[0], code.value) and torch.equal(keypoints[1], code.jacobian)
     assert [tuple(t.shape) for t in source_outputs] == [t.shape for t in specs["source_encoder"].outputs]
-    assert [t.name for t in specs["generator"].inputs][5:] == [t.name for t in specs["source_encoder"].outputs
-                                                               if t.name.startswith(("appearance", "depth_query"))]
+    names = specs["generator"].input_names
+    assert names[:2] == (["source_image", "portrait"] if composite else ["source_image", "source_keypoints"])
+    assert [name for name in names if name.startswith(("appearance", "depth_query"))] == [
+        t.name for t in specs["source_encoder"].outputs if t.name.startswith(("appearance", "depth_query"))]
     assert ("depth" in specs["source_encoder"].output_names) == model.cfg.uses_depth
+    assert specs["generator"].outputs[0].shape == (1, 3, size, size)
+    assert {spec.output_size for spec in specs.values()} == {size}
+
+
+def test_graph_specs_keep_the_old_graphs_without_the_composite_head():
+    cfg = replace(get_config("dagan++-tiny"), composite=None)
+    specs = graph_specs(cfg)
+    assert "portrait" not in specs["generator"].input_names
+    assert specs["generator"].outputs[0] == specs["keypoint_encoder"].inputs[0]  # the image at R
+    with pytest.raises(ValueError, match="no composite head"):
+        graph_specs(cfg, 128)
+    with pytest.raises(ValueError, match="not a multiple"):
+        graph_specs(get_config("dagan++-tiny"), 96)
+    assert GRAPHS_VERSION == 3
 
 
 @pytest.mark.parametrize("channels", [3, 16])  # channels-first columns and channels-last rows
@@ -89,34 +124,44 @@ def test_row_gather_warp_equals_grid_sample_with_padding_weights_and_batches(cha
     assert row_gather_warp(features, torch.full_like(x, float("nan")), y).isnan().all()
 
 
-def test_onnx_backend_matches_torch_and_reuses_its_cache(model, onnx_backend, images, tmp_path_factory):
+def test_onnx_backend_matches_torch_and_reuses_its_cache(model, onnx_backend, onnx_backend_64, images):
     torch_backend = create_backend(model, "torch")
     assert isinstance(torch_backend, TorchBackend) and torch_backend.name == "torch-cpu"
     assert onnx_backend.name == "onnx-cpu" and onnx_backend.model_sha256 == model_sha256(model)
-    code, expected_code = onnx_backend.encode(images[1]), torch_backend.encode(images[1])
+    assert onnx_backend.output_size == torch_backend.output_size == 128  # the tiny model's default, 2R
+    code, expected_code = onnx_backend.encode(images["driving"]), torch_backend.encode(images["driving"])
     assert torch.allclose(code.value, expected_code.value, atol=1e-5)
-    state, expected_state = onnx_backend.prepare_source(images[0]), torch_backend.prepare_source(images[0])
+    state = onnx_backend.prepare_source(images["portrait"])
+    expected_state = torch_backend.prepare_source(images["portrait"])
     assert torch.allclose(state.keypoints.jacobian, expected_state.keypoints.jacobian, atol=1e-5)
     assert torch.allclose(state.depth, expected_state.depth, atol=1e-5)
     rendered = onnx_backend.render(state, expected_code)
-    assert rendered.shape == (1, 3, 64, 64)
+    assert rendered.shape == (1, 3, 128, 128)
     assert torch.allclose(rendered, torch_backend.render(expected_state, expected_code), atol=1e-5)
-    # Same weights -> same cache folder, loaded without exporting again.
+    # At the internal resolution too: the portrait is the source image.
+    small = torch.nn.functional.avg_pool2d(images["portrait"], 2)
+    rendered = onnx_backend_64.render(onnx_backend_64.prepare_source(small), expected_code)
+    expected = TorchBackend(model, output_size=64)
+    assert rendered.shape == (1, 3, 64, 64)
+    assert torch.allclose(rendered, expected.render(expected.prepare_source(small), expected_code), atol=1e-5)
+    # Same weights and output size -> same cache folder, loaded without exporting again; another size, another.
     cache = onnx_backend.runner.files["generator"].parents[3]
+    assert onnx_backend_64.runner.files["generator"].parents[3] == cache
+    assert onnx_backend_64.runner.files["generator"].parents[2] != onnx_backend.runner.files["generator"].parents[2]
     stamp = onnx_backend.runner.files["generator"].stat().st_mtime_ns
     again = create_backend(model, "onnx", cache_dir=cache.parent)
     assert again.runner.files["generator"].stat().st_mtime_ns == stamp
 
 
 def test_pipeline_runs_on_any_backend(model, onnx_backend):
-    crop = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
     frames = {}
+    crop = (np.random.default_rng(0).random((160, 160, 3)) * 255).astype(np.uint8)
     for backend in (model, onnx_backend):
         pipeline = TalkingHeadPipeline(backend)
-        assert pipeline.cfg.name == "dagan++-tiny" and pipeline.resolution == 64
+        assert pipeline.cfg.name == "dagan++-tiny" and pipeline.resolution == 64 and pipeline.output_size == 128
         state = pipeline.prepare_source(crop)
         frames[pipeline.backend.name] = pipeline.render(state, pipeline.encode(crop[::-1].copy()))
-    assert frames["torch-cpu"].shape == (64, 64, 3) and frames["torch-cpu"].dtype == np.uint8
+    assert frames["torch-cpu"].shape == (128, 128, 3) and frames["torch-cpu"].dtype == np.uint8
     assert np.abs(frames["torch-cpu"].astype(int) - frames["onnx-cpu"].astype(int)).max() <= 1
     assert TalkingHeadPipeline(model).model is model
     with pytest.raises(AttributeError, match="pipeline.cfg"):
@@ -145,7 +190,14 @@ def test_backend_bad_inputs(model, onnx_backend, tmp_path):
     with pytest.raises(BackendError, match=r"expected a float image of shape \(1, 3, 64, 64\)"):
         onnx_backend.encode(torch.rand(1, 3, 32, 32))
     with pytest.raises(BackendError, match="expected a float image"):
-        TorchBackend(model).prepare_source(torch.zeros((1, 3, 64, 64), dtype=torch.uint8))
+        TorchBackend(model).prepare_source(torch.zeros((1, 3, 128, 128), dtype=torch.uint8))
+    # Portraits come at the output size, driving frames at the internal resolution.
+    with pytest.raises(BackendError, match=r"expected a float image of shape \(1, 3, 128, 128\)"):
+        onnx_backend.prepare_source(torch.rand(1, 3, 64, 64))
+    with pytest.raises(BackendError, match="not a multiple of dagan\+\+-tiny's internal resolution 64"):
+        create_backend(model, "torch", output_size=96)
+    with pytest.raises(BackendError, match="no composite head"):
+        create_backend(tiny_model(composite=False), "onnx", output_size=128)
     with pytest.raises(BackendError, match="'cpu' or 'cuda'"):
         OrtSettings(device="tpu")
     with pytest.raises(BackendError, match="tflite backend runs on the CPU"):
@@ -154,9 +206,13 @@ def test_backend_bad_inputs(model, onnx_backend, tmp_path):
     export_dir = onnx_backend.runner.files["generator"].parents[2]
     with pytest.raises(BackendError, match="not of the given"):
         create_backend(tiny_model(seed=1), "onnx", graphs=export_dir)
+    # An export folder at another output size than asked for.
+    with pytest.raises(BackendError, match=r"graphs exported at output size 128², not the 64² asked for"):
+        create_backend(model, "onnx", graphs=export_dir, output_size=64)
+    assert create_backend(model, "onnx", graphs=export_dir, output_size=128).output_size == 128
 
 
-def test_graph_files_must_be_intact_and_of_one_model(model, onnx_backend, tmp_path):
+def test_graph_files_must_be_intact_and_of_one_model(model, onnx_backend, onnx_backend_64, tmp_path):
     files = dict(onnx_backend.runner.files)
     corrupt = tmp_path / "generator.onnx"
     corrupt.write_bytes(files["generator"].read_bytes()[:1000])
@@ -169,6 +225,8 @@ def test_graph_files_must_be_intact_and_of_one_model(model, onnx_backend, tmp_pa
     other = create_backend(tiny_model(seed=1), "onnx", cache_dir=tmp_path / "cache")
     with pytest.raises(BackendError, match="graph of model"):
         OnnxBackend({**files, "generator": other.runner.files["generator"]})
+    with pytest.raises(BackendError, match="generator.onnx: graph for output size 64², but .* is for 128²"):
+        OnnxBackend({**files, "generator": onnx_backend_64.runner.files["generator"]})
     assert onnx_graph_path(tmp_path, "fp16", "generator") == tmp_path / "onnx" / "fp16" / "generator.onnx"
     # One precision for all three graphs, and the one the folder says.
     fp16 = export_onnx(model, tmp_path / "fp16", "fp16", ("generator",))["generator"]
@@ -195,11 +253,21 @@ def test_graph_io_shapes_and_metadata_shapes_are_checked(model, onnx_backend):
     with pytest.raises(BackendError, match=r"generator.onnx: inputs .* do not match the generator spec"):
         check_graph_files(WrongShape())
     assert runner.io_shapes("keypoint_encoder")[0] == {"image": (1, 3, 64, 64)}
+    assert runner.io_shapes("generator")[0]["portrait"] == (1, 3, 128, 128)
+    assert runner.io_shapes("generator")[1] == {"image": (1, 3, 128, 128)}
     strings = graph_metadata(model, graph_specs(model.cfg)["generator"], "fp32").to_strings()
     assert GraphMetadata.from_strings(strings, "g") == runner.metadata["generator"]
+    assert strings["sdk.output_size"] == "128" and runner.metadata["generator"].output_size == 128
     with pytest.raises(ValueError, match="metadata outputs"):
         GraphMetadata.from_strings(
-            {**strings, "sdk.outputs": strings["sdk.outputs"].replace("64", "32")}, "g")
+            {**strings, "sdk.outputs": strings["sdk.outputs"].replace("128", "256")}, "g")
+    # The output size names the spec the declared tensors must match (files without one: R).
+    legacy = {key: value for key, value in strings.items() if key != "sdk.output_size"}
+    for changed in ({**strings, "sdk.output_size": "256"}, legacy):
+        with pytest.raises(ValueError, match="metadata inputs"):
+            GraphMetadata.from_strings(changed, "g")
+    with pytest.raises(ValueError, match="invalid sdk metadata"):
+        GraphMetadata.from_strings({**strings, "sdk.output_size": "96"}, "g")
     with pytest.raises(ValueError, match="metadata precision 'fp8'"):
         GraphMetadata.from_strings({**strings, "sdk.precision": "fp8"}, "g")
     # A run that ONNX Runtime refuses is a BackendError naming the file.
@@ -227,7 +295,8 @@ def test_gpu_execution_provider_settings():
         check_active_providers(OrtSettings(device="cuda", tensorrt=True), gpu[1:], "g.onnx")
 
 
-def test_example_inputs_follow_the_specs(model):
-    specs = graph_specs(model.cfg)
-    for name, inputs in example_inputs(model.cfg).items():
+@pytest.mark.parametrize("size", [None, 64, 256])
+def test_example_inputs_follow_the_specs(model, size):
+    specs = graph_specs(model.cfg, size)
+    for name, inputs in example_inputs(model.cfg, output_size=size).items():
         assert [tuple(t.shape) for t in inputs] == [t.shape for t in specs[name].inputs]

@@ -101,9 +101,10 @@ def measure_baseline(model: TalkingHeadModel, kind: str, args: argparse.Namespac
     between the main thread and others (on a loaded CPU the main thread's thread team was
     measured 20x slower here), so only this makes the ratio a like-for-like one.
     """
-    backend = create_backend(model, kind, args.device, graphs=args.graphs, threads=args.threads)
+    backend = create_backend(model, kind, args.device, graphs=args.graphs, threads=args.threads,
+                             output_size=args.size)
     pipeline = TalkingHeadPipeline(backend)
-    crop = load_avatars(DEFAULT_PORTRAIT, model.cfg.resolution)[0].crop
+    crop = load_avatars(DEFAULT_PORTRAIT, backend.output_size)[0].crop
     timings: list[float] = []
 
     def measure() -> None:
@@ -134,7 +135,7 @@ def measure_run(model: TalkingHeadModel, kind: str, pacing_fps: float | None, cl
         config = LiveConfig(capture=CaptureConfig(camera=clip, paced=pacing_fps is not None, fps=pacing_fps,
                                                   max_frames=args.frames),
                             backend=kind, graphs=args.graphs, device=args.device, threads=args.threads,
-                            output=OutputConfig(window=False), queue_capacity=args.queue)
+                            output_size=args.size, output=OutputConfig(window=False), queue_capacity=args.queue)
         stats = live_camera(config, model=model, on_frame=collect)
         result.backend = stats.backend
         result.clips += 1
@@ -199,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         "model": model.cfg.name, "random_weights": bool(args.random), "clips": [str(c) for c in clips],
         "graphs": str(args.graphs) if args.graphs else None,
         "frames_per_clip": args.frames, "queue_capacity": args.queue, "threads": args.threads,
+        "output_size": args.size or model.cfg.default_output_size,
         "machine": {"cpus": os.cpu_count(), "load_average_before": load_before,
                     "load_average_after": os.getloadavg(), "torch_threads": torch.get_num_threads()},
         "baselines": {kind: {**asdict(base), "generator_fps": base.generator_fps} for kind, base in baselines.items()},
@@ -228,6 +230,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paced-fps", type=float, default=25.0, help="the paced run's frame rate")
     parser.add_argument("--queue", type=int, default=LiveConfig.queue_capacity, help="stage queue capacity")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the runtime's)")
+    parser.add_argument("--size", type=int, help="output size of the frames (default: the model's default)")
     parser.add_argument("--baseline-runs", type=int, default=BASELINE_RUNS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="also write the report as JSON")

@@ -1,13 +1,14 @@
 """Runtime backends: the model's three graphs run by torch or ONNX Runtime behind one interface.
 
 - `graphs`: the export units (`keypoint_encoder`, `source_encoder`, `generator`) as nn.Modules with
-  fixed shapes and flat named tensors (`graph_specs(cfg)`).
-- `base`: the `Backend` protocol (`name`, `cfg`, `device`, `encode`, `prepare_source`, `render`), `BackendError`.
+  fixed shapes and flat named tensors (`graph_specs(cfg, output_size)`).
+- `base`: the `Backend` protocol (`name`, `cfg`, `device`, `output_size`, `encode`, `prepare_source`, `render`),
+  `BackendError`.
 - `torch_backend.TorchBackend`; `graph_backend.GraphBackend` over exported files, with
   `onnx_backend.OnnxBackend` (+ `OrtSettings` for threads, CUDA, TensorRT) and `tflite_backend.TfliteBackend`.
-- `factory.create_backend(model, kind="auto"|"torch"|"onnx"|"onnx-int8"|"tflite", device)`; `choose_backend` for
-  the "auto" timings.
-- `metadata`: `model_sha256`, `BITSTREAM_VERSION`, `GraphMetadata` (what exported files carry).
+- `factory.create_backend(model, kind="auto"|"torch"|"onnx"|"onnx-int8"|"tflite", device, output_size=S)`;
+  `choose_backend` for the "auto" timings.
+- `metadata`: `model_sha256`, `BITSTREAM_VERSION`, `GraphMetadata` (what exported files carry, output size included).
 - `onnx_export.export_onnx`: writes the ONNX graphs (used by the ONNX backend's cache and `python -m export`).
 """
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The one interface every runtime backend implements, and the errors they raise.
 
-A backend runs the three graphs of `sdk.runtime.graphs` on float tensors at the model's
-resolution (RGB in [0, 1], NCHW, batch 1); `sdk.pipeline.TalkingHeadPipeline` sits on top of it
-(numpy crops, relative motion). The source state is opaque to callers except for `.keypoints`,
-which relative motion needs.
+A backend runs the three graphs of `sdk.runtime.graphs` on float tensors (RGB in [0, 1], NCHW,
+batch 1): driving frames at the model's internal resolution R, portraits and rendered frames at the
+backend's `output_size` S (a multiple of R with the composite head, R without);
+`sdk.pipeline.TalkingHeadPipeline` sits on top of it (numpy crops, relative motion). The source
+state is opaque to callers except for `.keypoints`, which relative motion needs.
 """
 from __future__ import annotations
 
@@ -32,27 +33,39 @@ class Backend(Protocol):
     name: what runs, e.g. "torch-cpu", "onnx-cpu", "onnx-int8-cpu" (for stats and logs).
     cfg: the model configuration (resolution, K).
     device: where input tensors must live (the pipeline moves them there).
+    output_size: the side S of portraits and rendered frames.
     """
     name: str
     cfg: ModelConfig
     device: torch.device
+    output_size: int
 
     def encode(self, image: torch.Tensor) -> Keypoints:
         """image (1, 3, R, R) float in [0, 1] -> Keypoints ((1, K, 2), (1, K, 2, 2))."""
         ...
 
     def prepare_source(self, image: torch.Tensor) -> SourceHandle:
-        """image (1, 3, R, R) float in [0, 1] -> the avatar's state (once per avatar)."""
+        """portrait (1, 3, S, S) float in [0, 1] at `output_size` -> the avatar's state (once per avatar)."""
         ...
 
     def render(self, state: SourceHandle, kp_driving: Keypoints) -> torch.Tensor:
-        """The avatar at `kp_driving` (already relative if wanted) -> (1, 3, R, R) float in [0, 1]."""
+        """The avatar at `kp_driving` (already relative if wanted) -> (1, 3, S, S) float in [0, 1]."""
         ...
 
 
-def check_image(image: torch.Tensor, cfg: ModelConfig) -> None:
-    """Raise BackendError unless `image` is (1, 3, R, R) floating point at the model's resolution."""
-    expected = (1, 3, cfg.resolution, cfg.resolution)
+def check_image(image: torch.Tensor, cfg: ModelConfig, side: int | None = None) -> None:
+    """Raise BackendError unless `image` is (1, 3, side, side) floating point (default side: the
+    model's internal resolution)."""
+    side = cfg.resolution if side is None else side
+    expected = (1, 3, side, side)
     if tuple(image.shape) != expected or not image.is_floating_point():
         raise BackendError(f"{cfg.name}: expected a float image of shape {expected}, "
                            f"got {image.dtype} {tuple(image.shape)}")
+
+
+def check_output_size(cfg: ModelConfig, output_size: int | None) -> int:
+    """`output_size` (None: the model's default) if the model can render at it, else BackendError."""
+    try:
+        return cfg.check_output_size(cfg.default_output_size if output_size is None else output_size)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None

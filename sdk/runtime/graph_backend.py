@@ -2,8 +2,10 @@
 
 A `GraphRunner` (ONNX Runtime sessions, TFLite interpreters, ...) runs one graph on a dict of
 float32 arrays by input name and returns a dict by output name, and reports the metadata each
-file carries. `GraphBackend` checks that the three files belong to one model at one precision and match
-`graph_specs` (names and shapes), then implements `encode`, `prepare_source` and `render` on top.
+file carries. `GraphBackend` checks that the three files belong to one model at one precision and one
+output size and match `graph_specs` (names and shapes), then implements `encode`, `prepare_source` and
+`render` on top: the portrait comes in at the output size, the source encoder sees it averaged down to
+the internal resolution (as `TalkingHeadModel.prepare_source` does), and the generator keeps it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models import Keypoints, ModelConfig
+from ..models.talking_head import to_internal
 from .base import BackendError, check_image
 from .graphs import GRAPH_NAMES, GraphSpec, graph_specs
 from .metadata import GraphMetadata
@@ -42,7 +45,7 @@ class GraphRunner(Protocol):
 @dataclass(frozen=True)
 class GraphSourceState:
     """Per-avatar state: the keypoints (for relative motion), the depth map if any, and the
-    generator's source inputs as float32 arrays by input name."""
+    generator's per-avatar inputs (``portrait`` included) as float32 arrays by input name."""
     keypoints: Keypoints
     depth: torch.Tensor | None
     feeds: dict[str, np.ndarray] = field(repr=False)
@@ -54,7 +57,8 @@ def as_array(tensor: torch.Tensor) -> np.ndarray:
 
 
 class GraphBackend:
-    """The `Backend` protocol over a `GraphRunner`; `kind` names it ("onnx", "onnx-int8", "tflite", ...)."""
+    """The `Backend` protocol over a `GraphRunner`; `kind` names it ("onnx", "onnx-int8", "tflite", ...).
+    Its `output_size` is the one the files were exported at."""
 
     def __init__(self, runner: GraphRunner, kind: str):
         first = check_graph_files(runner)
@@ -63,7 +67,8 @@ class GraphBackend:
         self.cfg: ModelConfig = first.config
         self.model_sha256 = first.model_sha256
         self.precision = first.precision
-        self.specs: dict[str, GraphSpec] = graph_specs(self.cfg)
+        self.output_size = first.output_size
+        self.specs: dict[str, GraphSpec] = graph_specs(self.cfg, self.output_size)
         self.device = torch.device("cpu")  # inputs arrive as host arrays whatever executes the graphs
         self.name = f"{kind}-{runner.provider}"
 
@@ -75,11 +80,12 @@ class GraphBackend:
 
     @torch.inference_mode()
     def prepare_source(self, image: torch.Tensor) -> GraphSourceState:
-        check_image(image, self.cfg)
-        pixels = as_array(image)
+        check_image(image, self.cfg, self.output_size)
+        pixels = as_array(to_internal(image, self.cfg.resolution))
         outputs = self.runner.run("source_encoder", {"image": pixels})
-        feeds = {name: pixels if name == "source_image" else outputs[name]
-                 for name in self.specs["generator"].input_names if not name.startswith("driving_")}
+        available = {**outputs, "source_image": pixels, "portrait": as_array(image)}
+        feeds = {name: available[name] for name in self.specs["generator"].input_names
+                 if not name.startswith("driving_")}
         depth = torch.from_numpy(outputs["depth"]) if "depth" in outputs else None
         keypoints = Keypoints(torch.from_numpy(outputs["source_keypoints"]),
                               torch.from_numpy(outputs["source_jacobians"]))
@@ -101,11 +107,21 @@ def check_precision(backend: GraphBackend, precision: str) -> GraphBackend:
     return backend
 
 
+def check_graph_output_size(backend: GraphBackend, output_size: int, where: str | Path) -> GraphBackend:
+    """`backend`, unless its files were exported at another output size than `output_size`."""
+    if backend.output_size != output_size:
+        raise BackendError(f"{where}: graphs exported at output size {backend.output_size}², not the "
+                           f"{output_size}² asked for; pass output_size={backend.output_size} (--size "
+                           f"{backend.output_size}) or export at {output_size} "
+                           f"(`python -m export --size {output_size}`)")
+    return backend
+
+
 def check_graph_files(runner: GraphRunner) -> GraphMetadata:
-    """Raise BackendError unless the three files hold the right graphs of one model, at one precision,
-    with the spec's I/O (names and shapes); returns the first graph's metadata."""
+    """Raise BackendError unless the three files hold the right graphs of one model, at one precision
+    and one output size, with the spec's I/O (names and shapes); returns the first graph's metadata."""
     first = runner.metadata[GRAPH_NAMES[0]]
-    specs = graph_specs(first.config)
+    specs = graph_specs(first.config, first.output_size)
     for name in GRAPH_NAMES:
         metadata, path = runner.metadata[name], runner.files[name]
         if metadata.graph != name:
@@ -116,6 +132,9 @@ def check_graph_files(runner: GraphRunner) -> GraphMetadata:
         if metadata.precision != first.precision:
             raise BackendError(f"{path}: {metadata.precision} graph, but {runner.files[GRAPH_NAMES[0]]} is "
                                f"{first.precision}")
+        if metadata.output_size != first.output_size:
+            raise BackendError(f"{path}: graph for output size {metadata.output_size}², but "
+                               f"{runner.files[GRAPH_NAMES[0]]} is for {first.output_size}²")
         spec = specs[name]
         inputs, outputs = runner.io_shapes(name)
         want_inputs = {tensor.name: tensor.shape for tensor in spec.inputs}

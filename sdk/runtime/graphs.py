@@ -2,12 +2,18 @@
 
 These are the export units (ONNX, TFLite, Core ML) and what every runtime backend runs:
 
-- ``keypoint_encoder`` (sender, per frame): image -> keypoints, jacobians (depth net included).
-- ``source_encoder`` (receiver, once per avatar): image -> [depth], keypoints, jacobians, the
+- ``keypoint_encoder`` (sender, per frame): image (R²) -> keypoints, jacobians (depth net included).
+- ``source_encoder`` (receiver, once per avatar): image (R²) -> [depth], keypoints, jacobians, the
   encoder features the generator warps (``appearance_<s>``) and the attention queries
   (``depth_query_<i>``, dagan variants).
 - ``generator`` (receiver, per frame): the source tensors plus the driving keypoints and
-  jacobians -> image (dense motion, warping, attention, decoder).
+  jacobians -> image (dense motion, warping, attention, decoder, composite).
+
+A set of graphs is made for one output size S (`graph_specs(cfg, output_size)`): with the
+composite head the generator also takes the portrait at S (``portrait``), upsamples the flow to
+S², warps the portrait once and composites, so its ``image`` is at S; the source encoder still
+takes the image at R (the portrait averaged down, `sdk.models.talking_head.to_internal`). Without
+the head everything is at R and there is no ``portrait`` input.
 
 Relative motion is not in any graph: `sdk.pipeline.TalkingHeadPipeline` computes the driving
 keypoints from the code and hands them to the generator. Batch size is 1 everywhere.
@@ -27,9 +33,10 @@ from ..models.motion import invert_2x2, warp
 
 GRAPH_NAMES: tuple[str, ...] = ("keypoint_encoder", "source_encoder", "generator")
 # Bumped whenever the graphs' I/O or ops change, so caches of exported graphs are not reused across.
-GRAPHS_VERSION = 2
+GRAPHS_VERSION = 3  # 3: output size, composite head (`portrait` input, `image` at S)
 
-IMAGE_NORMALISATION = "RGB float32 in [0, 1], NCHW, at the model resolution"
+IMAGE_NORMALISATION = "RGB float32 in [0, 1], NCHW, at the model's internal resolution"
+OUTPUT_IMAGE_NORMALISATION = "RGB float32 in [0, 1], NCHW, at the output size"
 KEYPOINT_NORMALISATION = "keypoints in [-1, 1] image coordinates, x first"
 JACOBIAN_NORMALISATION = "2x2 local affine Jacobian per keypoint, row-major"
 DEPTH_NORMALISATION = "depth divided by its per-image maximum, in (0, 1]"
@@ -46,10 +53,12 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """A graph's name and its inputs and outputs, in positional order."""
+    """A graph's name, its inputs and outputs in positional order, and the output size S of the
+    set of graphs it belongs to (the side of the generator's frames)."""
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    output_size: int
 
     @property
     def input_names(self) -> list[str]:
@@ -75,8 +84,14 @@ def _source_feature_specs(cfg: ModelConfig) -> list[TensorSpec]:
     return specs
 
 
-def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
-    """The three graphs' specs for `cfg`, keyed by graph name (see `GRAPH_NAMES`)."""
+def graph_specs(cfg: ModelConfig, output_size: int | None = None) -> dict[str, GraphSpec]:
+    """The three graphs' specs for `cfg` at `output_size` (None: `cfg.default_output_size`), keyed
+    by graph name (see `GRAPH_NAMES`); ValueError for a size the model cannot render at.
+
+    With the composite head the generator takes ``portrait`` (1, 3, S, S) after ``source_image``
+    and its ``image`` is (1, 3, S, S); without it (S = R only) the graphs have no S-sized tensor.
+    """
+    size = cfg.check_output_size(cfg.default_output_size if output_size is None else output_size)
     r, k = cfg.resolution, cfg.num_kp
     image = TensorSpec("image", (1, 3, r, r), IMAGE_NORMALISATION)
     keypoints = TensorSpec("keypoints", (1, k, 2), KEYPOINT_NORMALISATION)
@@ -85,16 +100,19 @@ def graph_specs(cfg: ModelConfig) -> dict[str, GraphSpec]:
     source_outputs += [TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
                        TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
                        *_source_feature_specs(cfg)]
+    portrait = [] if cfg.composite is None else [TensorSpec("portrait", (1, 3, size, size), OUTPUT_IMAGE_NORMALISATION)]
+    frame = image if cfg.composite is None else TensorSpec("image", (1, 3, size, size), OUTPUT_IMAGE_NORMALISATION)
     generator_inputs = (TensorSpec("source_image", image.shape, image.meaning),
+                        *portrait,
                         TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
                         TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
                         TensorSpec("driving_keypoints", keypoints.shape, keypoints.meaning),
                         TensorSpec("driving_jacobians", jacobians.shape, jacobians.meaning),
                         *_source_feature_specs(cfg))
     return {
-        "keypoint_encoder": GraphSpec("keypoint_encoder", (image,), (keypoints, jacobians)),
-        "source_encoder": GraphSpec("source_encoder", (image,), tuple(source_outputs)),
-        "generator": GraphSpec("generator", generator_inputs, (image,)),
+        "keypoint_encoder": GraphSpec("keypoint_encoder", (image,), (keypoints, jacobians), size),
+        "source_encoder": GraphSpec("source_encoder", (image,), tuple(source_outputs), size),
+        "generator": GraphSpec("generator", generator_inputs, (frame,), size),
     }
 
 
@@ -212,39 +230,49 @@ class SourceEncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
-        state = self.model.prepare_source(image)
-        return source_state_tensors(state, with_depth=True)
+        return source_state_tensors(self.model.prepare_source(image))
 
 
 class GeneratorGraph(nn.Module):
-    """source_image, source_keypoints, source_jacobians, driving_keypoints, driving_jacobians,
-    appearance_<s>..., [depth_query_<i>...] -> image (1, 3, R, R) in [0, 1].
+    """The generator spec's inputs, in its order (source_image (1, 3, R, R), [portrait (1, 3, S, S)],
+    source_keypoints, source_jacobians, driving_keypoints, driving_jacobians, appearance_<s>...,
+    [depth_query_<i>...]) -> image (1, 3, S, S) in [0, 1].
 
     The per-frame path of `Generator.render` written with ops every target converts and runs
     fast: coordinates live in separate x and y planes (`sparse_motions_planar`), the K+1 motions
     sample the source in one warp, the occlusion map is folded into the warps, and the warp is
-    `warp` (F.grid_sample by default, `row_gather_warp` for TFLite and INT8 ONNX). Same weights,
-    same result as `TalkingHeadModel.render` (checked by the tests).
+    `warp` (F.grid_sample by default, `row_gather_warp` for TFLite and INT8 ONNX). With the
+    composite head the flow is upsampled to S² and the 3-channel portrait warped with the same
+    `warp`, then `Generator.composite`. Same weights, same result as `TalkingHeadModel.render`
+    (checked by the tests).
     """
 
-    def __init__(self, model: TalkingHeadModel, warp: Warp = grid_sample_warp):
+    def __init__(self, model: TalkingHeadModel, warp: Warp = grid_sample_warp, output_size: int | None = None):
         super().__init__()
         self.model = model
         self.warp = warp
-        # Static feature sides (from the config), so tracing sees Python ints, not tensor shapes.
+        spec = graph_specs(model.cfg, output_size)["generator"]
+        self.input_names = spec.input_names
+        # Static sides (from the config), so tracing sees Python ints, not tensor shapes.
+        self.output_size = spec.output_size
         self.sides = [model.cfg.resolution // 2 ** scale for scale in model.generator.warped_scales]
 
-    def forward(self, source_image: Tensor, source_keypoints: Tensor, source_jacobians: Tensor,
-                driving_keypoints: Tensor, driving_jacobians: Tensor, *features: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor) -> Tensor:
+        named = dict(zip(self.input_names, inputs))
         gen = self.model.generator
-        appearance = features[:len(self.sides)]
-        queries = features[len(self.sides):]
         deformation_x, deformation_y, occlusion = self._dense_motion(
-            source_image, Keypoints(driving_keypoints, driving_jacobians), Keypoints(source_keypoints, source_jacobians))
-        warped = [self.warp(source, *self._deformation_at(deformation_x, deformation_y, side),
+            named["source_image"], Keypoints(named["driving_keypoints"], named["driving_jacobians"]),
+            Keypoints(named["source_keypoints"], named["source_jacobians"]))
+        warped = [self.warp(named[f"appearance_{scale}"], *self._deformation_at(deformation_x, deformation_y, side),
                             gen._occlusion_at(occlusion, side))
-                  for source, side in zip(appearance, self.sides)]
-        return gen.decode(warped, queries or None)
+                  for scale, side in zip(gen.warped_scales, self.sides)]
+        queries = [named[name] for name in self.input_names if name.startswith("depth_query_")]
+        decoded, mask_logits = gen.decode(warped, queries or None)
+        if mask_logits is None:
+            return decoded
+        warped_portrait = self.warp(named["portrait"],
+                                    *self._deformation_at(deformation_x, deformation_y, self.output_size))
+        return gen.composite(decoded, mask_logits, warped_portrait)[0]
 
     def _deformation_at(self, x: Tensor, y: Tensor, side: int) -> tuple[Tensor, Tensor]:
         """`Generator._grid_at` on planes: x, y (N, h, w) at the motion resolution -> (N, side, side) each."""
@@ -275,26 +303,37 @@ class GeneratorGraph(nn.Module):
         return deformation_x, deformation_y, torch.sigmoid(dm.occlusion_head(hourglass))
 
 
-def source_state_tensors(state: SourceState, with_depth: bool) -> tuple[Tensor, ...]:
-    """A `SourceState` flattened in the source encoder's output order (depth first when asked and present)."""
-    depth = (state.depth,) if with_depth and state.depth is not None else ()
+def source_state_tensors(state: SourceState) -> tuple[Tensor, ...]:
+    """A `SourceState` flattened in the source encoder's output order."""
+    depth = () if state.depth is None else (state.depth,)
     queries = state.features.depth_queries or ()
     return (*depth, state.keypoints.value, state.keypoints.jacobian, *state.features.appearance, *queries)
 
 
-def build_graphs(model: TalkingHeadModel, warp: Warp = grid_sample_warp
+def generator_inputs(state: SourceState, kp_driving: Keypoints, specs: dict[str, GraphSpec]) -> tuple[Tensor, ...]:
+    """The generator graph's inputs, in `specs["generator"]` order, for a torch `SourceState` (made
+    at the specs' output size) and driving keypoints."""
+    available = dict(zip(specs["source_encoder"].output_names, source_state_tensors(state)))
+    available.update(source_image=state.image, portrait=state.portrait, driving_keypoints=kp_driving.value,
+                     driving_jacobians=kp_driving.jacobian)
+    return tuple(available[name] for name in specs["generator"].input_names)
+
+
+def build_graphs(model: TalkingHeadModel, warp: Warp = grid_sample_warp, output_size: int | None = None
                  ) -> dict[str, nn.Module]:
-    """The three graph modules (sharing `model`'s weights), keyed by graph name, in eval mode."""
+    """The three graph modules at `output_size` (None: the model's default), sharing `model`'s
+    weights, keyed by graph name, in eval mode."""
     model.eval()
     return {"keypoint_encoder": KeypointEncoderGraph(model).eval(),
             "source_encoder": SourceEncoderGraph(model).eval(),
-            "generator": GeneratorGraph(model, warp).eval()}
+            "generator": GeneratorGraph(model, warp, output_size).eval()}
 
 
-def example_inputs(cfg: ModelConfig, seed: int = 0) -> dict[str, tuple[Tensor, ...]]:
-    """Plausible inputs for tracing each graph: random images, keypoints near a grid, identity Jacobians."""
+def example_inputs(cfg: ModelConfig, seed: int = 0, output_size: int | None = None) -> dict[str, tuple[Tensor, ...]]:
+    """Plausible inputs for tracing each graph at `output_size`: random images, keypoints near a
+    grid, identity Jacobians."""
     generator = torch.Generator().manual_seed(seed)
-    specs = graph_specs(cfg)
+    specs = graph_specs(cfg, output_size)
     inputs: dict[str, tuple[Tensor, ...]] = {}
     for name, spec in specs.items():
         tensors = []

@@ -1,4 +1,5 @@
-"""What every exported graph file carries: which model, which weights, which bitstream, what each tensor means.
+"""What every exported graph file carries: which model, which weights, which bitstream, which output
+size, what each tensor means.
 
 `model_sha256(model)` is the model's identity for caches, exported files and the stream header:
 a sha256 over the config and the weights as loaded (fp32, sorted by name), so it is the same
@@ -46,6 +47,11 @@ class GraphMetadata:
     spec: GraphSpec
     sdk_version: str
 
+    @property
+    def output_size(self) -> int:
+        """The side S of the frames of the set of graphs this file belongs to."""
+        return self.spec.output_size
+
     def to_strings(self) -> dict[str, str]:
         """Flat string key/values (ONNX metadata_props, Core ML user metadata, TFLite metadata)."""
         def tensors(specs):
@@ -55,7 +61,7 @@ class GraphMetadata:
                   "model_sha256": self.model_sha256, "bitstream_version": str(self.bitstream_version),
                   "model_config": json.dumps(self.config.to_dict(), sort_keys=True),
                   "inputs": tensors(self.spec.inputs), "outputs": tensors(self.spec.outputs),
-                  "sdk_version": self.sdk_version}
+                  "output_size": str(self.output_size), "sdk_version": self.sdk_version}
         return {METADATA_PREFIX + key: value for key, value in values.items()}
 
     @classmethod
@@ -67,7 +73,9 @@ class GraphMetadata:
 
             config = ModelConfig.from_dict(json.loads(get("model_config")))
             graph = get("graph")
-            spec = graph_specs(config)[graph]
+            # Files written before the output size was recorded render at the internal resolution.
+            output_size = int(values.get(METADATA_PREFIX + "output_size", config.resolution))
+            spec = graph_specs(config, output_size)[graph]
             metadata = cls(graph, get("precision"), get("model_id"), get("model_sha256"),
                            int(get("bitstream_version")), config, spec, get("sdk_version"))
             declared = {side: [(entry["name"], tuple(entry["shape"])) for entry in json.loads(get(side))]
@@ -85,14 +93,15 @@ class GraphMetadata:
 
     def mismatches(self, expected: GraphMetadata) -> list[str]:
         """What differs from `expected` in the fields that identify a graph file (graph, precision,
-        model_sha256, bitstream_version); empty when the file is the one expected."""
+        model_sha256, bitstream_version, output_size); empty when the file is the one expected."""
         return [f"metadata {name} {getattr(self, name)!r} != {getattr(expected, name)!r}"
-                for name in ("graph", "precision", "model_sha256", "bitstream_version")
+                for name in ("graph", "precision", "model_sha256", "bitstream_version", "output_size")
                 if getattr(self, name) != getattr(expected, name)]
 
 
 def graph_metadata(model: TalkingHeadModel, spec: GraphSpec, precision: str, sha256: str | None = None) -> GraphMetadata:
-    """Metadata for one graph of `model` (pass `sha256` when already computed: hashing reads every weight)."""
+    """Metadata for one graph of `model` in the set of `spec` (`graph_specs(cfg, output_size)[graph]`);
+    pass `sha256` when already computed: hashing reads every weight."""
     from .. import __version__
 
     return GraphMetadata(spec.name, precision, model.cfg.name, sha256 or model_sha256(model), BITSTREAM_VERSION,

@@ -1,9 +1,10 @@
 """The ONNX Runtime backend: the three exported graphs in ORT sessions (CPU; CUDA / TensorRT when present).
 
 Graph files come from an export folder (`python -m export`, layout ``DIR/onnx/<precision>/``) or,
-for a model in memory, from a cache folder keyed by `model_sha256` (and `GRAPHS_VERSION`) that is
-filled on first use (`OnnxBackend.from_model`). Every file's metadata must name the same model; its input and output
-names must match `sdk.runtime.graphs.graph_specs`.
+for a model in memory, from a cache folder keyed by `model_sha256`, the output size (and
+`GRAPHS_VERSION`) that is filled on first use (`OnnxBackend.from_model`). Every file's metadata
+must name the same model and output size; its input and output names must match
+`sdk.runtime.graphs.graph_specs`.
 
 Desktop GPU settings (`OrtSettings(device="cuda")`): the CUDA execution provider with exhaustive
 cuDNN algorithm search (shapes are fixed, so the search runs once), optionally TensorRT first
@@ -21,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from ..models import TalkingHeadModel
-from .base import BackendError
+from .base import BackendError, check_output_size
 from .graph_backend import GraphBackend, check_precision
 from .graphs import GRAPH_NAMES, GRAPHS_VERSION
 from .metadata import GraphMetadata, model_sha256
@@ -161,12 +162,16 @@ class OnnxBackend(GraphBackend):
 
     @classmethod
     def from_model(cls, model: TalkingHeadModel, settings: OrtSettings = OrtSettings(),
-                   cache_dir: str | Path | None = None, precision: str = "fp32") -> OnnxBackend:
-        """Export `model`'s graphs once into ``cache_dir/onnx-graphs/v<GRAPHS_VERSION>-<sha256>/`` and load them."""
+                   cache_dir: str | Path | None = None, precision: str = "fp32",
+                   output_size: int | None = None) -> OnnxBackend:
+        """Export `model`'s graphs at `output_size` (None: the model's default) once into
+        ``cache_dir/onnx-graphs/v<GRAPHS_VERSION>-<sha256>-<size>/`` and load them."""
+        size = check_output_size(model.cfg, output_size)
         sha256 = model_sha256(model)
-        directory = Path(cache_dir or default_cache_dir()) / "onnx-graphs" / f"v{GRAPHS_VERSION}-{sha256}"
+        directory = Path(cache_dir or default_cache_dir()) / "onnx-graphs" / f"v{GRAPHS_VERSION}-{sha256}-{size}"
         missing = tuple(name for name in GRAPH_NAMES if not onnx_graph_path(directory, precision, name).is_file())
         if missing:
-            log.info("exporting ONNX graphs %s of %s to %s", ", ".join(missing), model.cfg.name, directory)
-            export_onnx(model, directory, precision, missing, sha256=sha256)
+            log.info("exporting ONNX graphs %s of %s at %d² to %s", ", ".join(missing), model.cfg.name, size,
+                     directory)
+            export_onnx(model, directory, precision, missing, sha256=sha256, output_size=size)
         return cls.from_export_dir(directory, precision, settings)

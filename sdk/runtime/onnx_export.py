@@ -34,14 +34,15 @@ def onnx_graph_path(directory: str | Path, precision: str, graph: str) -> Path:
 
 def export_onnx(model: TalkingHeadModel, directory: str | Path, precision: str = "fp32",
                 graphs: tuple[str, ...] = GRAPH_NAMES, simplify: bool = True,
-                sha256: str | None = None) -> dict[str, Path]:
-    """Write `graphs` of `model` to ``directory/onnx/<precision>/`` and return their paths by name."""
+                sha256: str | None = None, output_size: int | None = None) -> dict[str, Path]:
+    """Write `graphs` of `model` at `output_size` (None: the model's default) to
+    ``directory/onnx/<precision>/`` and return their paths by name."""
     unknown = sorted(set(graphs) - set(GRAPH_NAMES))
     if unknown:
         raise BackendError(f"unknown graphs {unknown}; expected some of {GRAPH_NAMES}")
     model = model.to("cpu").eval()
     sha256 = sha256 or model_sha256(model)
-    specs = graph_specs(model.cfg)
+    specs = graph_specs(model.cfg, output_size)
     return {name: write_onnx_graph(model, name, precision, onnx_graph_path(directory, precision, name),
                                    graph_metadata(model, specs[name], precision, sha256), simplify)
             for name in graphs}
@@ -49,7 +50,7 @@ def export_onnx(model: TalkingHeadModel, directory: str | Path, precision: str =
 
 def write_onnx_graph(model: TalkingHeadModel, graph: str, precision: str, path: Path, metadata: GraphMetadata,
                      simplify: bool = True) -> Path:
-    """Write one graph of `model` as ONNX at `path`.
+    """Write one graph of `model` as ONNX at `path`, in the set of graphs `metadata` describes (its output size).
 
     The file is checked with `onnx.checker` (full check, with shape inference), simplified with
     onnxsim when `simplify`, and carries `metadata` in its metadata_props. Raises BackendError for
@@ -59,9 +60,9 @@ def write_onnx_graph(model: TalkingHeadModel, graph: str, precision: str, path: 
         raise BackendError(f"ONNX export writes {' or '.join(ONNX_FLOAT_PRECISIONS)}, not {precision!r}"
                            + ("; int8 graphs come from `python -m quantization`" if precision == "int8" else ""))
     model = model.to("cpu").eval()
-    spec = graph_specs(model.cfg)[graph]
-    onnx_model = trace_to_onnx(build_graphs(model)[graph], example_inputs(model.cfg)[graph],
-                               spec.input_names, spec.output_names)
+    spec, size = metadata.spec, metadata.output_size
+    onnx_model = trace_to_onnx(build_graphs(model, output_size=size)[graph],
+                               example_inputs(model.cfg, output_size=size)[graph], spec.input_names, spec.output_names)
     if simplify:
         onnx_model = simplify_onnx(onnx_model, graph)
     if precision == "fp16":

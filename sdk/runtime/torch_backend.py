@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..models import Keypoints, SourceState, TalkingHeadModel
-from .base import check_image
+from .base import check_image, check_output_size
 
 
 class TorchBackend:
@@ -12,10 +12,11 @@ class TorchBackend:
 
     kind = "torch"
 
-    def __init__(self, model: TalkingHeadModel, device: str | torch.device = "cpu"):
+    def __init__(self, model: TalkingHeadModel, device: str | torch.device = "cpu", output_size: int | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
+        self.output_size = check_output_size(self.cfg, output_size)
         self.name = f"torch-{self.device.type}"
 
     @torch.inference_mode()
@@ -25,7 +26,7 @@ class TorchBackend:
 
     @torch.inference_mode()
     def prepare_source(self, image: torch.Tensor) -> SourceState:
-        check_image(image, self.cfg)
+        check_image(image, self.cfg, self.output_size)
         return self.model.prepare_source(image.to(self.device))
 
     @torch.inference_mode()
