@@ -1,50 +1,72 @@
-"""Ablation at an equal training budget: fomm vs dagan vs dagan++, and the depth net's effect alone.
+"""Ablation at an equal training budget: fomm vs dagan vs dagan++ vs the composite head, and the depth net's effect alone.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/ablation.py --data cache/prepared --depth runs/depth-mobile \\
+    python bench/ablation.py --data cache/prepared --depth runs/depth-mobile \\
         --steps 400 --stride 12 --cross-stride 40 --out runs/ablation --json out/ablation.json
     # another seed of the depth comparison alone (the first arm given is the baseline)
     python bench/ablation.py ... --seed 1 --arms "dagan++" "dagan++ flat depth" --out runs/ablation-seed1
+    # what would train, and how, without training anything
+    python bench/ablation.py --dry-run
 
-Arms, all at the mobile size with the same data, seed, batch, steps and objective (the GAN terms
-stay off: their warm-up is the whole budget, so no arm gets an extra loss):
+Arms, all at the mobile size (internal resolution 128²) with the same data, seed, batch, steps and
+objective (the GAN terms stay off: their warm-up is the whole budget, so no arm gets an extra loss):
 
 - ``fomm``: RGB keypoints, FOMM generator, no depth, no attention (the baseline);
 - ``dagan``: RGB+D keypoints, cross-modal depth attention at the bottleneck;
 - ``dagan++``: attention at every scale with skip connections;
 - ``dagan++ flat depth``: the dagan++ network with its depth net replaced by a constant map, so the
-  depth carries no information: the difference to ``dagan++`` is the depth net's effect alone.
+  depth carries no information: the difference to ``dagan++`` is the depth net's effect alone;
+- ``composite``: the dagan++ network with the composite head (issue 11), trained on the frames at
+  256² (the networks see them averaged down to 128²) and evaluated at 256², and at 128² beside
+  the other arms.
 
-Each arm trains with `python -m sdk train generator` (resumable: re-running continues); once all
-have trained, each is evaluated (cached per run) with the papers' protocol on the test split (`sdk.eval.evaluate`) at its last step: no
-checkpoint is picked on the test split. Prints a table, writes JSON; the baseline is the first arm (``fomm``).
+The first four are the named configs without the composite head (`composite=None`): the decoded
+image is the frame, at 128², as before the head existed. Each arm trains with
+`sdk.training.train_generator` (resumable: re-running continues); once all have trained, each is
+evaluated (cached per run and size) with the papers' protocol on the test split
+(`sdk.eval.evaluate`) at its last step: no checkpoint is picked on the test split. Prints a table,
+writes JSON; the baseline is the first arm (``fomm``). PSNR and SSIM compare like with like only
+at one size: ``composite @128`` is the composite arm's like-for-like row.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its threads: no spinning on a shared CPU
 
-from sdk.checkpoint import load_depth, load_model, save_depth
-from sdk.eval.reenactment import evaluate
-from sdk.pipeline import TalkingHeadPipeline
-from sdk.training.trainer import resolve_depth_export
+import torch  # noqa: E402
+
+from sdk.checkpoint import load_depth, load_model, save_depth  # noqa: E402
+from sdk.eval.reenactment import evaluate  # noqa: E402
+from sdk.models import ModelConfig, get_config  # noqa: E402
+from sdk.pipeline import TalkingHeadPipeline  # noqa: E402
+from sdk.training import trainer  # noqa: E402
+from sdk.training.config import GeneratorTrainConfig  # noqa: E402
+from sdk.training.run import CHECKPOINT_FILE  # noqa: E402
+from sdk.training.stages import resolve_depth_export  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Arm:
     name: str
-    config: str
+    config: str  # a named model config
     depth: str | None  # "trained", "flat" or None (no depth net)
+    composite: bool = False  # False: the config without the composite head
+    output_size: int | None = None  # the frames' size in training (None: the model's default, 128² without the head)
+    eval_sizes: tuple[int | None, ...] = (None,)  # evaluated at these output sizes (None: the model's default)
+
+    def model_config(self) -> ModelConfig:
+        cfg = get_config(self.config)
+        return cfg if self.composite else dataclasses.replace(cfg, composite=None)
 
 
 ARMS = (Arm("fomm", "fomm-mobile", None), Arm("dagan", "dagan-mobile", "trained"),
-        Arm("dagan++", "dagan++-mobile", "trained"), Arm("dagan++ flat depth", "dagan++-mobile", "flat"))
+        Arm("dagan++", "dagan++-mobile", "trained"), Arm("dagan++ flat depth", "dagan++-mobile", "flat"),
+        Arm("composite", "dagan++-mobile", "trained", composite=True, output_size=256, eval_sizes=(256, 128)))
 
 
 def write_flat_depth(trained: Path, out: Path) -> Path:
@@ -62,34 +84,52 @@ def write_flat_depth(trained: Path, out: Path) -> Path:
     return out
 
 
-def train(arm: Arm, run: Path, depth: Path | None, args: argparse.Namespace) -> None:
-    command = [sys.executable, "-m", "sdk", "train", "generator", "--config", arm.config, "--data", str(args.data),
-               "--out", str(run), "--steps", str(args.steps), "--gan-warmup", str(args.steps),
-               "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--num-workers", "1",
-               "--val-every", str(args.val_every), "--sample-every", str(args.steps),
-               "--checkpoint-every", "100"]
-    if depth is not None and not (run / "checkpoint.pt").is_file():
-        command += ["--depth", str(depth)]
-    subprocess.run(command, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+def training_config(arm: Arm, run: Path, depth: Path | None, args: argparse.Namespace) -> GeneratorTrainConfig:
+    resuming = (run / CHECKPOINT_FILE).is_file()  # the depth net then comes from the checkpoint
+    return GeneratorTrainConfig(model=arm.config, data=args.data, out=run, steps=args.steps,
+                                gan_warmup_steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                                num_workers=1, val_interval=args.val_every, sample_interval=args.steps,
+                                checkpoint_interval=100, depth=None if resuming else depth,
+                                output_size=arm.output_size)
 
 
-def evaluate_arm(arm: Arm, run: Path, args: argparse.Namespace) -> dict:
-    """The arm's row, evaluated once per protocol and cached in RUN/ablation_eval.json."""
-    cache = run / "ablation_eval.json"
-    protocol = {"stride": args.stride, "cross_stride": args.cross_stride}
+def train(arm: Arm, cfg: GeneratorTrainConfig) -> None:
+    """Train `arm.model_config()` (the named config, or it without the composite head)."""
+    trainer.train_generator(cfg, arm.model_config())
+
+
+def evaluate_arm(arm: Arm, run: Path, size: int | None, args: argparse.Namespace) -> dict:
+    """The arm's row at output `size`, evaluated once per protocol and cached in RUN/ablation_eval-SIZE.json."""
+    model = load_model(run / "model")
+    size = size or model.cfg.default_output_size
+    cache = run / f"ablation_eval-{size}.json"
+    protocol = {"stride": args.stride, "cross_stride": args.cross_stride, "size": size}
     if cache.is_file() and (row := json.loads(cache.read_text())).get("protocol") == protocol:
         return row
-    model = load_model(run / "model")
-    torch.set_grad_enabled(False)
-    report = evaluate(TalkingHeadPipeline(model), args.data, "test", args.stride, args.cross_stride)
-    row = {"arm": arm.name, "config": arm.config, "depth": arm.depth, "steps": model.metadata["step"],
-           "protocol": protocol, "eval": asdict(report)}
+    with torch.no_grad():
+        report = evaluate(TalkingHeadPipeline(model, output_size=size), args.data, "test", args.stride,
+                          args.cross_stride)
+    name = arm.name if size == (arm.output_size or model.cfg.default_output_size) else f"{arm.name} @{size}"
+    row = {"arm": name, "config": arm.config, "composite": arm.composite, "depth": arm.depth,
+           "steps": model.metadata["step"], "protocol": protocol, "eval": asdict(report)}
     cache.write_text(json.dumps(row, indent=1))
-    print(f"{arm.name}: evaluated", flush=True)
+    print(f"{name}: evaluated", flush=True)
     return row
 
 
-def main() -> None:
+def print_plan(runs: dict[Arm, Path], args: argparse.Namespace) -> None:
+    flat = args.out / "depth-flat"
+    print("arm                  config           head  train size  eval sizes  depth                      run")
+    for arm, run in runs.items():
+        cfg = arm.model_config()
+        train_cfg = training_config(arm, run, {"trained": args.depth, "flat": flat, None: None}[arm.depth], args)
+        sizes = ", ".join(str(size or cfg.default_output_size) for size in arm.eval_sizes)
+        print(f"{arm.name:<20} {arm.config:<16} {'yes' if cfg.composite else 'no':>4} "
+              f"{train_cfg.output_size or cfg.default_output_size:>10}  {sizes:>10}  "
+              f"{str(train_cfg.depth or '—'):<26} {run}")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("cache/prepared"))
     parser.add_argument("--depth", type=Path, default=Path("runs/depth-mobile"), help="trained depth run (mobile)")
@@ -103,30 +143,43 @@ def main() -> None:
                         help="which arms, in this order; the first is the baseline")
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--json", type=Path, default=Path("out/ablation.json"))
-    args = parser.parse_args()
+    parser.add_argument("--dry-run", action="store_true", help="print each arm's model and training setup, train nothing")
+    args = parser.parse_args(argv)
 
-    flat = write_flat_depth(args.depth, args.out / "depth-flat")
     runs = {arm: args.out / arm.name.replace(" ", "-") for name in args.arms for arm in ARMS if arm.name == name}
+    if args.dry_run:
+        print_plan(runs, args)
+        return
+    depths = {"trained": args.depth, None: None}
+    if any(arm.depth == "flat" for arm in runs):
+        depths["flat"] = write_flat_depth(args.depth, args.out / "depth-flat")
     for arm, run in runs.items():  # every arm trains before any is evaluated: training is the long pole
-        train(arm, run, {"trained": args.depth, "flat": flat, None: None}[arm.depth], args)
-    rows = [evaluate_arm(arm, run, args) for arm, run in runs.items()]
+        train(arm, training_config(arm, run, depths[arm.depth], args))
+    rows = [evaluate_arm(arm, run, size, args) for arm, run in runs.items() for size in arm.eval_sizes]
 
     base = rows[0]["eval"]["self_reenactment"]["model"]
+
+    def cell(value: float | None, width: int, digits: int) -> str:
+        return f"{'—':>{width}}" if value is None else f"{value:{width}.{digits}f}"
+
     print(f"\nequal budget: {args.steps} steps × batch {args.batch_size}, test split, every {args.stride}. frame")
-    print(f"arm                  PSNR   ΔPSNR    SSIM    AKD  AKD×base  ID-dist  cross AKD  cross ID   (base: {rows[0]['arm']})")
+    print(f"arm                  size   PSNR   ΔPSNR    SSIM  sharp    AKD  AKD×base  mouth    eye  ID-dist  "
+          f"cross AKD  cross ID  SSIM>still   (base: {rows[0]['arm']})")
     for row in rows:
-        self_row = row["eval"]["self_reenactment"]["model"]
-        cross_row = row["eval"]["cross_identity"]["model"]
+        report = row["eval"]
+        self_row, cross_row = report["self_reenactment"]["model"], report["cross_identity"]["model"]
+        versus = report["versus_still"]
         row["psnr_minus_baseline"] = self_row["psnr"] - base["psnr"]
         row["akd_ratio_vs_baseline"] = self_row["akd"] / base["akd"]
-        identity = "—" if self_row["identity"] is None else f"{self_row['identity']:.3f}"
-        cross_id = "—" if cross_row["identity"] is None else f"{cross_row['identity']:.3f}"
-        print(f"{row['arm']:<20} {self_row['psnr']:6.2f} {row['psnr_minus_baseline']:+7.2f} {self_row['ssim']:7.3f} "
-              f"{self_row['akd']:6.2f} {row['akd_ratio_vs_baseline']:9.2f} {identity:>8} {cross_row['akd']:10.2f} "
-              f"{cross_id:>9}")
+        print(f"{row['arm']:<20} {report['output_size']:>4} {self_row['psnr']:6.2f} {row['psnr_minus_baseline']:+7.2f} "
+              f"{self_row['ssim']:7.3f} {cell(self_row['sharpness'], 6, 2)} {self_row['akd']:6.2f} "
+              f"{row['akd_ratio_vs_baseline']:9.2f} {cell(self_row['mouth_lmd'], 6, 2)} {cell(self_row['eye_lmd'], 6, 2)} "
+              f"{cell(self_row['identity'], 8, 3)} {cell(cross_row['akd'], 10, 2)} {cell(cross_row['identity'], 9, 3)} "
+              f"{versus['ssim_above_still_clips']:>6}/{versus['scored_clips']}")
     still = rows[0]["eval"]["self_reenactment"]["still_frame"]
-    print(f"{'still frame':<20} {still['psnr']:6.2f} {still['psnr'] - base['psnr']:+7.2f} {still['ssim']:7.3f} "
-          f"{still['akd']:6.2f} {still['akd'] / base['akd']:9.2f}")
+    print(f"{'still frame':<20} {rows[0]['eval']['output_size']:>4} {still['psnr']:6.2f} {still['psnr'] - base['psnr']:+7.2f} "
+          f"{still['ssim']:7.3f} {cell(still['sharpness'], 6, 2)} {still['akd']:6.2f} {still['akd'] / base['akd']:9.2f} "
+          f"{cell(still['mouth_lmd'], 6, 2)} {cell(still['eye_lmd'], 6, 2)}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"baseline": rows[0]["arm"], "seed": args.seed, "steps": args.steps,
                                      "batch_size": args.batch_size, "stride": args.stride, "arms": rows}, indent=1))

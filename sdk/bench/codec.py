@@ -3,8 +3,8 @@
 On the prepared clips of a split, self-reenactment in absolute mode with each clip's first frame
 as the source (as `python -m sdk eval`): every frame is encoded by the model, its code goes through
 `sdk.codec` under each preset, and the frame rendered from the decoded code is compared with the
-input crop (PSNR, SSIM, AKD) at the model's resolution; "unquantized" renders the codes as they
-left the encoder. In the same run, H.264 (libx264 via PyAV, tune zerolatency, same resolution and
+input crop (PSNR, SSIM, AKD) at the output size (the frames users see); "unquantized" renders the
+codes as they left the encoder. In the same run, H.264 (libx264 via PyAV, tune zerolatency, same size and
 frame rate) codes the input crops (a) at our bitrate and (b) at the bitrate it needs to reach our
 PSNR, SSIM and AKD, each (bisection on the bitrate, interpolated on the measured rate); the
 headline is (b) / ours for PSNR. libx264 cannot go below ~12 kbit/s at 128² and 25 fps, so
@@ -74,7 +74,8 @@ class H264Point:
 class CodecBenchReport:
     model: str
     num_kp: int
-    resolution: int
+    resolution: int  # internal: what the codes describe
+    output_size: int  # what the frames are scored (and H.264 codes them) at
     clips: list[str]
     frames: int
     quality_frames: int
@@ -91,9 +92,9 @@ class CodecBenchReport:
 
 @dataclass
 class _Clip:
-    """What the bench keeps per clip: targets at model resolution, codes, landmarks."""
+    """What the bench keeps per clip: targets at the output size, codes, landmarks."""
     clip: PreparedClip
-    targets: list[np.ndarray]          # (R, R, 3) uint8 per frame
+    targets: list[np.ndarray]          # (S, S, 3) uint8 per frame
     keypoints: np.ndarray              # (T, K, 2)
     jacobians: np.ndarray              # (T, K, 2, 2)
     landmarks: np.ndarray | None       # (T, 478, 2) at 256², or None
@@ -115,8 +116,8 @@ def _load_clips(pipeline: TalkingHeadPipeline, data: Path, split: str, max_clips
         count = clip.frames if max_frames is None else min(clip.frames, max_frames)
         targets, keypoints, jacobians = [], [], []
         for index in range(count):
-            frame = load_frame(clip.frame_path(index), pipeline.resolution)
-            code = pipeline.encode(frame)
+            frame = load_frame(clip.frame_path(index), pipeline.output_size)
+            code = pipeline.encode(frame)  # the encoder sees it averaged down to the internal resolution
             targets.append(frame)
             keypoints.append(code.value[0].cpu().numpy())
             jacobians.append(code.jacobian[0].cpu().numpy())
@@ -289,7 +290,7 @@ def run_codec_bench(pipeline: TalkingHeadPipeline, model_sha256: str, data: Path
     header_args = {"model_id": cfg.name, "model_sha256": model_sha256, "num_kp": cfg.num_kp,
                    "resolution": cfg.resolution, "fps": float(FPS)}
     akd = KeypointDistance() if with_akd else None
-    report = CodecBenchReport(cfg.name, cfg.num_kp, cfg.resolution, [c.clip.id for c in clips],
+    report = CodecBenchReport(cfg.name, cfg.num_kp, cfg.resolution, pipeline.output_size, [c.clip.id for c in clips],
                               sum(len(c.targets) for c in clips), sum(len(c.quality_indices) for c in clips))
     try:
         report.unquantized = _render_quality(pipeline, clips, akd, None)
@@ -323,7 +324,8 @@ def format_report(report: CodecBenchReport) -> str:
     def cell(value: float | None, digits: int) -> str:
         return "—" if value is None else f"{value:.{digits}f}"
 
-    lines = [f"codec bench: {report.model} (K={report.num_kp}, {report.resolution}²) on {len(report.clips)} clips, "
+    lines = [f"codec bench: {report.model} (K={report.num_kp}, {report.resolution}², frames at {report.output_size}²) "
+             f"on {len(report.clips)} clips, "
              f"{report.frames} frames coded, quality on {report.quality_frames}; bitrates at {FPS} fps", "",
              f"{'stream':<22} {'kbps':>7} {'wire':>7} {'B/frame':>8} {'key B':>6} {'delta B':>7} "
              f"{'kp err':>15} {'jac err':>15} {'PSNR':>6} {'SSIM':>6} {'AKD':>6}"]

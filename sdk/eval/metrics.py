@@ -1,4 +1,5 @@
-"""Frame metrics of the papers' reenactment protocol: L1, SSIM, AKD, identity distance (PSNR: sdk.training.losses).
+"""Frame metrics: the papers' reenactment protocol (L1, SSIM, AKD, identity distance; PSNR:
+sdk.training.losses), and issue 11's sharpness ratio and mouth / eye landmark distances.
 
 Images are float tensors (N, 3, H, W) in [0, 1] unless stated otherwise.
 """
@@ -48,27 +49,52 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return value.flatten(1).mean(1)
 
 
+def laplacian_variance(image: np.ndarray) -> float:
+    """Sharpness of an RGB uint8 image: the variance of the Laplacian of its grey image."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@lru_cache(maxsize=1)
+def mesh_regions() -> dict[str, np.ndarray]:
+    """Indices into the 478-point mesh of the lips ("mouth", 40 points) and of both eye contours
+    ("eyes", 32 points), from MediaPipe's FACEMESH_LIPS / FACEMESH_LEFT_EYE / FACEMESH_RIGHT_EYE."""
+    from mediapipe.python.solutions import face_mesh_connections as mesh
+
+    def points(connections: frozenset[tuple[int, int]]) -> np.ndarray:
+        return np.array(sorted({index for edge in connections for index in edge}))
+
+    return {"mouth": points(mesh.FACEMESH_LIPS),
+            "eyes": points(mesh.FACEMESH_LEFT_EYE | mesh.FACEMESH_RIGHT_EYE)}
+
+
 class KeypointDistance:
     """AKD: mean distance in pixels at 256² between the face meshes of two frames.
 
     Uses all 478 points of the bundled MediaPipe face mesh (the papers use 68 points from a
     different landmark model, so absolute values are not comparable with theirs; ratios against
-    a baseline measured the same way are). Frames where the mesh finds no face are counted,
+    a baseline measured the same way are); the mouth and eye landmark distances are the same
+    mean over the `mesh_regions` points only. Frames where the mesh finds no face are counted,
     not scored.
     """
 
     def __init__(self) -> None:
         self.landmarker = FaceLandmarker()
+        self.regions = mesh_regions()
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 2) landmarks in pixels at 256² of an RGB uint8 square image, or None."""
         if image.shape[0] != AKD_RESOLUTION:
-            image = cv2.resize(image, (AKD_RESOLUTION, AKD_RESOLUTION), interpolation=cv2.INTER_LINEAR)
+            interpolation = cv2.INTER_AREA if image.shape[0] > AKD_RESOLUTION else cv2.INTER_LINEAR
+            image = cv2.resize(image, (AKD_RESOLUTION, AKD_RESOLUTION), interpolation=interpolation)
         points = self.landmarker.from_image(image)
         return None if points is None else points[:, :2]
 
     @staticmethod
-    def distance(a: np.ndarray, b: np.ndarray) -> float:
+    def distance(a: np.ndarray, b: np.ndarray, points: np.ndarray | None = None) -> float:
+        """Mean distance between (478, 2) landmarks, over `points` (indices) when given."""
+        if points is not None:
+            a, b = a[points], b[points]
         return float(np.linalg.norm(a - b, axis=1).mean())
 
     def close(self) -> None:
@@ -111,6 +137,7 @@ class IdentityDistance:
         """128-d descriptor of the face in an RGB uint8 crop, or None when dlib finds no face."""
         if image.shape[0] < AKD_RESOLUTION:
             image = cv2.resize(image, (AKD_RESOLUTION, AKD_RESOLUTION), interpolation=cv2.INTER_LINEAR)
+        image = np.ascontiguousarray(image)  # dlib takes C-ordered arrays only (rendered frames are transposed views)
         faces = self.detector(image, 1)
         if not faces:
             return None
