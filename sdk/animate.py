@@ -2,8 +2,11 @@
 
 With `crop="auto"` the portrait's face is cropped with the face front end and the driving face is
 tracked and cropped frame by frame (smoothed box); frames where the driver's face is lost keep
-the last code (counted in the stats). With `crop="none"` both inputs are used as they are,
-resized to the model's resolution. The output has exactly one frame per driving frame.
+the last code (counted in the stats). With `crop="none"` both inputs are used as they are
+(centre square). The output has exactly one frame per driving frame, at the pipeline's output
+size S; with `paste_back` (crop="auto" only) each frame is the whole portrait with the animated
+crop pasted into its face box over a feathered seam, scaled down to at most 1080 rows.
+A portrait whose face (or centre square) has fewer than S² pixels is upscaled, with a warning.
 """
 from __future__ import annotations
 
@@ -17,8 +20,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from .errors import MediaReadError
-from .face import FaceTracker, TrackerConfig, crop_portrait
+from .errors import MediaReadError, SdkError
+from .face import FaceTracker, TrackerConfig
+from .face.crop import PasteCanvas
+from .live.avatars import load_avatar
+from .live.outputs import compose
 from .media import iter_video, probe_video, read_audio, read_image, write_video
 from .pipeline import MotionConfig, TalkingHeadPipeline
 
@@ -33,6 +39,11 @@ class AnimationStats:
     frames: int = 0
     no_face_frames: int = 0
     frames_before_first_face: int = 0  # rendered as the unmoved portrait
+    output_size: int = 0  # S: the side of the rendered crops
+    frame_width: int = 0  # of the written frames (driver panel and paste-back included)
+    frame_height: int = 0
+    portrait_upscaled: bool = False  # the portrait had fewer than S² pixels for its crop
+    paste_back_scale: float | None = None  # portrait pixels -> frame pixels (None: crop only)
     encoder_ms: float = 0.0  # mean per encoded frame
     render_ms: float = 0.0  # mean per rendered frame
     seconds: float = 0.0
@@ -44,26 +55,44 @@ def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     square = image[top:top + side, left:left + side]
+    if side == size:
+        return square
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
-def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Path, out: str | Path,
-            crop: Literal["auto", "none"] = "auto", side_by_side: bool = False) -> AnimationStats:
-    """Animate `source` (an image file) with `driving` (a video file) into `out` (mp4)."""
+def _check_options(crop: str, paste_back: bool) -> None:
     if crop not in ("auto", "none"):
         raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
+    if paste_back and crop != "auto":
+        raise ValueError("paste-back needs crop 'auto': it pastes into the face box the crop was cut from")
+
+
+def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Path, out: str | Path,
+            crop: Literal["auto", "none"] = "auto", side_by_side: bool = False,
+            paste_back: bool = False) -> AnimationStats:
+    """Animate `source` (an image file) with `driving` (a video file) into `out` (mp4)."""
+    _check_options(crop, paste_back)
     started = time.perf_counter()
-    size = pipeline.resolution
+    size = pipeline.output_size
+    canvas = None
     if crop == "auto":
-        portrait, _ = crop_portrait(source, size=size)
+        avatar = load_avatar(source, size)
+        portrait = avatar.crop
+        if paste_back:
+            assert avatar.portrait is not None and avatar.box is not None
+            canvas = PasteCanvas.of(avatar.portrait, avatar.box)
     else:
-        portrait = _square_resize(read_image(source), size)
+        image = read_image(source)
+        portrait = _square_resize(image, min(size, *image.shape[:2]))  # smaller: the pipeline upscales it
     info = probe_video(driving)
     state = pipeline.prepare_source(portrait)
     pipeline.reset_anchor()
     tracker = FaceTracker(TrackerConfig(fps=info.fps)) if crop == "auto" else None
-    stats = AnimationStats()
+    stats = AnimationStats(output_size=size, portrait_upscaled=portrait.shape[0] < size,
+                           paste_back_scale=canvas.scale if canvas is not None else None)
+    # Before the first face: the unmoved portrait, at the size of every other frame.
+    still = canvas.image if canvas is not None else _square_resize(portrait, size)
     encode_seconds = render_seconds = 0.0
     encoded = 0
 
@@ -72,6 +101,7 @@ def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Pa
         code = None
         for frame in iter_video(driving):
             stats.frames += 1
+            # The driving crop at S: the encoder sees it averaged down to R, the driver panel as it is.
             if tracker is not None:
                 track = tracker.update(frame)
                 face = track.box.crop(frame, size) if track.box is not None else None
@@ -87,14 +117,15 @@ def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Pa
                 stats.no_face_frames += 1
             if code is None:
                 stats.frames_before_first_face += 1
-                rendered = portrait
+                rendered = still
             else:
                 tick = time.perf_counter()
                 rendered = pipeline.render(state, code)
                 render_seconds += time.perf_counter() - tick
-            if side_by_side:
-                left = face if face is not None else np.zeros_like(rendered)
-                rendered = np.concatenate([left, rendered], axis=1)
+                if canvas is not None:
+                    rendered = canvas.paste(rendered)
+            rendered = compose(rendered, face, side_by_side)
+            stats.frame_height, stats.frame_width = rendered.shape[:2]
             yield rendered
 
     try:
@@ -116,10 +147,14 @@ def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Pa
 def _run(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
 
+    try:
+        _check_options(args.crop, args.paste_back)  # before the model loads
+    except ValueError as exc:
+        raise SdkError(str(exc)) from None
     model = load_model(args.model, device=args.device)
     motion = MotionConfig(mode=args.motion, adapt_movement_scale=not args.no_adapt_scale)
-    pipeline = TalkingHeadPipeline(model, motion, device=args.device)
-    stats = animate(pipeline, args.source, args.driving, args.out, args.crop, args.side_by_side)
+    pipeline = TalkingHeadPipeline(model, motion, device=args.device, output_size=args.size)
+    stats = animate(pipeline, args.source, args.driving, args.out, args.crop, args.side_by_side, args.paste_back)
     print(json.dumps({"out": str(args.out), "model": model.cfg.name, **asdict(stats)}, indent=1))
     return 0
 
@@ -135,6 +170,11 @@ def add_animate_verb(subparsers: argparse._SubParsersAction) -> None:
                         help="auto: find and track the faces; none: use the inputs as they are")
     parser.add_argument("--motion", choices=["relative", "absolute"], default="relative")
     parser.add_argument("--no-adapt-scale", action="store_true", help="relative motion without movement-scale adaptation")
+    parser.add_argument("--size", type=int, default=None,
+                        help="output size S of the animated crop: a multiple of the model's internal resolution "
+                             "(default: the model's default output size)")
+    parser.add_argument("--paste-back", action="store_true",
+                        help="paste the animated face into the whole portrait (with --crop auto)")
     parser.add_argument("--side-by-side", action="store_true", help="write the driving crop beside the result")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(run=_run)

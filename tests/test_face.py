@@ -24,6 +24,7 @@ from sdk.face import (
     head_rotation,
 )
 from sdk.face.cli import add_crop_verb
+from sdk.face.crop import PasteCanvas
 from sdk.media import iter_video, probe_video, read_image, write_image
 
 from conftest import data_file
@@ -179,6 +180,31 @@ def test_crop_paste_round_trip(out_size: int, landmarker: FaceLandmarker) -> Non
     outside = np.ones(image.shape[:2], bool)
     outside[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))] = False
     np.testing.assert_array_equal(pasted[outside], image[outside])
+
+
+def test_paste_back_canvas_keeps_the_portrait_outside_the_face_box() -> None:
+    rng = np.random.default_rng(0)
+    portrait = rng.integers(0, 256, (301, 400, 3), dtype=np.uint8)  # odd height: the writers pad it
+    box = SquareBox(200.0, 140.0, 120.0)
+    crop = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    canvas = PasteCanvas.of(portrait, box)
+    assert canvas.scale == 1.0 and canvas.image is portrait and canvas.box == box
+    pasted = canvas.paste(crop)
+    assert pasted.shape == portrait.shape and pasted.dtype == np.uint8
+    outside = np.ones(portrait.shape[:2], bool)
+    outside[80:200, 140:260] = False
+    np.testing.assert_array_equal(pasted[outside], portrait[outside])
+    # Inside the feathered seam the crop shows as it is; the uint8 blend matches the float one.
+    flat = canvas.paste(np.full_like(crop, 77))
+    assert (flat[100:180, 160:240] == 77).all() and not (flat[81:199, 141:259] == 77).all()
+    as_float = box.paste(portrait.astype(np.float32), crop.astype(np.float32))
+    assert np.abs(as_float - pasted).max() < 2.0  # uint8 rounds twice: the resampled crop and the blend
+
+    # A tall portrait is scaled down to at most max_height rows, its face box with it.
+    small = PasteCanvas.of(portrait, box, max_height=150)
+    assert small.image.shape == (150, 199, 3) and small.scale == pytest.approx(150 / 301)
+    assert small.box == SquareBox(200.0 * small.scale, 140.0 * small.scale, 120.0 * small.scale)
+    assert small.paste(crop).shape == small.image.shape
 
 
 def test_clip_box_covers_every_frame_box() -> None:

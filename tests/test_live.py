@@ -1,4 +1,5 @@
 """`sdk.live_camera` and `python -m sdk live` on a tiny random model and short clips cut from the bundled video."""
+import dataclasses
 import json
 import socket
 import threading
@@ -112,6 +113,8 @@ def test_keys_steer_the_session_and_no_display_is_a_clear_error(monkeypatch):
     assert compose(avatar, None, False) is avatar
     assert compose(avatar, np.full_like(avatar, 9), True).shape == (8, 16, 3)
     assert compose(avatar, None, True)[:, :8].max() == 0  # a receiver half has no driver crop
+    portrait = np.zeros((12, 20, 3), np.uint8)  # paste-back: the driver's crop at the portrait's height
+    assert compose(portrait, np.full_like(avatar, 9), True).shape == (12, 32, 3)
 
 
 def test_bad_camera_index_and_missing_video(tmp_path):
@@ -175,8 +178,52 @@ def test_cli_headless_with_out_file_and_stats_json(tmp_path, clip, tiny_model):
     assert stats["frames_captured"] == 6 and stats["stop_reason"] == "frame limit"
     assert stats["frames_rendered"] == 6 and stats["frames_dropped_total"] == 0
     assert stats["bytes_per_frame"] > 0 and stats["latency_ms_p95"] >= stats["latency_ms_p50"] > 0
+    assert stats["output_size"] == 128 and not stats["paste_back"] and not stats["portrait_upscaled"]
     frames, fps = media.read_video(out)
-    assert len(frames) == 6 and frames[0].shape == (64, 128, 3) and fps == 25.0
+    assert len(frames) == 6 and frames[0].shape == (128, 256, 3) and fps == 25.0  # driver | avatar at 2R
+
+
+def test_output_size_paste_back_and_a_small_portrait(tmp_path, clip, tiny_model):
+    import cv2
+
+    seen = []
+    config = headless(clip, capture=CaptureConfig(camera=clip, paced=False, max_frames=3), queue_capacity=CLIP_FRAMES,
+                      output_size=128, paste_back=True, output=OutputConfig(window=False, side_by_side=True))
+    stats = live_camera(config, model=tiny_model, on_frame=seen.append)
+    assert stats.output_size == 128 and stats.paste_back and stats.frames_rendered == len(seen) == 3
+    portrait = media.read_image(DEFAULT_PORTRAIT)
+    first = seen[0]
+    assert first.avatar.shape == portrait.shape and first.driver.shape == (128, 128, 3)
+    assert first.image.shape == (512, 1024, 3)  # driver | the whole portrait, at its height
+    np.testing.assert_array_equal(first.avatar[:40], portrait[:40])  # above the face box: the portrait itself
+
+    small = tmp_path / "small.png"  # its face box is ~110 px: fewer pixels than the 128² output
+    media.write_image(small, cv2.resize(portrait, (120, 120), interpolation=cv2.INTER_AREA))
+    stats = live_camera(headless(clip, capture=CaptureConfig(camera=clip, paced=False, max_frames=2), portrait=small),
+                        model=tiny_model, on_frame=seen.append)
+    assert stats.portrait_upscaled and not stats.paste_back and seen[-1].avatar.shape == (128, 128, 3)
+
+
+def test_cli_bad_output_sizes_and_paste_back_options(tmp_path, clip, tiny_model, capsys):
+    torch.manual_seed(0)
+    old = TalkingHeadModel(dataclasses.replace(get_config("dagan++-tiny"), composite=None))  # saved before the head
+    model_dirs = {"new": save_model(tiny_model, tmp_path / "new", half=False),
+                  "old": save_model(old, tmp_path / "old", half=False)}
+    cases = [("new", ["--size", "100"], "output size 100 is not a multiple of dagan++-tiny's internal resolution 64"),
+             ("old", ["--size", "128"], "dagan++-tiny has no composite head: it renders at 64² only, not 128²"),
+             ("new", ["--paste-back", "--connect", "127.0.0.1:9", "--key-file", str(tmp_path / "k")],
+              "a sender half (connect) renders none"),
+             ("new", ["--paste-back", "--listen", "127.0.0.1:9", "--key-file", str(tmp_path / "k")],
+              "give this receiver its own portrait")]
+    for model, argv, message in cases:
+        code = main(["live", "--camera", str(clip), "--model", str(model_dirs[model]), "--backend", "torch",
+                     "--headless", "--frames", "2", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+    stats_json = tmp_path / "old.json"  # the old model renders at its own resolution
+    assert main(["live", "--camera", str(clip), "--model", str(model_dirs["old"]), "--backend", "torch",
+                 "--headless", "--frames", "2", "--unpaced", "--stats-json", str(stats_json)]) == 0
+    assert json.loads(stats_json.read_text())["output_size"] == 64
 
 
 def test_ended_video_stops_cleanly_and_callback_gets_every_frame(clip, tiny_model):
@@ -187,7 +234,7 @@ def test_ended_video_stops_cleanly_and_callback_gets_every_frame(clip, tiny_mode
     assert [f.index for f in seen] == list(range(CLIP_FRAMES))
     assert [f.sequence for f in seen] == list(range(CLIP_FRAMES))
     first = seen[0]
-    assert first.image.shape == first.avatar.shape == first.driver.shape == (64, 64, 3)
+    assert first.image.shape == first.avatar.shape == first.driver.shape == (128, 128, 3)  # 2R: the default
     assert first.avatar_name == DEFAULT_PORTRAIT.name and not first.no_face
     assert stats.latency_clock == "shared" and stats.encoder_ms > 0 and stats.generator_ms > 0
     assert_every_frame_accounted_for(stats)

@@ -1,5 +1,7 @@
 """The stage wrapper, `animate` and `eval` on a tiny untrained model and real media."""
+import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -51,7 +53,8 @@ def test_stages_and_relative_motion(pipeline):
     driven = pipeline.driving_keypoints(state, code)
     assert torch.allclose(driven.value, state.keypoints.value, atol=1e-5)
     frame = pipeline.render(state, code)
-    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    assert pipeline.output_size == 128  # the default: twice the internal resolution, with the composite head
+    assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8
     pipeline.motion = MotionConfig(mode="absolute")
     assert pipeline.driving_keypoints(state, code) is code
     pipeline.motion = MotionConfig()
@@ -78,7 +81,7 @@ def test_animate_holds_the_code_through_frames_without_a_face(pipeline, driving_
     assert stats.frames == len(frames) and stats.no_face_frames == 3
     assert stats.frames_before_first_face == 0
     info = media.probe_video(out)
-    assert (info.width, info.height) == (128, 64)
+    assert (info.width, info.height) == (256, 128)  # driver | avatar, both at the output size 2R
     assert len(media.read_video(out)[0]) == len(frames)
 
 
@@ -112,8 +115,78 @@ def test_animate_cli_and_grayscale_rgba_sources(tiny_model_dir, driving_frames, 
         out = tmp_path / f"{source.stem}.mp4"
         code = main(["animate", "--source", str(source), "--driving", str(driving), "--out", str(out),
                      "--model", str(tiny_model_dir)])
-        assert code == 0 and media.probe_video(out).width == 64
+        assert code == 0 and media.probe_video(out).width == 128
         assert json.loads(capsys.readouterr().out)["frames"] == 3
+
+
+def test_animate_at_a_chosen_size_and_sizes_the_model_cannot_serve(tiny_model_dir, driving_frames, tmp_path, capsys):
+    driving = tmp_path / "short.mp4"
+    media.write_video(driving, driving_frames[:2], 25.0)
+    out = tmp_path / "s256.mp4"
+    assert main(["animate", "--driving", str(driving), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--size", "256"]) == 0
+    assert json.loads(capsys.readouterr().out)["output_size"] == 256
+    assert (media.probe_video(out).width, media.probe_video(out).height) == (256, 256)
+    for argv, message in ((["--size", "100"], "not a multiple of dagan-tiny's internal resolution 64"),
+                          (["--crop", "none", "--paste-back"], "paste-back needs crop 'auto'")):
+        code = main(["animate", "--driving", str(driving), "--out", str(tmp_path / "bad.mp4"),
+                     "--model", str(tiny_model_dir), *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_old_model_without_composite_head_renders_at_its_resolution_only(driving_frames, tmp_path, capsys):
+    torch.manual_seed(0)
+    old = dataclasses.replace(get_config("dagan-tiny"), composite=None)  # as saved before the head
+    model_dir = save_model(TalkingHeadModel(old), tmp_path / "old", half=False)
+    driving = tmp_path / "short.mp4"
+    media.write_video(driving, driving_frames[:2], 25.0)
+    assert main(["animate", "--driving", str(driving), "--out", str(tmp_path / "old.mp4"),
+                 "--model", str(model_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["output_size"] == 64
+    assert media.probe_video(tmp_path / "old.mp4").width == 64
+    code = main(["animate", "--driving", str(driving), "--out", str(tmp_path / "x.mp4"), "--model", str(model_dir),
+                 "--size", "128"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: dagan-tiny has no composite head: it renders at 64² only, not 128²"]
+
+
+def test_small_portrait_is_upscaled_with_a_warning(pipeline, driving_frames, tmp_path, caplog):
+    import cv2
+
+    small = tmp_path / "small.png"  # its face box is ~110 px: fewer pixels than the 128² output
+    media.write_image(small, cv2.resize(media.read_image(DEFAULT_SOURCE), (120, 120), interpolation=cv2.INTER_AREA))
+    driving = tmp_path / "short.mp4"
+    media.write_video(driving, driving_frames[:2], 25.0)
+    with caplog.at_level(logging.WARNING, logger="sdk.pipeline"):
+        stats = animate(pipeline, small, driving, tmp_path / "out.mp4")
+    assert stats.portrait_upscaled and stats.output_size == 128
+    assert "smaller than the output size 128²: upscaled" in caplog.text
+    assert media.probe_video(tmp_path / "out.mp4").width == 128
+    assert not animate(pipeline, DEFAULT_SOURCE, driving, tmp_path / "big.mp4").portrait_upscaled
+
+
+def test_paste_back_writes_the_whole_portrait(pipeline, driving_frames, tmp_path):
+    import cv2
+
+    # The bundled portrait with a 160-px border: far from the face, the video must be the portrait.
+    portrait = cv2.copyMakeBorder(media.read_image(DEFAULT_SOURCE), 160, 160, 160, 160, cv2.BORDER_REFLECT)
+    source = tmp_path / "wide.png"
+    media.write_image(source, portrait)
+    driving = tmp_path / "short.mp4"
+    media.write_video(driving, driving_frames[:3], 25.0)
+    out = tmp_path / "pasted.mp4"
+    stats = animate(pipeline, source, driving, out, paste_back=True, side_by_side=True)
+    assert stats.paste_back_scale == 1.0 and (stats.frame_width, stats.frame_height) == (2 * 832, 832)
+    frames, _ = media.read_video(out)
+    assert len(frames) == 3 and frames[0].shape == (832, 2 * 832, 3)  # driver panel at the portrait's height
+    avatar = frames[-1][:, 832:].astype(np.int16)
+    far = np.zeros(portrait.shape[:2], bool)  # the border outside the face box
+    far[:150], far[-150:], far[:, :150], far[:, -150:] = True, True, True, True
+    # H.264 (crf 18, 4:2:0 chroma) of the portrait itself: 2.2 grey levels; the face is the model's: 21
+    assert np.abs(avatar[far] - portrait[far]).mean() < 3.0
+    assert np.abs(avatar[~far] - portrait[~far]).mean() > 10.0
 
 
 def test_cli_reports_a_missing_model_clearly(tmp_path, capsys):

@@ -1,20 +1,29 @@
 """The portraits a receiver animates: one image, every image of a folder, or the one the sender sent.
 
-Portraits are cropped around their face once, at load, at the model's resolution (an image with
-no face is an error when it is the only one, and is skipped with a warning in a folder). The
-portrait the sender sends at session start is that crop as PNG bytes.
+Portraits are cropped around their face once, at load, at the output size, or at the face's own
+size in the image when that is smaller: the pipeline then upscales it, with a warning (an image
+with no face is an error when it is the only one, and is skipped with a warning in a folder).
+The whole image and the face box stay with the crop for paste-back. The portrait the sender
+sends at session start is the crop alone, as PNG bytes.
 """
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..errors import MediaReadError, NoFaceError
+from ..face.crop import SquareBox
+from ..media import read_image
 from .errors import LiveError
+
+if TYPE_CHECKING:
+    from ..face import FaceLandmarker
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +33,41 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 @dataclass(frozen=True)
 class Avatar:
-    """A portrait ready to animate: `crop` is RGB uint8 (R, R, 3) around its face."""
+    """A portrait ready to animate.
+
+    crop: RGB uint8 (n, n, 3) around its face: n is the output size it was loaded at, or less
+        when the face is smaller than that in the image. portrait: the whole image (H, W, 3) and
+        box: the face box in its pixels, for paste-back (None for the portrait a sender sent).
+    """
 
     name: str
     crop: np.ndarray
+    portrait: np.ndarray | None = None
+    box: SquareBox | None = None
+
+
+def load_avatar(file: str | Path, size: int, landmarker: FaceLandmarker | None = None) -> Avatar:
+    """Crop the face of one image at `size`², or at the face box's own side when that is smaller.
+
+    Raises MediaReadError (unreadable image) or NoFaceError (no usable face), naming the file.
+    """
+    from ..face import crop_portrait
+
+    file = Path(file)
+    crop, box = crop_portrait(file, size=size, landmarker=landmarker)
+    image = read_image(file)
+    if box.size < size:  # no pixels to fill `size`²: the crop keeps the face's own resolution
+        crop = box.crop(image, max(1, math.floor(box.size)))
+    return Avatar(file.name, crop, image, box)
 
 
 def load_avatars(path: str | Path, size: int) -> list[Avatar]:
-    """Crop the face of an image, or of every image in a folder (sorted by name), at `size`².
+    """`load_avatar` of an image, or of every image in a folder (sorted by name).
 
     Raises MediaReadError (no such file or folder, unreadable image) or NoFaceError (the image,
     or every image of the folder, has no usable face), naming the path.
     """
-    from ..face import FaceLandmarker, crop_portrait
+    from ..face import FaceLandmarker
 
     path = Path(path)
     if path.is_dir():
@@ -51,14 +82,12 @@ def load_avatars(path: str | Path, size: int) -> list[Avatar]:
     with FaceLandmarker() as landmarker:
         for file in files:
             try:
-                crop, _ = crop_portrait(file, size=size, landmarker=landmarker)
+                avatars.append(load_avatar(file, size, landmarker))
             except (NoFaceError, MediaReadError) as exc:
                 if not path.is_dir():
                     raise
                 log.warning("skipping portrait %s", exc)
                 problems.append(str(exc))
-                continue
-            avatars.append(Avatar(file.name, crop))
     if not avatars:
         raise NoFaceError(f"{path}: none of its {len(files)} images has a usable face ({'; '.join(problems[:3])})")
     return avatars

@@ -32,7 +32,7 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
         capture=CaptureConfig(camera=args.camera, paced=not args.unpaced, fps=args.fps, max_frames=args.frames),
         portrait=Path(args.portrait) if args.portrait else None,
         model=args.model, backend=args.backend, graphs=Path(args.graphs) if args.graphs else None,
-        device=args.device, threads=args.threads,
+        device=args.device, threads=args.threads, output_size=args.size, paste_back=args.paste_back,
         motion=MotionConfig(mode=args.motion), codec=CodecConfig.preset(args.codec),
         transport=TransportConfig(kind=kind, listen=args.listen, connect=args.connect,
                                   key_file=Path(args.key_file) if args.key_file else None,
@@ -45,7 +45,11 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
 def _run(args: argparse.Namespace) -> int:
     if args.transport == "inproc" and (args.listen or args.connect):
         raise LiveError("--listen / --connect run one half of a udp session; drop --transport inproc")
-    stats = live_camera(config_from_args(args))
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:  # an option combination the config refuses
+        raise LiveError(str(exc)) from None
+    stats = live_camera(config)
     document = stats.to_dict()
     if args.stats_json:
         path = Path(args.stats_json)
@@ -73,6 +77,11 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--graphs", default=None, help="export folder with ONNX graphs (onnx-int8 needs one)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="output size S of rendered frames: a multiple of the model's internal resolution "
+                             "(default: the model's default output size)")
+    parser.add_argument("--paste-back", action="store_true",
+                        help="paste the animated face into the whole portrait (on the rendering end)")
     parser.add_argument("--headless", action="store_true", help="no window")
     parser.add_argument("--frames", type=int, default=None, help="stop after N captured frames (receiver: N codes)")
     parser.add_argument("--out", default=None, help="also write the output to this video (.mp4)")

@@ -74,6 +74,11 @@ class LiveConfig:
     backend: a `sdk.runtime.BACKEND_KINDS` kind ("auto" times the available ones and takes the
         fastest); graphs: an export folder for the ONNX backends (see `sdk.runtime.create_backend`).
     device: "cpu" or "cuda". threads: torch / ONNX Runtime intra-op threads (None: their default).
+    output_size: the side S of rendered frames, a multiple of the model's internal resolution
+        (None: the model's default output size); portraits are cropped at S², and upscaled,
+        with a warning, when their face has fewer pixels.
+    paste_back: the receiver pastes each frame into the whole portrait over a feathered seam
+        (scaled down to at most 1080 rows); needs the portrait itself, not the sender's crop.
     motion: relative motion against the anchor (the driver's first code, or re-anchored).
     codec: the code stream's quantization and keyframe interval (`CodecConfig.preset(...)`).
     queue_capacity: frames each queue between two stages holds before it drops the oldest; 1
@@ -87,6 +92,8 @@ class LiveConfig:
     graphs: Path | None = None
     device: str = "cpu"
     threads: int | None = None
+    output_size: int | None = None
+    paste_back: bool = False
     motion: MotionConfig = field(default_factory=MotionConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
@@ -98,3 +105,10 @@ class LiveConfig:
             raise ValueError(f"LiveConfig.queue_capacity must be >= 1, got {self.queue_capacity}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"LiveConfig.threads must be >= 1, got {self.threads}")
+        if self.output_size is not None and self.output_size < 1:
+            raise ValueError(f"LiveConfig.output_size must be >= 1, got {self.output_size}")
+        if self.paste_back and self.transport.mode == "udp-sender":
+            raise ValueError("paste-back happens where frames are rendered: a sender half (connect) renders none")
+        if self.paste_back and self.transport.mode == "udp-receiver" and self.portrait is None:
+            raise ValueError("paste-back needs the whole portrait, and a sender sends only its face crop: "
+                             "give this receiver its own portrait (--portrait, LiveConfig.portrait)")

@@ -23,7 +23,7 @@ class OutputConfig:
     out_path: also write the frames to this video file (H.264 mp4) at the stream's frame rate.
     side_by_side: start with the driver's crop shown left of the avatar (the window's "s" key
         toggles it); the video file keeps the layout it started with.
-    display_size: height in pixels of the window's image (the model renders small crops).
+    display_size: height in pixels of the window's image (frames are scaled to it).
     """
 
     window: bool = True
@@ -40,9 +40,10 @@ class OutputConfig:
 class LiveFrame:
     """One output frame, as the `on_frame` callback receives it.
 
-    image: what is shown: the avatar, RGB uint8 (R, R, 3), or driver | avatar (R, 2R, 3) while
-        side by side is on. avatar: the rendered avatar (R, R, 3). driver: the driver's face
-        crop (R, R, 3) when this process captured it, else None (a receiver half).
+    image: what is shown: the avatar, RGB uint8, or driver | avatar while side by side is on.
+    avatar: the rendered avatar (S, S, 3) at the output size S, or with paste-back the whole
+        portrait (H, W, 3) with it pasted in. driver: the driver's face crop (S, S, 3) when this
+        process captured it, else None (a receiver half).
     index: output frame number from 0; sequence: the code's number in the stream.
     latency_ms: capture -> this output (see LiveStats.latency_clock).
     """
@@ -58,15 +59,26 @@ class LiveFrame:
 
 
 def compose(avatar: np.ndarray, driver: np.ndarray | None, side_by_side: bool) -> np.ndarray:
-    """The avatar alone, or driver | avatar; a receiver half without the driver shows black there."""
+    """The avatar alone, or driver | avatar with the driver's square crop at the avatar's height
+    (the avatar is the whole portrait with paste-back); without the driver (a receiver half, no
+    face yet) black shows there."""
     if not side_by_side:
         return avatar
-    left = driver if driver is not None and driver.shape == avatar.shape else np.zeros_like(avatar)
+    height = avatar.shape[0]
+    if driver is None:
+        left = np.zeros((height, height, 3), avatar.dtype)
+    elif driver.shape[0] != height:
+        interpolation = cv2.INTER_AREA if driver.shape[0] > height else cv2.INTER_LINEAR
+        left = cv2.resize(driver, (height, height), interpolation=interpolation)
+    else:
+        left = driver
     return np.concatenate([left, avatar], axis=1)
 
 
 class VideoFileSink:
-    """Writes RGB uint8 frames of one size to an H.264 mp4 as they come (low-latency settings)."""
+    """Writes RGB uint8 frames to an H.264 mp4 as they come (low-latency settings), at the size of
+    the first frame: a later frame of another size (paste-back into another avatar's portrait)
+    is scaled to fit inside it, centred on black."""
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
@@ -86,6 +98,8 @@ class VideoFileSink:
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         if self.frames == 0:
             self._stream.width, self._stream.height = image.shape[1], image.shape[0]
+        elif image.shape[:2] != (self._stream.height, self._stream.width):
+            image = _fit(image, self._stream.height, self._stream.width)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         self._container.mux(self._stream.encode(frame))
         self.frames += 1
@@ -96,6 +110,17 @@ class VideoFileSink:
         self._container.close()
         if not self.frames:
             self.path.unlink(missing_ok=True)  # an mp4 without frames is not a video
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`image` scaled to fit inside height x width, centred on black."""
+    scale = min(height / image.shape[0], width / image.shape[1])
+    size = (min(width, round(image.shape[1] * scale)), min(height, round(image.shape[0] * scale)))
+    scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((height, width, 3), image.dtype)
+    top, left = (height - size[1]) // 2, (width - size[0]) // 2
+    canvas[top:top + size[1], left:left + size[0]] = scaled
+    return canvas
 
 
 def check_display() -> None:

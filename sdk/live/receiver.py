@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..codec import CodecError, CodeDecoder, FrameCode
+from ..face.crop import PasteCanvas
 from ..models import Keypoints
 from ..pipeline import TalkingHeadPipeline
 from ..transport import PacketReceiver
@@ -40,7 +41,8 @@ class ReceivedCode:
 
 @dataclass(frozen=True)
 class RenderedFrame:
-    """The avatar moved by one code: RGB uint8 (R, R, 3), and whose portrait it is."""
+    """The avatar moved by one code: RGB uint8 (S, S, 3), or the whole portrait with it pasted in
+    (paste-back), and whose portrait it is."""
 
     received: ReceivedCode
     avatar: np.ndarray
@@ -131,16 +133,20 @@ def code_to_keypoints(code: FrameCode, device: torch.device) -> Keypoints:
 
 
 class AvatarRenderer:
-    """The generator thread: codes -> frames of the current avatar, with relative motion."""
+    """The generator thread: codes -> frames of the current avatar, with relative motion; with
+    `paste_back` each frame is pasted into the avatar's whole portrait (`Avatar.portrait`)."""
 
-    def __init__(self, pipeline: TalkingHeadPipeline, avatars: AvatarRing, controls: LiveControls):
+    def __init__(self, pipeline: TalkingHeadPipeline, avatars: AvatarRing, controls: LiveControls,
+                 paste_back: bool = False):
         self.pipeline = pipeline
         self.avatars = avatars
         self.controls = controls
+        self.paste_back = paste_back
         self.rendering = StageTimer()
         self.reanchors = 0
         self.avatar_switches = 0
         self._states: dict[int, object] = {}
+        self._canvases: dict[int, PasteCanvas] = {}
         # Warm-up: the first render pays for lazy initialisation; it must not count as a live frame.
         state = self.prepare_current()
         self.pipeline.render(state, state.keypoints)
@@ -172,7 +178,18 @@ class AvatarRenderer:
         tick = time.perf_counter()
         avatar = self.pipeline.render(state, code_to_keypoints(received.code, self.pipeline.device))
         self.rendering.add(time.perf_counter() - tick)
+        if self.paste_back:
+            avatar = self._canvas().paste(avatar)
         return RenderedFrame(received, avatar, self.avatars.current.name)
+
+    def _canvas(self) -> PasteCanvas:
+        """The current avatar's whole portrait to paste into, made once per avatar."""
+        index = self.avatars.index
+        if index not in self._canvases:
+            current = self.avatars.current
+            assert current.portrait is not None and current.box is not None  # LiveConfig checks it
+            self._canvases[index] = PasteCanvas.of(current.portrait, current.box)
+        return self._canvases[index]
 
     def _apply_requests(self) -> None:
         reanchor, steps = self.controls.take_generator_requests()

@@ -25,7 +25,7 @@ from .stats import StageTimer
 @dataclass(frozen=True)
 class SentFrame:
     """What the sender knows about a frame it sent, for a receiver in the same process:
-    capture time (time.monotonic() seconds), the face crop RGB uint8 (R, R, 3) or None, and
+    capture time (time.monotonic() seconds), the face crop RGB uint8 (S, S, 3) or None, and
     whether the face was missing (the code is the last good one again)."""
 
     captured_at: float
@@ -94,7 +94,7 @@ class CodeSender:
 
     def process(self, frame: CapturedFrame) -> None:
         assert self.encoder is not None, "CodeSender.process runs inside run()"
-        size = self.pipeline.resolution
+        size = self.pipeline.output_size  # the driver panel's size; the encoder averages it down to R
         tick = time.perf_counter()
         track = self.tracker.update(frame.image, frame.captured_at - self.epoch)
         crop = track.box.crop(frame.image, size) if track.box is not None else None

@@ -187,8 +187,9 @@ class _LiveSession:
         self.cfg = model.cfg
         self.model_sha256 = model_sha256(model)
         backend = create_backend(model, config.backend, config.device, graphs=config.graphs,
-                                 threads=config.threads)
+                                 threads=config.threads, output_size=config.output_size)
         self.backend_name = backend.name
+        self.output_size = backend.output_size
         avatars = self._local_avatars()
         self._open_transport(key)
         if self.has_sender:
@@ -202,14 +203,15 @@ class _LiveSession:
         if self.has_receiver:
             self.receive_pipeline = TalkingHeadPipeline(backend, config.motion)
             if avatars:  # prepared now, so the first codes do not wait for the source encoder
-                self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing(avatars), self.controls)
+                self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing(avatars), self.controls,
+                                               config.paste_back)
 
     def _local_avatars(self) -> list[Avatar]:
         """The sender's portrait to send (udp-sender), the receiver's own avatars, or [] (use the sender's)."""
         portrait = self.config.portrait
         if self.mode == "udp-receiver" and portrait is None:
             return []
-        return load_avatars(portrait if portrait is not None else DEFAULT_PORTRAIT, self.cfg.resolution)
+        return load_avatars(portrait if portrait is not None else DEFAULT_PORTRAIT, self.output_size)
 
     def _session_key(self) -> SessionKey:
         key_file = self.config.transport.key_file
@@ -289,7 +291,7 @@ class _LiveSession:
                 raise LiveError("the sender sent no portrait and this receiver has none: pass --portrait "
                                 "(LiveConfig.portrait) on one of the two ends")
             self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing([decode_portrait(start.portrait)]),
-                                           self.controls)
+                                           self.controls, self.config.paste_back)
         remote = not self.has_sender
         self.code_receiver = CodeReceiver(self.receiver_transport, CodeDecoder(header), self.sent_log,
                                           transport.idle_timeout_s if remote else None,
@@ -403,7 +405,8 @@ class _LiveSession:
 
     def _stats(self) -> LiveStats:
         seconds = time.monotonic() - self.started_at
-        stats = LiveStats(mode=self.mode, model=self.cfg.name, backend=self.backend_name, seconds=seconds)
+        stats = LiveStats(mode=self.mode, model=self.cfg.name, backend=self.backend_name, seconds=seconds,
+                          output_size=self.output_size, paste_back=self.config.paste_back)
         fps = self.header.fps if self.header is not None else 0.0
         if self.has_sender:
             self._sender_stats(stats, fps)
@@ -467,6 +470,8 @@ class _LiveSession:
             stats.reanchors = self.renderer.reanchors
             stats.avatar_switches = self.renderer.avatar_switches
             stats.avatar = self.renderer.avatars.current.name
+            stats.portrait_upscaled = any(avatar.crop.shape[0] < self.output_size
+                                          for avatar in self.renderer.avatars.avatars)
         stats.latency_ms_p50 = self.latency.percentile(50)
         stats.latency_ms_p95 = self.latency.percentile(95)
         stats.latency_ms_max = self.latency.maximum

@@ -39,6 +39,8 @@ class LiveStats:
         the fixed part does not).
     tracker_ms, encoder_ms, generator_ms: mean per frame of face tracking + crop, keypoint
         encoder, and relative motion + generator.
+    output_size: the side S of rendered frames; paste_back: they were pasted into the whole
+        portrait; portrait_upscaled: an avatar's face had fewer than S² pixels (upscaled crop).
     """
 
     mode: str = ""
@@ -65,6 +67,9 @@ class LiveStats:
     tracker_ms: float = 0.0
     encoder_ms: float = 0.0
     generator_ms: float = 0.0
+    output_size: int = 0
+    paste_back: bool = False
+    portrait_upscaled: bool = False
     seconds: float = 0.0
     stop_reason: str = ""
     reanchors: int = 0
