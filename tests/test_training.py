@@ -26,7 +26,8 @@ from sdk.models.pose_net import PoseOutput
 from sdk.training.cli import add_train_verb, generator_config
 from sdk.training.losses import (DepthLossWeights, RandomTransform, depth_loss, depth_warp,
                                  discriminator_adversarial_loss, equivariance_losses, feature_matching_loss,
-                                 generator_adversarial_loss, image_pyramid, keypoint_distance_loss, photometric_error,
+                                 generator_adversarial_loss, image_pyramid, keypoint_distance_loss, mask_decisiveness_loss,
+                                 photometric_error,
                                  pose_matrix, psnr, reconstruction_loss, rotation_from_axisangle, smoothness_loss, ssim)
 from sdk.training.state import load_checkpoint
 from sdk.training.config import DepthTrainConfig, GeneratorTrainConfig
@@ -56,6 +57,16 @@ def test_reconstruction_loss_ignores_pixels_of_zero_weight():
     weight[..., :16] = 1
     assert float(reconstruction_loss(prediction, target, (1.0,), weight)) < 0.05  # SSIM windows touch the seam
     assert float(reconstruction_loss(prediction, target, (1.0,))) > 0.2
+
+
+def test_mask_decisiveness_is_zero_for_a_binary_mask():
+    binary = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    assert float(mask_decisiveness_loss(binary)) == 0.0
+    assert float(mask_decisiveness_loss(torch.full((1, 1, 4, 4), 0.5))) == pytest.approx(1.0)
+    weight = torch.zeros(1, 1, 4, 4)
+    weight[..., :2] = 1
+    half = torch.cat([torch.zeros(1, 1, 4, 2), torch.full((1, 1, 4, 2), 0.5)], dim=-1)
+    assert float(mask_decisiveness_loss(half, weight)) == 0.0  # the soft half lies outside the weight
 
 
 def test_ssim_and_reconstruction_of_identical_images():
@@ -353,6 +364,11 @@ def test_cli_maps_flags_to_the_config(tmp_path):
     cfg = generator_config(args)
     assert (cfg.steps, cfg.batch_size, cfg.gan_warmup_steps, cfg.val_interval, cfg.amp) == (7, 3, 0, 0, False)
     assert cfg.lr == 2e-4 and cfg.betas == (0.5, 0.999) and cfg.depth is None
+    assert cfg.weights.composite_mask == 1.0
+    args = parser.parse_args(["train", "generator", "--config", "fomm-tiny", "--data", str(tmp_path), "--out",
+                              str(tmp_path / "run"), "--mask-weight", "0", "--size", "128", "--time-limit", "5"])
+    cfg = generator_config(args)
+    assert (cfg.weights.composite_mask, cfg.output_size, cfg.time_limit_minutes) == (0.0, 128, 5.0)
 
 
 def test_fomm_trains_without_a_depth_net(synthetic_data, tmp_path):

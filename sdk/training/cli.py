@@ -59,10 +59,13 @@ def depth_config(args: argparse.Namespace):
 def generator_config(args: argparse.Namespace):
     """The GeneratorTrainConfig of parsed `train generator` arguments (unset flags keep the defaults)."""
     from .config import GeneratorTrainConfig
+    from .losses import LossWeights
 
-    return GeneratorTrainConfig(**_overrides(args, {**_COMMON_FLAGS, "depth": "depth", "init": "init",
-                                                    "gan_warmup": "gan_warmup_steps", "size": "output_size",
-                                                    "patch_size": "patch_size"}))
+    values = _overrides(args, {**_COMMON_FLAGS, "depth": "depth", "init": "init", "gan_warmup": "gan_warmup_steps",
+                               "size": "output_size", "patch_size": "patch_size"})
+    if getattr(args, "mask_weight", None) is not None:
+        values["weights"] = LossWeights(composite_mask=args.mask_weight)
+    return GeneratorTrainConfig(**values)
 
 
 def _report(result) -> int:
@@ -103,6 +106,8 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
     generator.add_argument("--gan-warmup", type=int, metavar="N", help="steps before the GAN losses start (1000)")
     generator.add_argument("--size", type=int, metavar="S", help="output size the frames are compared at "
                            "(default: 2x the internal resolution, e.g. 256 for the mobile configs)")
+    generator.add_argument("--mask-weight", type=float, metavar="W", help="weight of the composite mask's "
+                           "decisiveness loss, mean 4m(1-m) (default 1; 0 turns it off)")
     generator.add_argument("--patch-size", type=int, metavar="P", help="the discriminator's window of the frame "
                            "(default: the internal resolution)")
     generator.set_defaults(run=_run_generator)

@@ -15,7 +15,8 @@ from ..models import DepthNet, Discriminator, GeneratorOutput, Keypoints, PoseNe
 from ..models.talking_head import to_internal
 from .losses import (DepthLossOutput, DepthLossWeights, LossWeights, RandomTransform, depth_loss,
                      discriminator_adversarial_loss, equivariance_losses, feature_matching_loss,
-                     generator_adversarial_loss, keypoint_distance_loss, reconstruction_loss)
+                     generator_adversarial_loss, keypoint_distance_loss, mask_decisiveness_loss,
+                     reconstruction_loss)
 
 @dataclass
 class DepthStepOutput:
@@ -95,6 +96,11 @@ class GeneratorObjective(nn.Module):
 
         terms = {"reconstruction": reconstruction_loss(generated.prediction, driving, weights.pyramid_scales,
                                                        coverage)}
+        if generated.composite_mask is not None:
+            terms["composite_mask"] = mask_decisiveness_loss(generated.composite_mask, coverage)
+            terms["decoded_reconstruction"] = reconstruction_loss(
+                generated.decoded, driving_small, weights.pyramid_scales,
+                None if coverage is None else to_internal(coverage, resolution))
         # Equivariance on RGB-D: image and depth move together (DaGAN++'s T(I || D)).
         rgbd = driving_small if driving_depth is None else torch.cat([driving_small, driving_depth], dim=1)
         transformed = transform.warp_image(rgbd)
