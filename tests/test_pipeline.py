@@ -228,8 +228,9 @@ def test_shipped_default_model_loads_checks_and_animates(driving_frames, tmp_pat
     total_bytes = sum(path.stat().st_size for path in default.iterdir())
     assert total_bytes < 30e6
     model = load_model("default")
-    assert model.cfg.name == "dagan++-mobile"
+    assert model.cfg.name == "dagan++-mobile" and model.cfg.composite is not None
     driving = tmp_path / "short.mp4"
     media.write_video(driving, driving_frames[:5], 25.0)
-    stats = animate(TalkingHeadPipeline(model), DEFAULT_SOURCE, driving, tmp_path / "out.mp4")
+    stats = animate(TalkingHeadPipeline(model), DEFAULT_SOURCE, driving, tmp_path / "out.mp4", side_by_side=True)
     assert stats.frames == 5 and stats.no_face_frames == 0
+    assert stats.output_size == 256 and (stats.frame_width, stats.frame_height) == (512, 256)  # 256² per panel
