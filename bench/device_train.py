@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from sdk.data.datasets import read_prepared_manifest  # noqa: E402
 from sdk.data.prepare import PREPARED_COLUMNS  # noqa: E402
 from sdk.errors import SdkError  # noqa: E402
+from sdk.media import resize_image  # noqa: E402
 
 PACK_JPEG_QUALITY = 85
 MIN_FRAMES_PER_CLIP = 8  # so every clip still gives varied (source, driving) pairs
@@ -68,8 +69,7 @@ def pack(data: Path, out: Path, budget_mib: float, size: int) -> dict:
         coverage = clip.directory / "coverage.png"
         if coverage.is_file():
             image = cv2.imread(str(coverage), cv2.IMREAD_GRAYSCALE)
-            cv2.imwrite(str(out / "clips" / clip.id / "coverage.png"),
-                        cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+            cv2.imwrite(str(out / "clips" / clip.id / "coverage.png"), resize_image(image, size, size))
         row = {column: source_rows[clip.id].get(column, "") for column in PREPARED_COLUMNS}
         row.update(frames=len(indices), face_frames=len(indices), size=size, has_audio="no",
                    fps=f"{clip.fps / stride:.3f}")
@@ -91,9 +91,7 @@ def _encode(path: Path, size: int) -> bytes:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SdkError(f"{path}: missing or corrupt prepared frame")
-    if image.shape[0] != size:
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, PACK_JPEG_QUALITY])
+    ok, buffer = cv2.imencode(".jpg", resize_image(image, size, size), [cv2.IMWRITE_JPEG_QUALITY, PACK_JPEG_QUALITY])
     if not ok:
         raise SdkError(f"{path}: JPEG encoding failed")
     return buffer.tobytes()

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from .errors import MediaReadError, SdkError
@@ -25,7 +24,7 @@ from .face import FaceTracker, TrackerConfig
 from .face.crop import PasteCanvas
 from .live.avatars import load_avatar
 from .live.outputs import compose
-from .media import iter_video, probe_video, read_audio, read_image, write_video
+from .media import iter_video, probe_video, read_audio, read_image, resize_image, write_video
 from .pipeline import MotionConfig, TalkingHeadPipeline
 
 DEFAULT_SOURCE = Path(__file__).parent / "assets" / "portrait.jpg"
@@ -54,11 +53,7 @@ def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    square = image[top:top + side, left:left + side]
-    if side == size:
-        return square
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(square, (size, size), interpolation=interpolation)
+    return resize_image(image[top:top + side, left:left + side], size, size)
 
 
 def _check_options(crop: str, paste_back: bool) -> None:

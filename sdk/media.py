@@ -194,6 +194,18 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray] | Iterator[np.nda
     return count
 
 
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` (H, W[, C]) resampled to (height, width[, C]); the same array when it already is.
+
+    Area averaging when shrinking (anti-aliased), bilinear when enlarging: OpenCV's INTER_AREA
+    alone is close to nearest-neighbour there.
+    """
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 def to_tensor(images: np.ndarray | Sequence[np.ndarray]):
     """RGB uint8 (H, W, 3) or a batch (N, H, W, 3) -> float32 torch tensor (N, 3, H, W) in [0, 1]."""
     import torch

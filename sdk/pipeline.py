@@ -18,11 +18,10 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 
-from .media import to_image, to_tensor
+from .media import resize_image, to_image, to_tensor
 from .models import Keypoints, ModelConfig, TalkingHeadModel, keypoint_hull_area, relative_keypoints
 from .runtime import Backend, SourceHandle, TorchBackend
 
@@ -101,10 +100,7 @@ class TalkingHeadPipeline:
             raise ValueError(f"expected an RGB uint8 crop (S, S, 3), got {crop.dtype} {crop.shape}")
         if crop.shape[0] != crop.shape[1]:
             raise ValueError(f"expected a square crop, got {crop.shape[1]}x{crop.shape[0]}")
-        if crop.shape[0] != side:
-            interpolation = cv2.INTER_AREA if crop.shape[0] > side else cv2.INTER_LINEAR
-            crop = cv2.resize(crop, (side, side), interpolation=interpolation)
-        return to_tensor(crop).to(self.device)
+        return to_tensor(resize_image(crop, side, side)).to(self.device)
 
     @torch.inference_mode()
     def encode(self, frame_crop: np.ndarray) -> Keypoints:

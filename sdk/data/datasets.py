@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import MediaReadError, SdkError
+from ..media import resize_image
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,7 @@ def load_frame(path: Path, size: int) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaReadError(f"{path}: missing or corrupt prepared frame; re-run data prepare")
-    if image.shape[0] != size:
-        # INTER_AREA only averages when shrinking; enlarging with it is close to nearest-neighbour.
-        interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-        image = cv2.resize(image, (size, size), interpolation=interpolation)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(resize_image(image, size, size), cv2.COLOR_BGR2RGB)
 
 
 def load_coverage(clip: PreparedClip, size: int) -> torch.Tensor:
@@ -72,9 +69,7 @@ def load_coverage(clip: PreparedClip, size: int) -> torch.Tensor:
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise MediaReadError(f"{path}: corrupt coverage mask; re-run data prepare")
-    if image.shape[0] != size:
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(image).float().div_(255.0)[None]
+    return torch.from_numpy(resize_image(image, size, size)).float().div_(255.0)[None]
 
 
 @dataclass(frozen=True)

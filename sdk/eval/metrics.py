@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..face import FaceLandmarker
+from ..media import resize_image
 
 # AKD is measured in pixels at this side, as in the papers (256² crops).
 AKD_RESOLUTION = 256
@@ -84,10 +85,7 @@ class KeypointDistance:
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 2) landmarks in pixels at 256² of an RGB uint8 square image, or None."""
-        if image.shape[0] != AKD_RESOLUTION:
-            interpolation = cv2.INTER_AREA if image.shape[0] > AKD_RESOLUTION else cv2.INTER_LINEAR
-            image = cv2.resize(image, (AKD_RESOLUTION, AKD_RESOLUTION), interpolation=interpolation)
-        points = self.landmarker.from_image(image)
+        points = self.landmarker.from_image(resize_image(image, AKD_RESOLUTION, AKD_RESOLUTION))
         return None if points is None else points[:, :2]
 
     @staticmethod

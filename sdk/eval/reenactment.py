@@ -17,12 +17,11 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
-from ..media import to_tensor
+from ..media import resize_image, to_tensor
 from ..pipeline import MotionConfig, TalkingHeadPipeline
 from ..training.losses import psnr
 from .metrics import AKD_RESOLUTION, IdentityDistance, KeypointDistance, l1, laplacian_variance, ssim
@@ -175,10 +174,7 @@ class ReenactmentEvaluator:
         """(the frame as prepared, the frame at the output size). The encoder gets the first: it
         averages it down to the internal resolution as training does."""
         prepared = load_frame(clip.frame_path(index), self.prepared_size)
-        if self.size == self.prepared_size:
-            return prepared, prepared
-        interpolation = cv2.INTER_AREA if self.size < self.prepared_size else cv2.INTER_LINEAR
-        return prepared, cv2.resize(prepared, (self.size, self.size), interpolation=interpolation)
+        return prepared, resize_image(prepared, self.size, self.size)
 
     def _landmarks(self, clip: PreparedClip) -> np.ndarray:
         # Prepared landmarks are in prepared-crop pixels; AKD is in pixels at 256².

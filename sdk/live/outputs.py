@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 
+from ..media import resize_image
 from .controls import KEY_BINDINGS, LiveControls
 from .errors import LiveError
 
@@ -67,11 +68,8 @@ def compose(avatar: np.ndarray, driver: np.ndarray | None, side_by_side: bool) -
     height = avatar.shape[0]
     if driver is None:
         left = np.zeros((height, height, 3), avatar.dtype)
-    elif driver.shape[0] != height:
-        interpolation = cv2.INTER_AREA if driver.shape[0] > height else cv2.INTER_LINEAR
-        left = cv2.resize(driver, (height, height), interpolation=interpolation)
     else:
-        left = driver
+        left = resize_image(driver, height, height)
     return np.concatenate([left, avatar], axis=1)
 
 
@@ -116,7 +114,7 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """`image` scaled to fit inside height x width, centred on black."""
     scale = min(height / image.shape[0], width / image.shape[1])
     size = (min(width, round(image.shape[1] * scale)), min(height, round(image.shape[0] * scale)))
-    scaled = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    scaled = resize_image(image, *size)
     canvas = np.zeros((height, width, 3), image.dtype)
     top, left = (height - size[1]) // 2, (width - size[0]) // 2
     canvas[top:top + size[1], left:left + size[0]] = scaled
@@ -148,7 +146,7 @@ class PreviewWindow:
     def show(self, image: np.ndarray) -> None:
         scale = self.display_size / image.shape[0]
         size = (round(image.shape[1] * scale), self.display_size)
-        shown = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        shown = resize_image(image, *size)
         cv2.imshow(self.TITLE, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
         self._shown = True
 
