@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdk.data.datasets import read_prepared_manifest  # noqa: E402
+from sdk.data.datasets import load_landmarks, read_prepared_manifest  # noqa: E402
 from sdk.data.prepare import PREPARED_COLUMNS  # noqa: E402
 from sdk.errors import SdkError  # noqa: E402
 from sdk.media import resize_image  # noqa: E402
@@ -66,6 +67,10 @@ def pack(data: Path, out: Path, budget_mib: float, size: int) -> dict:
             encoded = _encode(clip.frame_path(index), size)
             (frames_dir / f"{new_index:06d}.jpg").write_bytes(encoded)
             written += len(encoded)
+        landmarks = load_landmarks(clip, size)
+        if landmarks is not None:  # for the mouth-and-eyes loss, with the meta.json that sizes them
+            np.save(out / "clips" / clip.id / "landmarks.npy", landmarks[indices].astype(np.float16))
+            (out / "clips" / clip.id / "meta.json").write_text(json.dumps({"size": size}) + "\n")
         coverage = clip.directory / "coverage.png"
         if coverage.is_file():
             image = cv2.imread(str(coverage), cv2.IMREAD_GRAYSCALE)

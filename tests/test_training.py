@@ -21,6 +21,7 @@ from sdk.checkpoint import load_depth, load_model, save_depth, save_model
 from sdk.data.datasets import FramePairDataset
 from sdk.data.prepare import PREPARED_COLUMNS
 from sdk.errors import ModelLoadError, SdkError
+from sdk.face import MESH_REGIONS, NUM_LANDMARKS
 from sdk.models import DepthNet, Keypoints, PoseNet, TalkingHeadModel, get_config
 from sdk.models.pose_net import PoseOutput
 from sdk.training.cli import add_train_verb, generator_config
@@ -228,6 +229,9 @@ def synthetic_data(tmp_path_factory) -> Path:
             coverage = np.zeros((64, 64), np.uint8)
             coverage[:, :32] = 255
             cv2.imwrite(str(root / "clips" / clip / "coverage.png"), coverage)
+            # a face mesh at 128² (meta.json's size) in the covered left half, scaled to 64² on load
+            np.save(root / "clips" / clip / "landmarks.npy", _left_half_mesh(8, 128))
+            (root / "clips" / clip / "meta.json").write_text('{"size": 128}')
         rows.append({**{column: "" for column in PREPARED_COLUMNS}, "id": clip, "split": split,
                      "identity": f"person-{index}", "status": "ok", "fps": 25, "frames": 8, "face_frames": 8,
                      "size": 64, "has_audio": "no"})
@@ -236,6 +240,16 @@ def synthetic_data(tmp_path_factory) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return root
+
+
+def _left_half_mesh(frames: int, size: int) -> np.ndarray:
+    """(frames, 478, 3) meshes whose lips and eyes sit in the left half of a size² crop."""
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, size, (frames, NUM_LANDMARKS, 3)).astype(np.float32)
+    for name, centre in (("lips", (0.25, 0.7)), ("left_eye", (0.3, 0.35)), ("right_eye", (0.15, 0.35))):
+        index = MESH_REGIONS[name]
+        points[:, index, :2] = np.array(centre) * size + rng.normal(0, size / 40, (frames, len(index), 2))
+    return points
 
 
 def _quick(**overrides) -> dict:
@@ -316,6 +330,18 @@ def test_frame_pairs_carry_the_coverage_flipped_with_the_frames(synthetic_data):
         assert bool(coverage[0, 0, 0] > 0.5) != bool(coverage[0, 0, -1] > 0.5)
     assert flips == {True, False}
     assert torch.equal(FramePairDataset(synthetic_data, "test", size=64)[0]["coverage"], torch.ones(1, 64, 64))
+
+
+def test_frame_pairs_carry_the_driving_mouth_and_eyes_flipped_with_the_frames(synthetic_data):
+    dataset = FramePairDataset(synthetic_data, "train", size=64, augment=True)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        item = dataset[0]
+        regions, coverage = item["regions"], item["coverage"]
+        assert regions.shape == (1, 64, 64) and 0 < float(regions.mean()) < 0.3
+        assert float((regions * (1 - coverage)).sum()) == 0  # both on the same side after any flip
+    no_mesh = FramePairDataset(synthetic_data, "test", size=64, augment=False)[0]["regions"]
+    assert torch.equal(no_mesh, torch.zeros(1, 64, 64))  # a folder without landmarks.npy: no regions
 
 
 def test_init_from_weights_without_the_composite_head_adds_one(synthetic_data, tmp_path):

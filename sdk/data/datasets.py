@@ -7,6 +7,7 @@ DataLoader seeds per worker from the training seed, so a seeded run sees the sam
 from __future__ import annotations
 
 import csv
+import json
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import MediaReadError, SdkError
+from ..face.landmarks import NUM_LANDMARKS
+from ..face.regions import region_mask
 from ..media import resize_image
 
 
@@ -59,6 +62,23 @@ def load_frame(path: Path, size: int) -> np.ndarray:
     return cv2.cvtColor(resize_image(image, size, size), cv2.COLOR_BGR2RGB)
 
 
+def load_landmarks(clip: PreparedClip, size: int) -> np.ndarray | None:
+    """(T, 478, 3) float32 mesh of every frame in pixels of a size² crop (NaN where no face), or
+    None for a folder without `landmarks.npy`."""
+    path = clip.directory / "landmarks.npy"
+    if not path.is_file():
+        return None
+    try:
+        points = np.load(path, allow_pickle=False)
+        prepared_size = json.loads((clip.directory / "meta.json").read_text())["size"]
+    except (OSError, ValueError, KeyError) as error:
+        raise MediaReadError(f"{path}: unreadable landmarks ({error}); re-run data prepare") from error
+    if points.shape != (clip.frames, NUM_LANDMARKS, 3):
+        raise MediaReadError(f"{path}: landmarks of shape {points.shape}, expected ({clip.frames}, "
+                             f"{NUM_LANDMARKS}, 3); re-run data prepare")
+    return points * np.float32(size / prepared_size)
+
+
 def load_coverage(clip: PreparedClip, size: int) -> torch.Tensor:
     """(1, size, size) float32 in [0, 1]: where the clip's crops show the source frame (1) and
     where they repeat its edge pixels (0), from `coverage.png`. Folders prepared before it existed
@@ -85,17 +105,17 @@ def _to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def augment(frames: torch.Tensor, config: AugmentConfig, coverage: torch.Tensor | None = None
+def augment(frames: torch.Tensor, config: AugmentConfig, masks: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Apply one random flip and colour jitter to all frames alike (T, 3, H, W) -> (T, 3, H, W);
-    `coverage` (1, H, W) is flipped with them (and not jittered).
+    `masks` (K, H, W), e.g. the coverage, are flipped with them (and not jittered).
 
     The same parameters for every frame keep the pair/triplet consistent: the networks must
     explain differences between frames by motion, never by colour.
     """
     if torch.rand(()) < config.flip_probability:
         frames = frames.flip(-1)
-        coverage = None if coverage is None else coverage.flip(-1)
+        masks = None if masks is None else masks.flip(-1)
     factors = 1.0 + (torch.rand(3) * 2 - 1) * torch.tensor([config.brightness, config.contrast, config.saturation])
     frames = frames * factors[0]
     mean = frames.mean(dim=(1, 2, 3), keepdim=True)
@@ -104,7 +124,7 @@ def augment(frames: torch.Tensor, config: AugmentConfig, coverage: torch.Tensor 
     frames = (frames - gray) * factors[2] + gray
     if config.hue > 0:
         frames = _rotate_hue(frames.clamp(0, 1), float((torch.rand(()) * 2 - 1) * config.hue))
-    return frames.clamp(0, 1), coverage
+    return frames.clamp(0, 1), masks
 
 
 def _rotate_hue(frames: torch.Tensor, turns: float) -> torch.Tensor:
@@ -134,6 +154,7 @@ class _ClipFramesDataset(Dataset):
         self.augment_config = augment_config
         self.offsets = np.cumsum([0] + [clip.frames for clip in self.clips])
         self.items_per_epoch = items_per_epoch
+        self._landmarks: dict[str, np.ndarray | None] = {}  # per clip, loaded on first use
 
     def __len__(self) -> int:
         return self.items_per_epoch or int(self.offsets[-1])
@@ -144,18 +165,31 @@ class _ClipFramesDataset(Dataset):
         clip_index = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return self.clips[clip_index], index - int(self.offsets[clip_index])
 
-    def load(self, clip: PreparedClip, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (T, 3, S, S) and the clip's coverage (1, S, S), augmented alike."""
+    def load(self, clip: PreparedClip, indices: list[int], regions_of: int | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Frames (T, 3, S, S), the clip's coverage (1, S, S) and, for frame `regions_of`, its
+        mouth-and-eyes `region_mask` (1, S, S) (zeros without landmarks), augmented alike."""
         frames = _to_tensor([load_frame(clip.frame_path(i), self.size) for i in indices])
-        coverage = load_coverage(clip, self.size)
+        masks = [load_coverage(clip, self.size)]
+        if regions_of is not None:
+            masks.append(self.regions(clip, regions_of))
+        masks = torch.cat(masks)
         if self.augment:
-            frames, coverage = augment(frames, self.augment_config, coverage)
-        return frames, coverage
+            frames, masks = augment(frames, self.augment_config, masks)
+        return frames, masks[:1], None if regions_of is None else masks[1:]
+
+    def regions(self, clip: PreparedClip, frame: int) -> torch.Tensor:
+        if clip.id not in self._landmarks:
+            self._landmarks[clip.id] = load_landmarks(clip, self.size)
+        points = self._landmarks[clip.id]
+        if points is None:
+            return torch.zeros(1, self.size, self.size)
+        return torch.from_numpy(region_mask(points[frame], self.size))[None]
 
 
 class FramePairDataset(_ClipFramesDataset):
     """(source, driving): two random frames of one clip. Item: source (3,S,S), driving (3,S,S),
-    coverage (1,S,S), clip."""
+    coverage (1,S,S), regions (1,S,S) = the driving frame's mouth and eyes, clip."""
 
     def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
                  pairs_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig()):
@@ -165,8 +199,9 @@ class FramePairDataset(_ClipFramesDataset):
         clip, driving = self.locate(index)
         source = int(torch.randint(clip.frames - 1, ()))
         source += source >= driving  # never the same frame twice
-        frames, coverage = self.load(clip, [source, driving])
-        return {"source": frames[0], "driving": frames[1], "coverage": coverage, "clip": clip.id}
+        frames, coverage, regions = self.load(clip, [source, driving], regions_of=driving)
+        return {"source": frames[0], "driving": frames[1], "coverage": coverage, "regions": regions,
+                "clip": clip.id}
 
 
 class FrameTripletDataset(_ClipFramesDataset):
@@ -181,7 +216,7 @@ class FrameTripletDataset(_ClipFramesDataset):
     def __getitem__(self, index: int) -> dict:
         clip, frame = self.locate(index)
         target = min(max(frame, 1), clip.frames - 2)
-        frames, coverage = self.load(clip, [target, target - 1, target + 1])
+        frames, coverage, _ = self.load(clip, [target, target - 1, target + 1])
         return {"target": frames[0], "references": frames[1:], "coverage": coverage, "clip": clip.id}
 
 
@@ -233,5 +268,5 @@ class AudioWindowDataset(_ClipFramesDataset):
         lo, hi = max(start, 0), min(start + length, len(samples))
         if hi > lo:
             window[lo - start:hi - start] = samples[lo:hi]
-        frames, coverage = self.load(clip, [frame])
+        frames, coverage, _ = self.load(clip, [frame])
         return {"frame": frames[0], "audio": torch.from_numpy(window), "coverage": coverage, "clip": clip.id}

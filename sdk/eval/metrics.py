@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..face import FaceLandmarker
+from ..face import MESH_REGIONS, FaceLandmarker
 from ..media import resize_image
 
 # AKD is measured in pixels at this side, as in the papers (256² crops).
@@ -59,14 +59,9 @@ def laplacian_variance(image: np.ndarray) -> float:
 @lru_cache(maxsize=1)
 def mesh_regions() -> dict[str, np.ndarray]:
     """Indices into the 478-point mesh of the lips ("mouth", 40 points) and of both eye contours
-    ("eyes", 32 points), from MediaPipe's FACEMESH_LIPS / FACEMESH_LEFT_EYE / FACEMESH_RIGHT_EYE."""
-    from mediapipe.python.solutions import face_mesh_connections as mesh
-
-    def points(connections: frozenset[tuple[int, int]]) -> np.ndarray:
-        return np.array(sorted({index for edge in connections for index in edge}))
-
-    return {"mouth": points(mesh.FACEMESH_LIPS),
-            "eyes": points(mesh.FACEMESH_LEFT_EYE | mesh.FACEMESH_RIGHT_EYE)}
+    ("eyes", 32 points)."""
+    return {"mouth": MESH_REGIONS["lips"],
+            "eyes": np.concatenate([MESH_REGIONS["left_eye"], MESH_REGIONS["right_eye"]])}
 
 
 class KeypointDistance:

@@ -17,10 +17,11 @@ from .detector import FaceBox, FaceDetector
 from .filters import OneEuroFilter
 from .landmarks import NUM_LANDMARKS, FaceLandmarker
 from .pose import head_pose, head_rotation
+from .regions import MESH_REGIONS
 from .tracker import FaceTracker, TrackerConfig, TrackerStats, TrackResult
 
 __all__ = [
-    "NUM_LANDMARKS", "CropConfig", "FaceBox", "FaceDetector", "FaceLandmarker", "FaceTracker",
+    "MESH_REGIONS", "NUM_LANDMARKS", "CropConfig", "FaceBox", "FaceDetector", "FaceLandmarker", "FaceTracker",
     "OneEuroFilter", "SquareBox", "TrackResult", "TrackerConfig", "TrackerStats",
     "box_from_detection", "box_from_landmarks", "clip_box", "crop_portrait", "head_pose",
     "head_rotation",

@@ -79,10 +79,11 @@ class GeneratorObjective(nn.Module):
 
     def forward(self, source: Tensor, driving: Tensor, transform: RandomTransform,
                 discriminator: Discriminator | None = None, coverage: Tensor | None = None,
-                patch: Patch | None = None) -> GeneratorStepOutput:
+                patch: Patch | None = None, regions: Tensor | None = None) -> GeneratorStepOutput:
         """source, driving (N, 3, S, S) at the output size (S = R without the composite head);
         coverage (N, 1, S, S) of the driving crop (None: all of it is real); `patch`: where the
-        discriminator looks (None: the whole frame)."""
+        discriminator looks (None: the whole frame); regions (N, 1, S, S): the driving frame's
+        mouth and eyes, reconstructed once more on their own (None: no such term)."""
         model, weights = self.model, self.weights
         resolution = model.cfg.resolution
         portrait = source
@@ -96,6 +97,10 @@ class GeneratorObjective(nn.Module):
 
         terms = {"reconstruction": reconstruction_loss(generated.prediction, driving, weights.pyramid_scales,
                                                        coverage)}
+        if regions is not None and weights.region_reconstruction > 0:
+            terms["region_reconstruction"] = reconstruction_loss(
+                generated.prediction, driving, weights.region_scales,
+                regions if coverage is None else regions * coverage)
         if generated.composite_mask is not None:
             terms["composite_mask"] = mask_decisiveness_loss(generated.composite_mask, coverage)
             terms["decoded_reconstruction"] = reconstruction_loss(

@@ -294,7 +294,7 @@ class GeneratorTrainingStage(TrainingStage):
         self.discriminator.requires_grad_(False)
         with self.autocast():
             out = self.parallel(source, driving, transform, self.discriminator if adversarial else None,
-                                batch.get("coverage"), patch)
+                                batch.get("coverage"), patch, batch.get("regions"))
         optimizer, scaler = self.optimizers["generator"], self.scalers["generator"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.total).backward()
@@ -329,7 +329,8 @@ class GeneratorTrainingStage(TrainingStage):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """L1 and PSNR of the frames at the output size on the fixed held-out batch."""
+        """L1 and PSNR of the frames at the output size on the fixed held-out batch, and the L1
+        over the driving frames' mouth and eyes alone (`mouth_eyes_l1`)."""
         source, driving = self.val_batch["source"], self.val_batch["driving"]
         self.model.eval()
         try:
@@ -339,7 +340,10 @@ class GeneratorTrainingStage(TrainingStage):
                 prediction = self.model.render(state, kp_driving).prediction
         finally:
             self.objective.train()
-        return {"l1": float((prediction.float() - driving).abs().mean()), "psnr": float(psnr(prediction, driving).mean())}
+        error = (prediction.float() - driving).abs()
+        regions = self.val_batch["regions"]
+        return {"l1": float(error.mean()), "psnr": float(psnr(prediction, driving).mean()),
+                "mouth_eyes_l1": float((error * regions).sum() / (3 * regions.sum()).clamp_min(1e-6))}
 
     def export(self, directory: Path, half: bool, metadata: dict[str, Any]) -> None:
         save_model(self.model, directory, half=half, extra_metadata=metadata)
