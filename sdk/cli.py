@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval import reenactment
     from .face import cli as face_cli
     from .live.cli import add_live_verb
+    from .prior.cli import add_prior_verb
     from .training.cli import add_train_verb
 
     parser = argparse.ArgumentParser(prog="python -m sdk", description="One-shot talking-head SDK: data, training, animation, evaluation.")
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_prepare.add_prepare_verb(data)
     add_train_verb(verbs)
     add_bench_verb(verbs)
+    add_prior_verb(verbs)
     return parser
 
 

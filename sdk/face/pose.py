@@ -75,8 +75,22 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     it tilts down, roll > 0 when the head leans clockwise in the image. A mirrored image
     negates yaw and roll.
     """
-    rotation = head_rotation(landmarks)
+    return rotation_angles(head_rotation(landmarks))
+
+
+def rotation_angles(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a (3, 3) rotation = Ry(yaw) @ Rx(pitch) @ Rz(roll)
+    (the decomposition and signs of `head_pose`)."""
     yaw = math.atan2(rotation[0, 2], rotation[2, 2])
     pitch = math.asin(float(np.clip(-rotation[1, 2], -1.0, 1.0)))
     roll = math.atan2(rotation[1, 0], rotation[1, 1])
     return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+
+
+def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """(3, 3) float64 Ry(yaw) @ Rx(pitch) @ Rz(roll), angles in degrees: the inverse of `rotation_angles`."""
+    a, b, c = (math.radians(v) for v in (yaw, pitch, roll))
+    ry = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(b), -math.sin(b)], [0.0, math.sin(b), math.cos(b)]])
+    rz = np.array([[math.cos(c), -math.sin(c), 0.0], [math.sin(c), math.cos(c), 0.0], [0.0, 0.0, 1.0]])
+    return ry @ rx @ rz
