@@ -31,6 +31,9 @@ def export_parser() -> argparse.ArgumentParser:
                         help="output size S of the rendered frames (a multiple of the model's internal resolution "
                              "with the composite head; default: the model's default output size)")
     parser.add_argument("--out", required=True, help="export folder (created; export.json lists its files)")
+    parser.add_argument("--calibration", default=None,
+                        help="int8 calibration frames: a prepared folder, a folder of portraits or a video "
+                             "(default: cache/prepared if prepared, else the bundled driving clip)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (converter tracebacks)")
     return parser
@@ -71,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .int8 import calibration_note
     from .run import run_export, summary_table
 
     request = ExportRequest(args.model, parse_choices(args.format, FORMATS, "format"),
-                            parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out), args.size)
+                            parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out), args.size,
+                            args.calibration and Path(args.calibration))
+    if "int8" in request.precisions:
+        print(f"int8: {calibration_note(request.calibration)}", flush=True)
     manifest = run_export(request, show_progress=not args.no_progress)
     print(summary_table(manifest))
     failed = [entry for entry in manifest.entries if entry.status != "ok"]

@@ -5,7 +5,12 @@ Contract for `quantization` to fill in: a function
 of `model` in format `fmt` ("onnx", "tflite" or "coreml") at `path`, with float32 inputs and
 outputs named as in `sdk.runtime.graphs.graph_specs` and `metadata` (a `GraphMetadata` with
 precision "int8", the float model's sha256 and the output size the graph is made for, so the
-calibration frames are at that size) embedded as the float exports do.
+calibration frames are at that size) embedded as the float exports do, and optionally `config`
+(a `quantization.Int8Config`; the exporter passes one naming the calibration source).
+
+Calibration: `--calibration` (a prepared folder, a folder of portraits or a video), else
+`cache/prepared` when it is prepared, else the bundled driving clip, so that a fresh checkout
+exports int8 too; `calibration_note` is the line the CLI prints about it.
 """
 from __future__ import annotations
 
@@ -36,5 +41,20 @@ def int8_hook() -> Callable[[TalkingHeadModel, str, str, Path, GraphMetadata], P
     return hook
 
 
-def write_int8(model: TalkingHeadModel, fmt: str, graph: str, path: Path, metadata: GraphMetadata) -> Path:
-    return int8_hook()(model, fmt, graph, path, metadata)
+def _int8_config(calibration: Path | None):
+    from quantization import CalibrationConfig, Int8Config
+
+    return Int8Config(CalibrationConfig(calibration))
+
+
+def calibration_note(calibration: Path | None) -> str:
+    """What the int8 graphs will be calibrated on (ExportError when int8 cannot be made here)."""
+    int8_hook()
+    from quantization.calibration import calibration_source
+
+    return calibration_source(_int8_config(calibration).calibration)[1]
+
+
+def write_int8(model: TalkingHeadModel, fmt: str, graph: str, path: Path, metadata: GraphMetadata,
+               calibration: Path | None = None) -> Path:
+    return int8_hook()(model, fmt, graph, path, metadata, config=_int8_config(calibration))

@@ -28,12 +28,14 @@ def parse_choices(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, 
 @dataclass(frozen=True)
 class ExportRequest:
     """model: "default", a shipped model name or a model folder (`sdk.load_model`); out: the export
-    folder; output_size: the side of the rendered frames (None: the model's default output size)."""
+    folder; output_size: the side of the rendered frames (None: the model's default output size);
+    calibration: what int8 calibrates on (None: see `export.int8`)."""
     model: str
     formats: tuple[str, ...]
     precisions: tuple[str, ...]
     out: Path
     output_size: int | None = None
+    calibration: Path | None = None
 
     def __post_init__(self) -> None:
         for value in self.formats:

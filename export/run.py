@@ -45,9 +45,9 @@ def float_writer(fmt: str) -> Writer:
 
 
 def write_graph(model: TalkingHeadModel, fmt: str, precision: str, graph: str, path: Path,
-                metadata: GraphMetadata) -> Path:
+                metadata: GraphMetadata, calibration: Path | None = None) -> Path:
     if precision == "int8":
-        return write_int8(model, fmt, graph, path, metadata)
+        return write_int8(model, fmt, graph, path, metadata, calibration)
     return float_writer(fmt)(model, graph, precision, path, metadata)
 
 
@@ -80,7 +80,8 @@ def run_export(request: ExportRequest, show_progress: bool = True) -> ExportMani
             relative = str(path.relative_to(out))
             started = time.perf_counter()
             try:
-                write_graph(model, fmt, precision, graph, path, graph_metadata(model, specs[graph], precision, sha256))
+                write_graph(model, fmt, precision, graph, path, graph_metadata(model, specs[graph], precision, sha256),
+                            request.calibration)
             except Exception as exc:  # noqa: BLE001 - any converter failure goes in the table; the others go on
                 log.debug("%s %s %s failed:\n%s", fmt, precision, graph, traceback.format_exc())
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

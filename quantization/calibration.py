@@ -1,20 +1,24 @@
 """Calibration frames for INT8: real face crops, checked by the face front end, turned into graph inputs.
 
-A calibration source is either a prepared folder (`python -m sdk data prepare`; its `split` clips,
-crops already made) or a folder of portrait images, which the face front end crops
-(`sdk.crop_portrait`). Every frame goes through the face detector first: frames without a face
-are counted and dropped, and a set where no frame shows a face raises `NoFaceError`, since
-ranges calibrated on anything else would not describe the frames the model runs on.
+A calibration source is a prepared folder (`python -m sdk data prepare`; its `split` clips,
+crops already made), a folder of portrait images, which the face front end crops
+(`sdk.crop_portrait`), or a video file, whose face is tracked and cropped frame by frame as
+`python -m sdk animate` does. Without one (`source=None`), `cache/prepared` is used when it is a
+prepared folder, else the bundled driving clip (`sdk/assets/driving.mp4`): a fresh checkout
+calibrates with nothing prepared. Frames without a face are counted and dropped, and a set where
+no frame shows a face raises `NoFaceError`, since ranges calibrated on anything else would not
+describe the frames the model runs on.
 
 Pairs: from a prepared folder, a source and a driving frame of the same clip (self-reenactment,
-as in training); from an image folder, each image is a source driven by the next image. Crops
-are loaded at the output size S the graphs are made for: the generator's ``portrait`` is the
-source crop itself, and the encoders see the crops averaged down to the internal resolution, as
-the backends feed them. `graph_feeds` runs the fp32 torch graphs on the pairs to get every
+as in training); from a video, two frames of it; from an image folder, each image is a source
+driven by the next image. Crops are loaded at the output size S the graphs are made for: the
+generator's ``portrait`` is the source crop itself, and the encoders see the crops averaged down
+to the internal resolution, as the backends feed them. `graph_feeds` runs the fp32 torch graphs on the pairs to get every
 graph's inputs.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,10 @@ from sdk.models.talking_head import to_internal
 from .errors import QuantizationError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+DEFAULT_PREPARED = Path("cache/prepared")
+# Frames of a calibration video tracked at most (10 s at 25 fps): pairs are drawn among them.
+MAX_VIDEO_FRAMES = 250
 # The detector is run on crops brought to this side: prepared crops can be as small as 64².
 DETECTION_SIDE = 256
 
@@ -41,18 +49,20 @@ Feeds = dict[str, np.ndarray]
 class CalibrationConfig:
     """Where calibration frames come from and how many.
 
-    source: a prepared folder (has manifest.csv) or a folder of portrait images.
+    source: a prepared folder (has manifest.csv), a folder of portrait images or a video file;
+        None: cache/prepared if it is a prepared folder, else the bundled driving clip.
     split: the prepared split to draw from (calibrate on train, evaluate on test).
     pairs: (source, driving) frame pairs; each pair gives one input set per graph.
     seed: which frames are drawn.
     """
-    source: Path = Path("cache/prepared")
+    source: Path | None = None
     split: str = "train"
     pairs: int = 64
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "source", Path(self.source))
+        if self.source is not None:
+            object.__setattr__(self, "source", Path(self.source))
         if self.pairs < 1:
             raise QuantizationError(f"calibration needs at least 1 frame pair, got {self.pairs}")
 
@@ -69,19 +79,36 @@ class CalibrationSet:
         return len(self.sources)
 
 
+def calibration_source(config: CalibrationConfig) -> tuple[Path, str]:
+    """The source `config` calibrates on (its `source`, or the default) and a line saying what it is."""
+    if config.source is not None:
+        return config.source, f"calibration frames from {config.source}"
+    if (DEFAULT_PREPARED / "manifest.csv").is_file():
+        return DEFAULT_PREPARED, f"calibration frames from the prepared folder {DEFAULT_PREPARED} ({config.split} split)"
+    from sdk.animate import DEFAULT_DRIVING
+
+    return DEFAULT_DRIVING, (f"calibration frames from the bundled driving clip {DEFAULT_DRIVING} (no prepared "
+                             f"folder at {DEFAULT_PREPARED}; the face is tracked and cropped on the fly; choose "
+                             "others with --calibration PREPARED_DIR|IMAGE_DIR|VIDEO)")
+
+
 def load_calibration(config: CalibrationConfig, size: int) -> CalibrationSet:
     """The calibration pairs of `config` as crops of side `size` (the output size the graphs
     are made for); NoFaceError when no drawn frame shows a face."""
-    if not config.source.is_dir():
-        raise QuantizationError(f"{config.source}: calibration source is not a folder (expected a prepared "
-                                "folder with manifest.csv or a folder of portrait images)")
-    if (config.source / "manifest.csv").is_file():
-        return _prepared_pairs(config, size)
-    return _image_pairs(config, size)
+    source, _ = calibration_source(config)
+    if source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES:
+        return _video_pairs(source, config, size)
+    if not source.is_dir():
+        raise QuantizationError(f"{source}: calibration source is neither a folder nor a video "
+                                f"({', '.join(VIDEO_SUFFIXES)}); expected a prepared folder with manifest.csv, "
+                                "a folder of portrait images or a video of a face")
+    if (source / "manifest.csv").is_file():
+        return _prepared_pairs(source, config, size)
+    return _image_pairs(source, config, size)
 
 
-def _prepared_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
-    clips = read_prepared_manifest(config.source, config.split, min_frames=2)
+def _prepared_pairs(source: Path, config: CalibrationConfig, size: int) -> CalibrationSet:
+    clips = read_prepared_manifest(source, config.split, min_frames=2)
     rng = np.random.default_rng(config.seed)
     detector = _FaceCheck()
     sources, drivers, without_face = [], [], 0
@@ -100,16 +127,43 @@ def _prepared_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
             drivers.append(pair[1])
     finally:
         detector.close()
-    origin = f"{config.source} ({config.split} split, {len(clips)} clips)"
-    return _checked(CalibrationSet(sources, drivers, without_face, origin), config)
+    origin = f"{source} ({config.split} split, {len(clips)} clips)"
+    return _checked(CalibrationSet(sources, drivers, without_face, origin), source)
 
 
-def _image_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
+def _video_pairs(source: Path, config: CalibrationConfig, size: int) -> CalibrationSet:
+    """Pairs of two tracked face crops of one video (its first `MAX_VIDEO_FRAMES` frames)."""
+    from sdk.face import FaceTracker, TrackerConfig
+    from sdk.media import iter_video, probe_video
+
+    tracker = FaceTracker(TrackerConfig(fps=probe_video(source).fps))
+    crops, without_face = [], 0
+    try:
+        for frame in itertools.islice(iter_video(source), MAX_VIDEO_FRAMES):
+            track = tracker.update(frame)  # every frame, so the tracker follows the face
+            if track.face_found and track.box is not None:
+                crops.append(track.box.crop(frame, size))
+            else:
+                without_face += 1
+    finally:
+        tracker.close()
+    sources, drivers = [], []
+    if len(crops) >= 2:
+        rng = np.random.default_rng(config.seed)
+        for _ in range(config.pairs):
+            first, second = rng.choice(len(crops), 2, replace=False)
+            sources.append(crops[int(first)])
+            drivers.append(crops[int(second)])
+    origin = f"{source} (video, {len(crops)} tracked frames with a face)"
+    return _checked(CalibrationSet(sources, drivers, without_face, origin), source)
+
+
+def _image_pairs(source: Path, config: CalibrationConfig, size: int) -> CalibrationSet:
     from sdk.face import FaceLandmarker, crop_portrait
 
-    paths = sorted(p for p in config.source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise QuantizationError(f"{config.source}: no manifest.csv and no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise QuantizationError(f"{source}: no manifest.csv and no images ({', '.join(IMAGE_SUFFIXES)})")
     crops, without_face = [], 0
     landmarker = FaceLandmarker()
     try:
@@ -123,12 +177,12 @@ def _image_pairs(config: CalibrationConfig, size: int) -> CalibrationSet:
     finally:
         landmarker.close()
     drivers = crops[1:] + crops[:1]
-    return _checked(CalibrationSet(crops, drivers, without_face, f"{config.source} ({len(paths)} images)"), config)
+    return _checked(CalibrationSet(crops, drivers, without_face, f"{source} ({len(paths)} images)"), source)
 
 
-def _checked(calibration: CalibrationSet, config: CalibrationConfig) -> CalibrationSet:
+def _checked(calibration: CalibrationSet, source: Path) -> CalibrationSet:
     if not calibration.sources:
-        raise NoFaceError(f"{config.source}: no face found in any calibration frame "
+        raise NoFaceError(f"{source}: no face found in any calibration frame "
                           f"({calibration.frames_without_face} frames checked); calibrate on face crops")
     return calibration
 

@@ -34,7 +34,7 @@ def _int8_config(args: argparse.Namespace, source: str):
     from .calibration import CalibrationConfig
     from .onnx_int8 import Int8Config
 
-    return Int8Config(CalibrationConfig(Path(source), args.split, args.pairs, args.seed), args.target_psnr,
+    return Int8Config(CalibrationConfig(source and Path(source), args.split, args.pairs, args.seed), args.target_psnr,
                       args.sensitivity_pairs, args.warp, args.preset)
 
 
@@ -96,8 +96,9 @@ def _add_calibration_options(parser: argparse.ArgumentParser, with_source: bool 
     from .onnx_int8 import PRESETS, WARPS
 
     if with_source:
-        parser.add_argument("--calibration", default="cache/prepared",
-                            help="prepared folder (python -m sdk data prepare) or a folder of portrait images")
+        parser.add_argument("--calibration", default=None,
+                            help="prepared folder (python -m sdk data prepare), a folder of portrait images or a "
+                                 "video (default: cache/prepared if prepared, else the bundled driving clip)")
     parser.add_argument("--split", default="train", help="prepared split to calibrate on")
     parser.add_argument("--pairs", type=int, default=64, help="calibration frame pairs")
     parser.add_argument("--target-psnr", type=float, default=40.0,

@@ -35,7 +35,7 @@ import numpy as np
 
 from sdk.models import TalkingHeadModel
 
-from .calibration import CalibrationConfig, Feeds, graph_feeds, load_calibration
+from .calibration import CalibrationConfig, Feeds, calibration_source, graph_feeds, load_calibration
 from .errors import QuantizationError
 from .nncf_backend import load_nncf
 from .qdq import (QUANTIZABLE_OP_TYPES, KernelCount, activations_to_uint8, add_output_quantizers, byte_concats,
@@ -173,7 +173,7 @@ def quantize_onnx_int8(model: TalkingHeadModel, out_dir: str | Path, config: Int
     size = resolve_output_size(model, output_size)
     say(f"tracing the float graphs at {size}²")
     float_models = float_onnx_graphs(model, config.warp, size)
-    say(f"calibration frames from {config.calibration.source}")
+    say(calibration_source(config.calibration)[1])
     calibration = load_calibration(config.calibration, size)
     feeds = graph_feeds(model, calibration)
     probe = {name: items[:config.sensitivity_pairs] for name, items in feeds.items()}

@@ -11,13 +11,22 @@ portrait by a generator running locally. Public API:
 - errors: `SdkError` and its subclasses in `sdk.errors`
 
 Heavy submodules (mediapipe, torch) are imported on first use, so `import sdk` stays cheap.
+
+`import sdk` sets `OMP_WAIT_POLICY=PASSIVE` unless the environment already has a value: by
+default torch's OpenMP threads spin for a while after each parallel region, which on a machine
+shared with other programs takes the cores those programs (and the SDK's other stages) need.
+OpenMP reads the variable once, when torch loads it, so this must run before torch is imported:
+import sdk first (the CLIs do), or set the variable yourself.
 """
 from __future__ import annotations
 
 import importlib
+import os
 
-from .errors import MediaReadError, ModelLoadError, NoFaceError, SdkError
-from .media import iter_video, probe_video, read_audio, read_image, read_video, write_image, write_video
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any import that may load torch
+
+from .errors import MediaReadError, ModelLoadError, NoFaceError, SdkError  # noqa: E402
+from .media import iter_video, probe_video, read_audio, read_image, read_video, write_image, write_video  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -389,10 +389,37 @@ def test_codec_bench_runs_tiny(prepared_small):
     pipeline = TalkingHeadPipeline(TalkingHeadModel(get_config("dagan++-tiny")))
     with torch.inference_mode():
         report = run_codec_bench(pipeline, "00" * 32, prepared_small, "test", ["default", "robust"], max_clips=1,
-                                 max_frames=6, quality_stride=2, bisect_steps=1)
+                                 max_frames=6, quality_stride=2, crfs=(51, 30))
     assert report.frames == 6 and report.quality_frames == 3
     assert [row.name for row in report.presets] == ["default", "robust"]
     assert all(row.kbps > 0 and row.quality["frames"] == 3 for row in report.presets)
-    assert report.h264_at_our_bitrate is not None and report.h264_at_our_bitrate.kbps > 0
-    assert set(report.ratios) >= {"psnr", "ssim"}
-    assert "codec default" in format_report(report)
+    # H.264 at the output size (2R = 128) and at the internal resolution, CRF 51 first.
+    assert [comparison.size for comparison in report.h264] == [128, 64]
+    for comparison in report.h264:
+        assert comparison.ladder[0].crf == 51 and comparison.ladder[0].kbps > 0
+        assert comparison.at_our_bitrate is not None and set(comparison.ratios) >= {"psnr", "ssim"}
+    assert report.h264[0].ladder[0].kbps > report.h264[1].ladder[0].kbps
+    assert report.headline_ratio == report.h264[0].ratios["psnr"]
+    text = format_report(report)
+    assert "codec default" in text and "H.264 128² CRF 51" in text and "H.264 64² CRF 51" in text
+    with pytest.raises(SdkError, match="CRFs must be in"):
+        run_codec_bench(pipeline, "00" * 32, prepared_small, crfs=(60,))
+
+
+def test_h264_ladder_matching():
+    """Equal quality on a CRF ladder: interpolated in log bitrate, its lowest rate when that already beats
+    ours, None when its best does not reach ours; quality at a bitrate below the ladder is the lowest rate's."""
+    from sdk.bench.codec import H264Point, at_bitrate, h264_round_trip, match_on_ladder
+
+    ladder = [H264Point(64, 51, 10.0, 24.0, 0.70, 3.0), H264Point(64, 45, 40.0, 28.0, 0.80, 2.0)]
+    point, how = match_on_ladder(ladder, "psnr", 26.0)
+    assert how == "interpolated" and point.kbps == pytest.approx(20.0) and point.crf is None
+    assert match_on_ladder(ladder, "psnr", 22.0) == (ladder[0], "lowest rate")
+    assert match_on_ladder(ladder, "akd", 2.5)[0].kbps == pytest.approx(20.0)  # lower is better
+    assert match_on_ladder(ladder, "ssim", 0.9) == (None, "not reached")
+    assert at_bitrate(ladder, 2.0) is ladder[0] and at_bitrate(ladder, 20.0).psnr == pytest.approx(26.0)
+    # libx264 at constant quality: a higher CRF gives fewer bits.
+    rng = np.random.default_rng(0)
+    frames = [np.clip(128 + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
+    (decoded, coarse), (_, fine) = h264_round_trip(frames, 51), h264_round_trip(frames, 20)
+    assert len(decoded) == 5 and decoded[0].shape == (32, 32, 3) and 0 < coarse < fine

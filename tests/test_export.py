@@ -166,6 +166,27 @@ def test_bad_export_requests_fail_clearly(model_dir, tmp_path, capsys, monkeypat
     assert not (tmp_path / "out").exists()
 
 
+def test_int8_on_a_fresh_checkout_calibrates_on_the_bundled_clip(model_dir, tmp_path, monkeypatch, capsys):
+    """`python -m export --precision int8` with no --calibration and no cache/prepared: the bundled clip,
+    said on stdout (here with few pairs and no sensitivity pass, to be quick)."""
+    from export import int8
+    from quantization import calibration
+    from quantization.calibration import CalibrationConfig
+    from quantization.onnx_int8 import Int8Config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(calibration, "MAX_VIDEO_FRAMES", 6)
+    monkeypatch.setattr(int8, "_int8_config", lambda source: Int8Config(CalibrationConfig(source, pairs=3),
+                                                                        target_psnr_db=0.0, sensitivity_pairs=2))
+    out = tmp_path / "out"
+    assert main(["--model", str(model_dir), "--format", "onnx", "--precision", "int8", "--out", str(out),
+                 "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    assert "int8: calibration frames from the bundled driving clip" in stdout and "3 of 3 graphs exported" in stdout
+    record = json.loads((out / "onnx" / "int8" / "quantization.json").read_text())
+    assert "driving.mp4 (video, 6 tracked frames" in record["calibration"]["origin"]
+
+
 def test_export_into_a_folder_of_another_model_is_refused(export_dir, model_dir, tmp_path, capsys):
     other = tmp_path / "other"
     torch.manual_seed(5)

@@ -105,12 +105,41 @@ def test_calibration_without_faces_is_a_clear_error(tmp_path):
 
 
 def test_calibration_bad_sources(tmp_path):
-    with pytest.raises(QuantizationError, match="not a folder"):
+    with pytest.raises(QuantizationError, match="neither a folder nor a video"):
         load_calibration(CalibrationConfig(tmp_path / "missing"), 64)
     with pytest.raises(QuantizationError, match="no manifest.csv and no images"):
         load_calibration(CalibrationConfig(tmp_path), 64)
     with pytest.raises(QuantizationError, match="at least 1"):
         CalibrationConfig(tmp_path, pairs=0)
+
+
+def test_calibration_on_a_fresh_checkout_tracks_the_bundled_clip(tmp_path, monkeypatch):
+    """No source and no cache/prepared: the bundled driving clip, tracked and cropped, and the note says so."""
+    from quantization import calibration as module
+    from sdk.media import write_video
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "MAX_VIDEO_FRAMES", 6)
+    source, note = module.calibration_source(CalibrationConfig())
+    assert source.name == "driving.mp4" and source.is_file() and "bundled driving clip" in note
+    pairs = load_calibration(CalibrationConfig(pairs=3), 64)
+    assert len(pairs) == 3 and pairs.frames_without_face == 0 and "driving.mp4 (video, 6 tracked" in pairs.origin
+    assert all(crop.shape == (64, 64, 3) for crop in pairs.sources + pairs.drivers)
+    assert not all(np.array_equal(a, b) for a, b in zip(pairs.sources, pairs.drivers))  # two frames per pair
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "noise.mp4", [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(3)], 25)
+    with pytest.raises(NoFaceError, match="noise.mp4: no face found"):
+        load_calibration(CalibrationConfig(tmp_path / "noise.mp4", pairs=2), 64)
+
+
+def test_calibration_default_prefers_the_prepared_folder(prepared_small, tmp_path, monkeypatch):
+    from quantization.calibration import DEFAULT_PREPARED, calibration_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / DEFAULT_PREPARED).symlink_to(prepared_small)
+    source, note = calibration_source(CalibrationConfig())
+    assert source == DEFAULT_PREPARED and "prepared folder" in note and "train split" in note
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,18 +1,25 @@
 """`python -m sdk bench <what>`: benchmarks printed as a table and written as JSON.
 
 Each benchmark module exposes `add_parser(subparsers)`; figures are ratios against a baseline
-measured in the same run, never absolute timings checked by tests.
+measured in the same run, never absolute timings checked by tests. Shared here: `median_ms` (the
+timing helper) and `busy_core` (the fixed synthetic load of "busy machine" runs).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # Subverb -> module under sdk.bench; imported only when the bench verb is built.
-BENCHMARKS = ("codec", "live")
+BENCHMARKS = ("animate", "codec", "live")
+# The fixed synthetic load of the "busy" runs: one process spinning in pure Python on one core.
+SYNTHETIC_LOAD = {"processes": 1, "kind": "python busy loop", "pinned_to": "the last core this process may use"}
 
 
 def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
@@ -25,6 +32,24 @@ def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
         call()
         samples.append(1000 * (time.perf_counter() - started))
     return statistics.median(samples)
+
+
+@contextmanager
+def busy_core() -> Iterator[int | None]:
+    """`SYNTHETIC_LOAD` running inside the block: yields the core it is pinned to (None where the OS
+    has no affinity API and the scheduler places it)."""
+    try:
+        core: int | None = max(os.sched_getaffinity(0))
+    except AttributeError:
+        core = None
+    pin = f"os.sched_setaffinity(0, {{{core}}})\n" if core is not None else ""
+    process = subprocess.Popen([sys.executable, "-c", f"import os\n{pin}while True:\n    pass\n"])
+    try:
+        time.sleep(0.2)  # let it start spinning
+        yield core
+    finally:
+        process.kill()
+        process.wait()
 
 
 def add_bench_verb(subparsers: argparse._SubParsersAction) -> None:

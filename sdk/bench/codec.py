@@ -3,12 +3,18 @@
 On the prepared clips of a split, self-reenactment in absolute mode with each clip's first frame
 as the source (as `python -m sdk eval`): every frame is encoded by the model, its code goes through
 `sdk.codec` under each preset, and the frame rendered from the decoded code is compared with the
-input crop (PSNR, SSIM, AKD) at the output size (the frames users see); "unquantized" renders the
-codes as they left the encoder. In the same run, H.264 (libx264 via PyAV, tune zerolatency, same size and
-frame rate) codes the input crops (a) at our bitrate and (b) at the bitrate it needs to reach our
-PSNR, SSIM and AKD, each (bisection on the bitrate, interpolated on the measured rate); the
-headline is (b) / ours for PSNR. libx264 cannot go below ~12 kbit/s at 128² and 25 fps, so
-(a) reports the rate it actually produced.
+input crop (PSNR, SSIM, AKD) at the output size S (the frames users see); "unquantized" renders the
+codes as they left the encoder.
+
+In the same run, H.264 (libx264 via PyAV, preset medium, tune zerolatency, same frame rate) codes
+the input crops at two sizes: the output size S, and the model's internal resolution R (crops
+averaged down to R², decoded frames enlarged back to S² and scored there, like every other row).
+libx264 makes few distinct rates on these clips, so instead of searching the bitrate it encodes a
+short ladder of CRF values, lowest quality first, each once, and stops as soon as every metric
+reaches ours; the rate H.264 needs for our PSNR, SSIM and AKD is interpolated between the two
+ladder points around our value (log bitrate, linear in the metric). Where even its lowest rate
+(CRF 51: ~20 kbit/s at 256², ~10 at 128², 25 fps) beats ours, that rate is what it needs, and
+the row says so. The headline is H.264 kbit/s / ours at equal PSNR at the output size.
 
 Bitrates are of the code stream at 25 fps. `wire kbps` adds what the transport puts around each
 packet (its default two redundant copies, AEAD prefix and tag, IPv4 + UDP headers): per-packet
@@ -31,6 +37,7 @@ import torch
 from ..codec import PRESETS, CodecConfig, CodeDecoder, CodeEncoder, StreamHeader
 from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
 from ..errors import SdkError
+from ..media import resize_image
 from ..eval.metrics import AKD_RESOLUTION, KeypointDistance
 from ..eval.reenactment import MetricSums
 from ..models import Keypoints
@@ -62,12 +69,25 @@ class PresetResult:
 
 @dataclass
 class H264Point:
-    target_kbps: float
+    """H.264 at one CRF of the ladder (`crf`), or interpolated between two (`crf` None)."""
+    size: int  # H.264 coded frames of size² (scored at the output size)
+    crf: float | None
     kbps: float
     psnr: float
     ssim: float
     akd: float | None = None
     akd_missed: int | None = None
+
+
+@dataclass
+class H264Comparison:
+    """H.264 at one coded size against our first preset."""
+    size: int
+    ladder: list[H264Point] = field(default_factory=list)  # the CRFs encoded, lowest quality first
+    at_our_bitrate: H264Point | None = None  # the ladder's lowest rate when ours is below it
+    matching: dict[str, H264Point | None] = field(default_factory=dict)  # metric -> H.264 at our value
+    how: dict[str, str] = field(default_factory=dict)  # metric -> "interpolated" | "lowest rate" | "not reached"
+    ratios: dict[str, float | None] = field(default_factory=dict)  # metric -> H.264 kbps / ours
 
 
 @dataclass
@@ -81,11 +101,8 @@ class CodecBenchReport:
     quality_frames: int
     unquantized: dict = field(default_factory=dict)
     presets: list[PresetResult] = field(default_factory=list)
-    h264_at_our_bitrate: H264Point | None = None
-    h264_matching: dict[str, H264Point | None] = field(default_factory=dict)  # metric -> point at our value
-    h264_points: list[H264Point] = field(default_factory=list)
-    ratios: dict[str, float | None] = field(default_factory=dict)             # metric -> H.264 kbps / ours
-    headline_ratio: float | None = None
+    h264: list[H264Comparison] = field(default_factory=list)  # at the output size, then the internal one
+    headline_ratio: float | None = None  # H.264 kbps / ours at equal PSNR, H.264 at the output size
     headline_note: str = ""
     seconds: float = 0.0
 
@@ -183,8 +200,9 @@ def _run_preset(name: str, config: CodecConfig, header_args: dict, clips: list[_
     return result, decoded_codes
 
 
-def h264_round_trip(frames: list[np.ndarray], bitrate_bps: int, fps: int = FPS) -> tuple[list[np.ndarray], int]:
-    """Encode RGB uint8 frames (S, S, 3) with libx264 (tune zerolatency) at `bitrate_bps`, decode.
+def h264_round_trip(frames: list[np.ndarray], crf: float, fps: int = FPS) -> tuple[list[np.ndarray], int]:
+    """Encode RGB uint8 frames (S, S, 3) with libx264 (tune zerolatency) at constant quality `crf`
+    (0-51, higher is smaller), decode.
 
     Returns (decoded frames, total bits of the encoded packets).
     """
@@ -196,8 +214,7 @@ def h264_round_trip(frames: list[np.ndarray], bitrate_bps: int, fps: int = FPS) 
     encoder.pix_fmt = "yuv420p"
     encoder.time_base = Fraction(1, fps)
     encoder.framerate = Fraction(fps, 1)
-    encoder.bit_rate = int(bitrate_bps)
-    encoder.options = {"preset": "medium", "tune": "zerolatency"}
+    encoder.options = {"preset": "medium", "tune": "zerolatency", "crf": f"{crf:g}"}
     packets = []
     for index, image in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
@@ -215,71 +232,109 @@ def h264_round_trip(frames: list[np.ndarray], bitrate_bps: int, fps: int = FPS) 
     return decoded, bits
 
 
-def _h264_point(clips: list[_Clip], target_kbps: float, akd: KeypointDistance | None) -> H264Point:
+def _h264_point(clips: list[_Clip], size: int, crf: float, akd: KeypointDistance | None) -> H264Point:
+    """H.264 at `crf` on every clip's crops brought to size², scored at the output size (AKD with `akd`)."""
     quality = MetricSums()
     bits = frames = 0
     for item in clips:
-        decoded, clip_bits = h264_round_trip(item.targets, round(target_kbps * 1000))
+        output_size = item.targets[0].shape[0]
+        decoded, clip_bits = h264_round_trip([resize_image(target, size, size) for target in item.targets], crf)
         bits += clip_bits
         frames += len(item.targets)
         for index in item.quality_indices:
-            quality.add(decoded[index], item.targets[index],
+            quality.add(resize_image(decoded[index], output_size, output_size), item.targets[index],
                         None if item.landmarks is None else item.landmarks[index], akd)
     summary = quality.summary()
     kbps = bits / (frames / FPS) / 1000
-    log.info("H.264 at %.1f kbit/s target: %.1f kbit/s, PSNR %.2f", target_kbps, kbps, summary["psnr"])
-    return H264Point(target_kbps, kbps, summary["psnr"], summary["ssim"], summary["akd"],
+    log.info("H.264 %d² at CRF %g: %.1f kbit/s, PSNR %.2f", size, crf, kbps, summary["psnr"])
+    return H264Point(size, crf, kbps, summary["psnr"], summary["ssim"], summary["akd"],
                      summary["akd_missed"] if akd is not None else None)
 
 
 METRICS = {"psnr": True, "ssim": True, "akd": False}  # metric -> higher is better
+# CRF ladder, lowest quality first: 51 is the most libx264 compresses; 3 CRF steps are ~1.25x in rate here.
+H264_CRFS = (51, 48, 45, 42, 39, 36, 33, 30, 27, 24, 21, 18)
 
 
-def _better_or_equal(point: H264Point, metric: str, goal: float) -> bool:
+def _reaches(point: H264Point, metric: str, goal: float) -> bool:
     value = getattr(point, metric)
     if value is None:
         return False
     return value >= goal if METRICS[metric] else value <= goal
 
 
-def match_quality(clips: list[_Clip], metric: str, goal: float, low_kbps: float, steps: int,
-                  akd: KeypointDistance | None) -> tuple[H264Point | None, list[H264Point]]:
-    """The H.264 bitrate at which `metric` reaches `goal`: bracket by factors of 4, bisect the
-    target bitrate on a log scale, then interpolate the measured bitrate linearly in the metric
-    between the bracketing points. None when 20 Mbit/s does not reach it."""
-    probe = akd if metric == "akd" else None
-    points = [_h264_point(clips, low_kbps, probe)]
-    if _better_or_equal(points[0], metric, goal):
-        return points[0], points
-    low, high = low_kbps, low_kbps
-    while True:
-        low, high = high, high * 4
-        points.append(_h264_point(clips, high, probe))
-        if _better_or_equal(points[-1], metric, goal):
+def _between(low: H264Point, high: H264Point, weight: float) -> H264Point:
+    """The point `weight` of the way from `low` to `high`: log bitrate, metrics and CRF linear."""
+    def mix(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a + weight * (b - a)
+
+    kbps = math.exp(math.log(low.kbps) + weight * (math.log(high.kbps) - math.log(low.kbps)))
+    return H264Point(low.size, None, kbps, mix(low.psnr, high.psnr), mix(low.ssim, high.ssim),
+                     mix(low.akd, high.akd))
+
+
+def match_on_ladder(ladder: list[H264Point], metric: str, goal: float) -> tuple[H264Point | None, str]:
+    """H.264 where `metric` reaches `goal` on a ladder (lowest quality first): its first point if
+    that already reaches it ("lowest rate"), interpolated between the points around it
+    ("interpolated"), or None ("not reached")."""
+    for position, point in enumerate(ladder):
+        if _reaches(point, metric, goal):
+            if position == 0:
+                return point, "lowest rate"
+            below = ladder[position - 1]
+            a, b = getattr(below, metric), getattr(point, metric)
+            weight = 1.0 if a is None or a == b else min(max((goal - a) / (b - a), 0.0), 1.0)
+            return _between(below, point, weight), "interpolated"
+    return None, "not reached"
+
+
+def at_bitrate(ladder: list[H264Point], kbps: float) -> H264Point:
+    """H.264's quality at `kbps` on a ladder: interpolated where the ladder spans it, else its nearest end
+    (below the lowest rate libx264 makes, that rate's point)."""
+    ordered = sorted(ladder, key=lambda point: point.kbps)
+    if kbps <= ordered[0].kbps:
+        return ordered[0]
+    for low, high in zip(ordered, ordered[1:]):
+        if kbps <= high.kbps:
+            span = math.log(high.kbps) - math.log(low.kbps)
+            return _between(low, high, (math.log(kbps) - math.log(low.kbps)) / span)
+    return ordered[-1]
+
+
+def compare_h264(clips: list[_Clip], size: int, ours: PresetResult, akd: KeypointDistance | None,
+                 crfs: tuple[float, ...] = H264_CRFS) -> H264Comparison:
+    """H.264 at `size`² against `ours`: the ladder walked from its lowest quality up until H.264
+    reaches each of our metrics (AKD, the costly one, only while it has not) and our bitrate."""
+    goals = {metric: ours.quality[metric] for metric in METRICS if ours.quality.get(metric) is not None}
+    if akd is None:
+        goals.pop("akd", None)
+    comparison = H264Comparison(size)
+    for crf in sorted(crfs, reverse=True):
+        akd_needed = "akd" in goals and not any(_reaches(point, "akd", goals["akd"]) for point in comparison.ladder)
+        comparison.ladder.append(_h264_point(clips, size, crf, akd if akd_needed else None))
+        reached = all(any(_reaches(point, metric, goal) for point in comparison.ladder)
+                      for metric, goal in goals.items())
+        if reached and comparison.ladder[-1].kbps >= ours.kbps:
             break
-        if high > 20_000:
-            return None, points
-    below, above = points[-2], points[-1]
-    for _ in range(steps):
-        middle = math.sqrt(low * high)
-        point = _h264_point(clips, middle, probe)
-        points.append(point)
-        if _better_or_equal(point, metric, goal):
-            high, above = middle, point
-        else:
-            low, below = middle, point
-    b, a = getattr(below, metric), getattr(above, metric)
-    weight = 1.0 if b is None or a is None or a == b else min(max((goal - b) / (a - b), 0.0), 1.0)
-    kbps = below.kbps + weight * (above.kbps - below.kbps)
-    return H264Point(high, kbps, *(getattr(below, m) if getattr(below, m) is None else
-                                   getattr(below, m) + weight * (getattr(above, m) - getattr(below, m))
-                                   for m in ("psnr", "ssim", "akd"))), points
+    comparison.at_our_bitrate = at_bitrate(comparison.ladder, ours.kbps)
+    for metric, goal in goals.items():
+        match, how = match_on_ladder([point for point in comparison.ladder if getattr(point, metric) is not None],
+                                     metric, goal)
+        comparison.matching[metric], comparison.how[metric] = match, how
+        comparison.ratios[metric] = None if match is None else match.kbps / ours.kbps
+    return comparison
 
 
 def run_codec_bench(pipeline: TalkingHeadPipeline, model_sha256: str, data: Path, split: str = "test",
                     presets: list[str] | None = None, max_clips: int | None = None,
                     max_frames: int | None = None, quality_stride: int = 1, with_akd: bool = True,
-                    with_h264: bool = True, bisect_steps: int = 8) -> CodecBenchReport:
+                    with_h264: bool = True, h264_sizes: tuple[int, ...] | None = None,
+                    crfs: tuple[float, ...] = H264_CRFS) -> CodecBenchReport:
+    """`h264_sizes`: the sizes H.264 codes at (None: the output size and the internal resolution)."""
+    if h264_sizes is not None and any(size < 16 or size % 2 for size in h264_sizes):
+        raise SdkError(f"H.264 sizes must be even and at least 16, got {list(h264_sizes)}")
+    if not crfs or any(not 0 <= crf <= 51 for crf in crfs):
+        raise SdkError(f"H.264 CRFs must be in [0, 51], got {list(crfs)}")
     started = time.perf_counter()
     pipeline.motion = MotionConfig(mode="absolute")
     from ..eval.reenactment import _prepared_sizes
@@ -301,23 +356,28 @@ def run_codec_bench(pipeline: TalkingHeadPipeline, model_sha256: str, data: Path
             log.info("preset %s: %.2f kbit/s, PSNR %.2f", name, result.kbps, result.quality["psnr"])
         if with_h264:
             ours = report.presets[0]
-            report.h264_at_our_bitrate = _h264_point(clips, ours.kbps, akd)
-            for metric in METRICS:
-                if ours.quality.get(metric) is None:
-                    continue
-                match, points = match_quality(clips, metric, ours.quality[metric], ours.kbps, bisect_steps, akd)
-                report.h264_points += points
-                report.h264_matching[metric] = match
-                report.ratios[metric] = None if match is None else match.kbps / ours.kbps
-            report.headline_ratio = report.ratios.get("psnr")
-            report.headline_note = (f"ours: preset '{ours.name}' at {ours.kbps:.2f} kbit/s; H.264 kbit/s to match it: "
-                                    + ", ".join(f"{m.upper()} {'not reached' if p is None else f'{p.kbps:.1f}'}"
-                                                for m, p in report.h264_matching.items()))
+            sizes = tuple(dict.fromkeys(h264_sizes or (pipeline.output_size, cfg.resolution)))
+            report.h264 = [compare_h264(clips, size, ours, akd, crfs) for size in sizes]
+            report.headline_ratio = next((c.ratios.get("psnr") for c in report.h264 if c.size == pipeline.output_size),
+                                         None)
+            matches = "; ".join(f"at {c.size}²: " + ", ".join(f"{m.upper()} {_how(c, m)}" for m in c.matching)
+                                for c in report.h264)
+            report.headline_note = (f"ours: preset '{ours.name}' at {ours.kbps:.2f} kbit/s; "
+                                    f"H.264 kbit/s to match it {matches}")
     finally:
         if akd is not None:
             akd.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _how(comparison: H264Comparison, metric: str) -> str:
+    point, how = comparison.matching[metric], comparison.how[metric]
+    if point is None:
+        return f"not reached by CRF {min(p.crf for p in comparison.ladder):g}"
+    if how == "lowest rate":
+        return f"{point.kbps:.1f} (its lowest rate, CRF {point.crf:g}, already better)"
+    return f"{point.kbps:.1f}"
 
 
 def format_report(report: CodecBenchReport) -> str:
@@ -327,32 +387,49 @@ def format_report(report: CodecBenchReport) -> str:
     lines = [f"codec bench: {report.model} (K={report.num_kp}, {report.resolution}², frames at {report.output_size}²) "
              f"on {len(report.clips)} clips, "
              f"{report.frames} frames coded, quality on {report.quality_frames}; bitrates at {FPS} fps", "",
-             f"{'stream':<22} {'kbps':>7} {'wire':>7} {'B/frame':>8} {'key B':>6} {'delta B':>7} "
+             f"{'stream':<26} {'kbps':>7} {'wire':>7} {'B/frame':>8} {'key B':>6} {'delta B':>7} "
              f"{'kp err':>15} {'jac err':>15} {'PSNR':>6} {'SSIM':>6} {'AKD':>6}"]
     q = report.unquantized
-    lines.append(f"{'unquantized codes':<22} {'—':>7} {'—':>7} {'—':>8} {'—':>6} {'—':>7} {'—':>15} {'—':>15} "
+    lines.append(f"{'unquantized codes':<26} {'—':>7} {'—':>7} {'—':>8} {'—':>6} {'—':>7} {'—':>15} {'—':>15} "
                  f"{cell(q.get('psnr'), 2):>6} {cell(q.get('ssim'), 3):>6} {cell(q.get('akd'), 2):>6}")
     for row in report.presets:
         q = row.quality
         kp = f"{row.keypoint_error_mean:.4f}/{row.keypoint_error_max:.4f}"
         jac = ("—" if row.jacobian_error_mean is None
                else f"{row.jacobian_error_mean:.4f}/{row.jacobian_error_max:.4f}")
-        lines.append(f"{'codec ' + row.name:<22} {row.kbps:>7.2f} {row.wire_kbps:>7.1f} {row.bytes_per_frame:>8.1f} "
+        lines.append(f"{'codec ' + row.name:<26} {row.kbps:>7.2f} {row.wire_kbps:>7.1f} {row.bytes_per_frame:>8.1f} "
                      f"{row.keyframe_bytes:>6.1f} {row.delta_bytes:>7.1f} {kp:>15} {jac:>15} "
                      f"{cell(q['psnr'], 2):>6} {cell(q['ssim'], 3):>6} {cell(q['akd'], 2):>6}")
-    for label, point in (("H.264 at our bitrate", report.h264_at_our_bitrate),
-                         *((f"H.264 at our {m.upper()}", p) for m, p in report.h264_matching.items())):
-        if point is not None:
-            lines.append(f"{label:<22} {point.kbps:>7.2f} {'—':>7} {point.kbps * 1000 / 8 / FPS:>8.1f} {'—':>6} "
+    for comparison in report.h264:
+        rows = [(f"H.264 {comparison.size}² CRF {point.crf:g}", point) for point in comparison.ladder]
+        rows += [(f"H.264 {comparison.size}² at our {m.upper()}", p) for m, p in comparison.matching.items()
+                 if p is not None and comparison.how[m] == "interpolated"]
+        for label, point in rows:
+            lines.append(f"{label:<26} {point.kbps:>7.2f} {'—':>7} {point.kbps * 1000 / 8 / FPS:>8.1f} {'—':>6} "
                          f"{'—':>7} {'—':>15} {'—':>15} {point.psnr:>6.2f} {point.ssim:>6.3f} {cell(point.akd, 2):>6}")
     if report.headline_note:
         lines += ["", report.headline_note]
-    if report.ratios:
-        lines.append("H.264 bitrate / ours at equal quality: " + ", ".join(
-            f"{m.upper()} {'—' if r is None else f'{r:.1f}x'}" for m, r in report.ratios.items())
-            + " (headline: PSNR)")
+    for comparison in report.h264:
+        ratios = [f"{m.upper()} {'—' if r is None else f'{r:.1f}x'}"
+                  + (" (its lowest rate)" if comparison.how[m] == "lowest rate" else "")
+                  for m, r in comparison.ratios.items()]
+        lines.append(f"H.264 at {comparison.size}² bitrate / ours at equal quality: " + ", ".join(ratios))
+    if report.headline_ratio is not None:
+        lines.append(f"headline (PSNR, H.264 at the output size {report.output_size}²): {report.headline_ratio:.1f}x")
     lines.append(f"({report.seconds:.0f} s)")
     return "\n".join(lines)
+
+
+def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SdkError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values or min(values) < 0:
+        raise SdkError(f"{option} {text!r}: expected comma-separated non-negative numbers")
+    return values
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -365,7 +442,7 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = TalkingHeadPipeline(load_model(args.model, device=args.device), device=args.device)
     report = run_codec_bench(pipeline, _model_sha256(args.model), Path(args.data), args.split, args.presets, args.clips,
                              args.frames, args.quality_stride, not args.no_akd, not args.no_h264,
-                             args.bisect_steps)
+                             _numbers(args.h264_sizes, int, "--h264-sizes"), _numbers(args.crfs, float, "--crfs"))
     print(format_report(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +461,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clips", type=int, help="use at most this many clips")
     parser.add_argument("--frames", type=int, help="use at most this many frames per clip")
     parser.add_argument("--quality-stride", type=int, default=1, help="render and score every N-th frame")
-    parser.add_argument("--bisect-steps", type=int, default=8, help="bisection steps for H.264 at equal PSNR")
+    parser.add_argument("--h264-sizes", help="comma-separated sizes H.264 codes at (default: the output size "
+                                             "and the internal resolution)")
+    parser.add_argument("--crfs", default=",".join(map(str, H264_CRFS)),
+                        help="H.264 CRF ladder, walked from the highest (lowest quality) until it matches ours")
     parser.add_argument("--no-akd", action="store_true", help="skip AKD (the face mesh on every scored frame)")
     parser.add_argument("--no-h264", action="store_true", help="skip the H.264 comparison")
     parser.add_argument("--json", help="also write the report as JSON")

@@ -7,6 +7,7 @@ from typing import Any, Self
 import numpy as np
 
 from .crop import check_rgb_image
+from .native_logs import BLANK_FRAME, mediapipe_start
 
 FULL_RANGE_MODEL = 1   # 192x192 input, faces up to ~5 m: small faces in large frames
 SHORT_RANGE_MODEL = 0  # 128x128 input, faces within ~2 m: close-ups the full-range model can miss
@@ -57,8 +58,10 @@ class FaceDetector:
         if selection not in self._models:
             from mediapipe.python.solutions.face_detection import FaceDetection
 
-            self._models[selection] = FaceDetection(model_selection=selection,
-                                                    min_detection_confidence=self.min_confidence)
+            with mediapipe_start():
+                model = FaceDetection(model_selection=selection, min_detection_confidence=self.min_confidence)
+                model.process(BLANK_FRAME)
+            self._models[selection] = model
         return self._models[selection]
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:

@@ -7,6 +7,7 @@ import numpy as np
 
 from .crop import CropConfig, SquareBox, box_from_detection, check_rgb_image
 from .detector import FaceBox, FaceDetector
+from .native_logs import BLANK_FRAME, mediapipe_start
 
 NUM_LANDMARKS = 478
 
@@ -53,9 +54,12 @@ class FaceLandmarker:
     def _new_mesh(self, static_image_mode: bool) -> Any:
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
-        return FaceMesh(static_image_mode=static_image_mode, max_num_faces=1, refine_landmarks=True,
-                        min_detection_confidence=self.min_detection_confidence,
-                        min_tracking_confidence=self.min_tracking_confidence)
+        with mediapipe_start():
+            mesh = FaceMesh(static_image_mode=static_image_mode, max_num_faces=1, refine_landmarks=True,
+                            min_detection_confidence=self.min_detection_confidence,
+                            min_tracking_confidence=self.min_tracking_confidence)
+            mesh.process(BLANK_FRAME)
+        return mesh
 
     def from_image(self, image: np.ndarray, face: FaceBox | None = None) -> np.ndarray | None:
         """Landmarks of the most confident face in a still image, or None if there is no face.

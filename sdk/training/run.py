@@ -76,7 +76,10 @@ class TrainingRun:
             log.info("resuming %s from step %d in %s", stage.name, self.start_step, self.dir)
         self.writer = None
         if self.ctx.is_main:
-            from torch.utils.tensorboard import SummaryWriter
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # the minimal install (the README's first command) has no TensorBoard
+                raise SdkError("training writes TensorBoard logs: pip install -e \".[train]\"") from None
 
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / CONFIG_FILE).write_text(json.dumps(
