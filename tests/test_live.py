@@ -14,15 +14,15 @@ from sdk.checkpoint import save_model
 from sdk.cli import main
 from sdk.codec import CodecConfig
 from sdk.errors import MediaReadError, NoFaceError
-from sdk.live import (CameraError, CaptureConfig, LiveConfig, LiveControls, LiveError, ModelMismatchError,
-                      OutputConfig, TransportConfig, live_camera)
+from sdk.live import (DROP_STAGES, CameraError, CaptureConfig, LiveConfig, LiveControls, LiveError,
+                      ModelMismatchError, OutputConfig, TransportConfig, live_camera)
 from sdk.live.avatars import DEFAULT_PORTRAIT, decode_portrait, encode_portrait, load_avatars
 from sdk.live.capture import DEFAULT_DRIVING, Camera
 from sdk.live.outputs import PreviewWindow, compose
-from sdk.live.queues import DropOldestQueue
+from sdk.live.queues import DropOldestQueue, GeneratorGate
 from sdk.live.stream import parse_and_check_header, stream_header
 from sdk.models import TalkingHeadModel, get_config
-from sdk.runtime import model_sha256
+from sdk.runtime import ThreadBudget, model_sha256
 from sdk.transport import Impairment, SessionKey, SessionTimeoutError
 
 from conftest import data_file
@@ -93,6 +93,48 @@ def test_drop_oldest_queue_keeps_the_newest_and_counts():
     assert waiting.put_waiting("a", cancel)
     cancel.set()
     assert not waiting.put_waiting("b", cancel) and waiting.dropped == 0 and waiting.get(0.0) == "a"
+    # Drops count under the label the consumer gives while it is not taking items.
+    labelled = DropOldestQueue(1, "capture")
+    labelled.put(0)
+    labelled.put(1)
+    with labelled.drops_counted_as("scheduler"):
+        labelled.put(2)
+        labelled.put(3)
+    labelled.put(4)
+    assert labelled.drops == {"capture": 2, "scheduler": 2} and labelled.dropped == 4 and labelled.get(0.0) == 4
+
+
+def test_generator_gate_holds_the_sender_while_a_newer_code_waits():
+    codes = DropOldestQueue(1, "generator")
+    gate = GeneratorGate(codes, lambda item: int(item.split()[1]), transit_grace_s=0.2)
+    abort = threading.Event()
+    assert not gate.behind()  # an idle generator takes the next code at once
+    with gate.rendering(0):
+        assert not gate.behind()  # nothing newer than the code being rendered
+        gate.sent(1)
+        assert gate.behind()  # code 1 is in transit: a frame now would only wait, or push it out
+        codes.put("code 1")
+        assert gate.behind()  # queued
+    assert not gate.behind()  # between renders, one waiting code is the generator's next
+    gate.sent(2)
+    assert gate.behind()  # ... but two are one too many
+    assert codes.get(0.0) == "code 1"
+    with gate.rendering(1):
+        assert gate.behind()  # code 2, sent after 1, is in transit ...
+        began = time.monotonic()
+        gate.wait_until_caught_up(abort)  # ... and lost: after the grace the sender goes on without it
+        assert 0.1 < time.monotonic() - began < 2.0 and not gate.behind()
+        gate.sent(3)
+        codes.put("code 3")
+        threading.Timer(0.1, codes.get, args=(0.0,)).start()  # taken from the queue: the wait ends
+        began = time.monotonic()  # (at the latest when the grace after `sent(3)` runs out)
+        gate.wait_until_caught_up(abort)
+        assert 0.05 < time.monotonic() - began < 2.0
+    abort.set()
+    with gate.rendering(3):
+        gate.sent(4)
+        gate.wait_until_caught_up(abort)  # an abort ends the wait at once
+    assert gate.holds == 3
 
 
 def test_keys_steer_the_session_and_no_display_is_a_clear_error(monkeypatch):
@@ -173,8 +215,11 @@ def test_cli_headless_with_out_file_and_stats_json(tmp_path, clip, tiny_model):
                  "--stats-json", str(stats_json)]) == 0
     stats = json.loads(stats_json.read_text())
     for key in ("frames_captured", "frames_rendered", "frames_dropped", "no_face_frames", "fps", "kbps",
-                "bytes_per_frame", "latency_ms_p50", "latency_ms_p95", "encoder_ms", "generator_ms", "transport"):
+                "bytes_per_frame", "latency_ms_p50", "latency_ms_p95", "encoder_ms", "generator_ms", "transport",
+                "threads", "backend_choice"):
         assert key in stats
+    assert set(stats["frames_dropped"]) == set(DROP_STAGES) and "scheduler" in DROP_STAGES
+    assert stats["threads"] == ThreadBudget.auto().as_dict()  # no --threads: the budget for this machine
     assert stats["frames_captured"] == 6 and stats["stop_reason"] == "frame limit"
     assert stats["frames_rendered"] == 6 and stats["frames_dropped_total"] == 0
     assert stats["bytes_per_frame"] > 0 and stats["latency_ms_p95"] >= stats["latency_ms_p50"] > 0
@@ -265,6 +310,42 @@ def test_slow_consumer_drops_oldest_and_counts_and_avatars_switch(tmp_path, clip
     assert_every_frame_accounted_for(stats)
 
 
+def test_a_slow_generator_makes_the_scheduler_skip_frames_before_tracking(clip, tiny_model, monkeypatch):
+    torch.manual_seed(0)
+    slow = TalkingHeadModel(get_config("dagan++-tiny")).eval()
+    render = slow.render
+
+    def slow_render(*args):
+        time.sleep(0.12)  # three frame periods at 25 fps
+        return render(*args)
+    slow.render = slow_render
+    tracked = []
+    from sdk.face import FaceTracker
+    update = FaceTracker.update
+    monkeypatch.setattr(FaceTracker, "update", lambda self, *args: tracked.append(1) or update(self, *args))
+    budget = ThreadBudget(encoder=1, generator=1)
+    stats = live_camera(headless(clip, capture=CaptureConfig(camera=clip, fps=25.0), threads=budget), model=slow)
+    assert stats.frames_dropped["scheduler"] > 0 and stats.frames_dropped["generator"] <= 1, stats.frames_dropped
+    assert len(tracked) == stats.frames_captured - stats.frames_dropped["capture"] - stats.frames_dropped["scheduler"]
+    assert stats.threads == budget.as_dict() and stats.backend_choice is None
+    assert_every_frame_accounted_for(stats)
+
+
+def test_auto_backend_states_its_pick_in_the_stats(clip, tiny_model, monkeypatch):
+    from sdk.runtime import factory
+
+    monkeypatch.setattr(factory, "onnx_runtime_available", lambda: False)  # no graphs to export in a unit test
+    config = dataclasses.replace(headless(clip, capture=CaptureConfig(camera=clip, paced=False, max_frames=2)),
+                                 backend="auto", threads=1)
+    stats = live_camera(config, model=tiny_model)
+    assert stats.backend_choice["chosen"] == "torch" and set(stats.backend_choice["frame_ms"]) == {"torch"}
+    assert stats.backend == stats.backend_choice["backend"] == "torch-cpu"
+    assert stats.threads["encoder"] == stats.threads["generator"] == 1
+    assert stats.to_dict()["backend_choice"] == stats.backend_choice
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        LiveConfig(threads=0)
+
+
 def test_no_face_stretch_holds_the_last_code_then_resumes(faceless_stretch_clip, tiny_model):
     seen = []
     stats = live_camera(headless(faceless_stretch_clip, queue_capacity=CLIP_FRAMES), model=tiny_model,
@@ -347,17 +428,6 @@ def test_receiver_half_without_a_sender_times_out(tmp_path, tiny_model):
     with pytest.raises(SessionTimeoutError, match="no sender started a session within 0.3 s"):
         live_camera(LiveConfig(backend="torch", output=OutputConfig(window=False), transport=transport),
                     model=tiny_model)
-
-
-def test_bench_live_tiny(tmp_path):
-    report = tmp_path / "bench.json"
-    assert main(["bench", "live", "--random", "dagan++-tiny", "--bundled", "--frames", "3", "--backends", "torch",
-                 "--baseline-runs", "1", "--json", str(report)]) == 0
-    document = json.loads(report.read_text())
-    assert [run["pacing"] for run in document["runs"]] == ["unpaced", "paced 25 fps"]
-    assert document["baselines"]["torch"]["generator_fps"] > 0
-    unpaced = document["runs"][0]
-    assert unpaced["frames_captured"] == 3 and unpaced["fps"] > 0 and unpaced["vs_generator_only"] > 0
 
 
 def test_receiver_half_quits_while_waiting_for_a_sender(tmp_path, tiny_model):

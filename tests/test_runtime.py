@@ -1,4 +1,5 @@
 """Runtime backends (torch, ONNX Runtime) behind one interface, and the pipeline on top of them, on tiny models."""
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -11,18 +12,22 @@ from sdk.runtime import (
     BackendError,
     OnnxBackend,
     OrtSettings,
+    ThreadBudget,
     TorchBackend,
+    available_cores,
     choose_backend,
     create_backend,
     graph_specs,
     model_sha256,
+    torch_threads,
 )
 from sdk.runtime.graphs import (GRAPHS_VERSION, GeneratorGraph, build_graphs, example_inputs, generator_inputs,
                                 grid_sample_warp, row_gather_warp)
 from sdk.runtime.graph_backend import check_graph_files
 from sdk.runtime.metadata import GraphMetadata, graph_metadata
-from sdk.runtime.onnx_backend import check_active_providers, execution_providers
+from sdk.runtime.onnx_backend import check_active_providers, execution_providers, session_options
 from sdk.runtime.onnx_export import export_onnx, onnx_graph_path
+from sdk.runtime.threads import graph_threads
 
 
 def tiny_model(name: str = "dagan++-tiny", seed: int = 0, composite: bool = True) -> TalkingHeadModel:
@@ -170,19 +175,121 @@ def test_pipeline_runs_on_any_backend(model, onnx_backend):
 
 def test_auto_times_the_candidates_and_keeps_the_fastest(model, onnx_backend, tmp_path):
     cache = onnx_backend.runner.files["generator"].parents[4]
-    choice = choose_backend(model, cache_dir=cache, runs=2)
+    choice = choose_backend(model, cache_dir=cache, runs=2, export_int8=False)
     assert set(choice.frame_ms) == {"torch", "onnx"} and choice.skipped == {}
     assert choice.chosen == min(choice.frame_ms, key=choice.frame_ms.get)
     assert choice.backend.kind == choice.chosen
+    assert choice.as_dict() == {"chosen": choice.chosen, "backend": choice.backend.name,
+                                "frame_ms": choice.frame_ms, "skipped": {}}
     # An export folder without INT8 or TFLite graphs adds no candidates.
-    assert set(choose_backend(model, graphs=tmp_path, cache_dir=cache, runs=1).frame_ms) == {"torch", "onnx"}
+    assert set(choose_backend(model, graphs=tmp_path, cache_dir=cache, runs=1, warmup=0,
+                              export_int8=False).frame_ms) == {"torch", "onnx"}
+
+
+def test_int8_graphs_are_made_into_the_cache_on_first_use_and_auto_times_them(model, prepared_small, tmp_path):
+    from quantization.calibration import CalibrationConfig
+    from quantization.onnx_int8 import Int8Config
+
+    int8 = Int8Config(CalibrationConfig(prepared_small, "train", pairs=2), target_psnr_db=0.0, sensitivity_pairs=1)
+    cache = tmp_path / "cache"
+    with pytest.raises(BackendError, match="no INT8 graphs of this model in the cache .* making them is off"):
+        create_backend(model, "onnx-int8", cache_dir=cache, export_int8=False)
+    choice = choose_backend(model, cache_dir=cache, runs=1, warmup=1, int8_config=int8, show_progress=False)
+    assert set(choice.frame_ms) == {"torch", "onnx", "onnx-int8"} and choice.skipped == {}
+    made = create_backend(model, "onnx-int8", cache_dir=cache, export_int8=False)  # now cached: no export
+    assert made.precision == "int8" and made.name == "onnx-int8-cpu"
+    assert made.runner.files["generator"].parents[2] == onnx_backend_dir(cache, model)
+    stamp = made.runner.files["generator"].stat().st_mtime_ns
+    again = create_backend(model, "onnx-int8", cache_dir=cache, int8_config=int8)
+    assert again.runner.files["generator"].stat().st_mtime_ns == stamp
+    # Without the graphs and without the means to make them, auto leaves INT8 out; a failed
+    # export is a skipped candidate with its reason, not an error.
+    assert "onnx-int8" not in choose_backend(model, cache_dir=tmp_path / "other", runs=1, warmup=0,
+                                             export_int8=False).frame_ms
+    missing = Int8Config(CalibrationConfig(tmp_path / "no-such-folder"), target_psnr_db=0.0)
+    failed = choose_backend(model, cache_dir=tmp_path / "other", runs=1, warmup=0, int8_config=missing,
+                            show_progress=False)
+    assert "no-such-folder: calibration source" in failed.skipped["onnx-int8"] and failed.chosen in ("torch", "onnx")
+
+
+def onnx_backend_dir(cache, model):
+    from sdk.runtime.onnx_backend import cached_graphs_dir
+
+    return cached_graphs_dir(cache, model_sha256(model), model.cfg.default_output_size)
+
+
+def test_thread_budget_auto_rule_and_its_use_per_graph():
+    assert ThreadBudget.auto(1) == ThreadBudget(encoder=1, generator=1, opencv=1, cores=1)
+    assert ThreadBudget.auto(2) == ThreadBudget(encoder=1, generator=1, opencv=1, cores=2)
+    assert ThreadBudget.auto(4) == ThreadBudget(encoder=1, generator=2, opencv=1, cores=4)
+    assert ThreadBudget.auto(16) == ThreadBudget(encoder=2, generator=4, opencv=1, cores=16)
+    assert ThreadBudget.auto().cores == available_cores() >= 1
+    budget = ThreadBudget(encoder=1, generator=3)
+    assert [budget.for_graph(name) for name in ("keypoint_encoder", "source_encoder", "generator")] == [1, 3, 3]
+    assert graph_threads(budget, "generator") == 3 and graph_threads(2, "generator") == 2
+    assert graph_threads(None, "generator") is None
+    assert ThreadBudget.uniform(2).as_dict() == {"encoder": 2, "generator": 2, "opencv": 1, "cores": available_cores()}
+    with pytest.raises(ValueError, match="generator must be >= 1"):
+        ThreadBudget(generator=0)
+    with pytest.raises(ValueError, match="cores must be >= 1"):
+        ThreadBudget.auto(0)
+
+
+def test_torch_threads_are_per_calling_thread_and_restored():
+    outer = torch.get_num_threads()
+    seen = {}
+
+    def worker(name, count):
+        with torch_threads(count):
+            seen[name] = torch.get_num_threads()
+            barrier.wait(5)  # both threads inside their blocks at once
+            seen[name + " later"] = torch.get_num_threads()
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=worker, args=("a", 1)), threading.Thread(target=worker, args=("b", 2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"a": 1, "a later": 1, "b": 2, "b later": 2}
+    with torch_threads(None):
+        assert torch.get_num_threads() == outer
+    assert torch.get_num_threads() == outer
+
+
+def test_backends_run_each_stage_with_its_threads(model, onnx_backend, images):
+    budget = ThreadBudget(encoder=1, generator=2)
+    backend = TorchBackend(model, threads=budget)
+    counts = {}
+    for stage in ("encode", "render"):
+        original = getattr(model, stage)
+
+        def recording(*args, stage=stage, original=original):
+            counts[stage] = torch.get_num_threads()
+            return original(*args)
+        setattr(model, stage, recording)
+    try:
+        state = backend.prepare_source(images["portrait"])
+        backend.render(state, backend.encode(images["driving"]))
+    finally:
+        del model.encode, model.render  # the instance attributes; the methods are back
+    assert counts == {"encode": 1, "render": 2}
+    # ONNX Runtime: intra-op threads per graph, one inter-op thread, no spinning unless asked.
+    files = onnx_backend.runner.files
+    runner = OnnxBackend(files, OrtSettings(threads=budget)).runner
+    for name, want in (("keypoint_encoder", 1), ("source_encoder", 2), ("generator", 2)):
+        options = runner.sessions[name].get_session_options()
+        assert (options.intra_op_num_threads, options.inter_op_num_threads) == (want, 1)
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    spinning = session_options(OrtSettings(spinning=True), "generator")
+    assert spinning.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert session_options(OrtSettings(), "generator").intra_op_num_threads == 0  # ORT's default
 
 
 def test_backend_bad_inputs(model, onnx_backend, tmp_path):
     with pytest.raises(BackendError, match="unknown backend kind 'tpu'"):
         create_backend(model, "tpu")
-    with pytest.raises(BackendError, match="onnx-int8 backend loads an export folder"):
-        create_backend(model, "onnx-int8")
     with pytest.raises(BackendError, match="tflite backend loads an export folder"):
         create_backend(model, "tflite")
     with pytest.raises(BackendError, match="no ONNX int8 graphs.*python -m quantization"):

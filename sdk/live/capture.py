@@ -33,7 +33,8 @@ class CaptureConfig:
         video file, or a stream URL ("rtsp://...", "http://...").
     paced: deliver a video file's frames at its frame rate, as a camera would; False reads them
         as fast as the pipeline takes them (benchmarks; nothing is dropped at capture then).
-    fps: pace a file at this rate instead of its own (None: the file's rate).
+    fps: pace a file at this rate instead of its own, or hold a camera or stream to it (frames
+        sooner than that are skipped and counted); None: the rate the source reports.
     max_frames: stop after this many frames (None: until the video ends or the session stops).
     """
 
@@ -122,6 +123,9 @@ class CaptureStats:
     first_at: float = 0.0  # time.monotonic() of the first and the last frame
     last_at: float = 0.0
     end: str = ""  # why capture stopped: "end of video", "frame limit", "stopped", "camera stopped"
+    # frames a live source delivered sooner than its rate allows (a camera faster than it says):
+    # skipped here, before any stage spends time on them, and counted as capture drops
+    skipped: int = 0
 
 
 def run_capture(camera: Camera, config: CaptureConfig, out: DropOldestQueue[CapturedFrame],
@@ -129,12 +133,15 @@ def run_capture(camera: Camera, config: CaptureConfig, out: DropOldestQueue[Capt
     """Read frames into `out` until the video ends, `max_frames`, or `stop`; then close `out`.
 
     Live sources (cameras, streams, paced files) `put` (a slow pipeline drops the oldest frame);
-    an unpaced file waits for room, since nothing is lost by reading it later.
+    an unpaced file waits for room, since nothing is lost by reading it later. A camera or stream
+    is held to its rate (`config.fps` or the one it reports) by the frames' timestamps: one that
+    delivers faster has the surplus skipped (`stats.skipped`); one that is slower is taken as it comes.
     """
     paced = config.paced and camera.kind == "file"
     period = 1.0 / (config.fps or camera.fps)
     live = camera.kind != "file" or config.paced
     started = None
+    due_at = None  # a live camera's next frame slot
     try:
         while not stop.is_set():
             if config.max_frames is not None and stats.frames >= config.max_frames:
@@ -154,6 +161,12 @@ def run_capture(camera: Camera, config: CaptureConfig, out: DropOldestQueue[Capt
                     now = time.monotonic()
                 elif now - due > period:
                     started = now - stats.frames * period  # fell behind: keep the pace from here, no burst
+            elif camera.kind != "file":
+                if due_at is not None and now < due_at - period / 2:  # half a period of jitter is not "too fast"
+                    stats.skipped += 1
+                    continue
+                # the next frame is due a period after this one's slot; after a stall, from now on (no burst)
+                due_at = now + period if due_at is None or now > due_at + period else due_at + period
             frame = CapturedFrame(stats.frames, now, image)
             if live:
                 out.put(frame)

@@ -15,6 +15,8 @@ from .controls import KEY_BINDINGS
 from .errors import LiveError
 from .outputs import OutputConfig
 from .session import live_camera
+from .views.browser import DEFAULT_HOST, DEFAULT_PORT
+from .views.virtual_camera import AUTO_DEVICE
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -24,6 +26,19 @@ def parse_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:9000), got {text!r}")
     return host, int(port)
+
+
+def parse_serve_address(text: str) -> tuple[str, int]:
+    """"PORT" (on 127.0.0.1) or "HOST:PORT" for the browser view."""
+    return parse_address(f"{DEFAULT_HOST}:{text}" if text.isdigit() else text)
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """"WxH" -> (width, height)."""
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
+    return int(width), int(height)
 
 
 def config_from_args(args: argparse.Namespace) -> LiveConfig:
@@ -38,7 +53,9 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
                                   key_file=Path(args.key_file) if args.key_file else None,
                                   session_timeout_s=args.session_timeout),
         output=OutputConfig(window=not args.headless, out_path=Path(args.out) if args.out else None,
-                            side_by_side=args.side_by_side),
+                            side_by_side=args.side_by_side, virtual_camera=args.virtual_camera,
+                            virtual_camera_size=args.virtual_camera_size, serve=args.serve,
+                            progress=args.progress),
         queue_capacity=args.queue)
 
 
@@ -73,10 +90,15 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
                              "a --listen receiver without one animates the sender's portrait)")
     parser.add_argument("--model", default="default", help="'default', a shipped model name, or a model folder")
     parser.add_argument("--backend", choices=BACKEND_KINDS, default="auto",
-                        help="runtime backend (auto: the fastest here, timed at start)")
-    parser.add_argument("--graphs", default=None, help="export folder with ONNX graphs (onnx-int8 needs one)")
+                        help="runtime backend (auto: times torch, onnx, onnx-int8 and, with --graphs, tflite "
+                             "at start and takes the fastest; the stats JSON says which and why)")
+    parser.add_argument("--graphs", default=None,
+                        help="export folder (python -m export): its ONNX fp32 / INT8 and TFLite graphs; without "
+                             "one, ONNX graphs are made into the cache on first use (INT8: minutes, once)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of every stage (default: per stage, from the cores this "
+                             "process may use: ThreadBudget.auto; 2 cores: 1 each)")
     parser.add_argument("--size", type=int, default=None,
                         help="output size S of rendered frames: a multiple of the model's internal resolution "
                              "(default: the model's default output size)")
@@ -87,9 +109,23 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="also write the output to this video (.mp4)")
     parser.add_argument("--side-by-side", action="store_true", help="show the driver's crop left of the avatar")
     parser.add_argument("--stats-json", default=None, help="write the session's stats to this JSON file")
+    parser.add_argument("--virtual-camera", nargs="?", const=AUTO_DEVICE, default=None, metavar="DEVICE",
+                        help="also send the avatar to a virtual webcam for video-call apps (pyvirtualcam: "
+                             "v4l2loopback on Linux, OBS's virtual camera on macOS / Windows); DEVICE e.g. "
+                             "/dev/video10 (default: the first one found)")
+    parser.add_argument("--virtual-camera-size", type=parse_frame_size, default=(640, 480), metavar="WxH",
+                        help="the virtual camera's frame size; the avatar is fitted into it (default: 640x480)")
+    parser.add_argument("--serve", nargs="?", type=parse_serve_address, metavar="[HOST:]PORT", default=None,
+                        const=(DEFAULT_HOST, DEFAULT_PORT),
+                        help="serve a page with the input, the avatar and live stats (default "
+                             f"{DEFAULT_HOST}:{DEFAULT_PORT}: this machine only)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="a progress bar on stderr (default: for headless runs on a video file, "
+                             "when stderr is a terminal)")
     parser.add_argument("--unpaced", action="store_true",
                         help="read a video file as fast as the pipeline takes it (benchmarks)")
-    parser.add_argument("--fps", type=float, default=None, help="pace a video file at this rate (default: its own)")
+    parser.add_argument("--fps", type=float, default=None, help="the stream's frame rate: a video file is paced at it, a camera "
+                             "delivering faster is held to it (default: the rate the file or camera reports)")
     parser.add_argument("--motion", choices=["relative", "absolute"], default="relative")
     parser.add_argument("--codec", choices=list(PRESETS), default="default", help="code stream preset")
     parser.add_argument("--transport", choices=["inproc", "udp"], default=None,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..codec import CodecConfig
 from ..pipeline import MotionConfig
+from ..runtime import ThreadBudget
 from ..transport import Impairment, JitterConfig
 from .capture import CaptureConfig
 from .outputs import OutputConfig
@@ -73,7 +74,9 @@ class LiveConfig:
     model: "default", a shipped model name or a model folder (`sdk.load_model`).
     backend: a `sdk.runtime.BACKEND_KINDS` kind ("auto" times the available ones and takes the
         fastest); graphs: an export folder for the ONNX backends (see `sdk.runtime.create_backend`).
-    device: "cpu" or "cuda". threads: torch / ONNX Runtime intra-op threads (None: their default).
+    device: "cpu" or "cuda".
+    threads: intra-op threads per stage (`ThreadBudget`); an int gives every stage that many;
+        None: `ThreadBudget.auto()` for the cores this process may use.
     output_size: the side S of rendered frames, a multiple of the model's internal resolution
         (None: the model's default output size); portraits are cropped at S², and upscaled,
         with a warning, when their face has fewer pixels.
@@ -91,7 +94,7 @@ class LiveConfig:
     backend: str = "auto"
     graphs: Path | None = None
     device: str = "cpu"
-    threads: int | None = None
+    threads: ThreadBudget | int | None = None  # an int becomes ThreadBudget.uniform(int)
     output_size: int | None = None
     paste_back: bool = False
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -103,8 +106,10 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.queue_capacity < 1:
             raise ValueError(f"LiveConfig.queue_capacity must be >= 1, got {self.queue_capacity}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"LiveConfig.threads must be >= 1, got {self.threads}")
+        if isinstance(self.threads, int):
+            if self.threads < 1:
+                raise ValueError(f"LiveConfig.threads must be >= 1, got {self.threads}")
+            object.__setattr__(self, "threads", ThreadBudget.uniform(self.threads))
         if self.output_size is not None and self.output_size < 1:
             raise ValueError(f"LiveConfig.output_size must be >= 1, got {self.output_size}")
         if self.paste_back and self.transport.mode == "udp-sender":

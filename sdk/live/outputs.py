@@ -25,16 +25,29 @@ class OutputConfig:
     side_by_side: start with the driver's crop shown left of the avatar (the window's "s" key
         toggles it); the video file keeps the layout it started with.
     display_size: height in pixels of the window's image (frames are scaled to it).
+    virtual_camera: also send the avatar to this virtual camera device ("auto": the first one
+        found; e.g. "/dev/video10" or "OBS Virtual Camera"); None: off. See `views.virtual_camera`.
+    virtual_camera_size: (width, height) of the virtual camera's frames; avatars are fitted into it.
+    serve: (host, port) of a local browser view of the avatar, the input and the stats; None: off.
+    progress: a progress bar on stderr; None: on for a headless session reading a video file
+        when stderr is a terminal.
     """
 
     window: bool = True
     out_path: Path | None = None
     side_by_side: bool = False
     display_size: int = 512
+    virtual_camera: str | None = None
+    virtual_camera_size: tuple[int, int] = (640, 480)
+    serve: tuple[str, int] | None = None
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.display_size < 16:
             raise ValueError(f"OutputConfig.display_size must be >= 16, got {self.display_size}")
+        width, height = self.virtual_camera_size
+        if not (width >= 16 and height >= 16 and width % 2 == 0 and height % 2 == 0):
+            raise ValueError(f"OutputConfig.virtual_camera_size must be even and >= 16 per side, got {width}x{height}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,7 @@ class VideoFileSink:
         if self.frames == 0:
             self._stream.width, self._stream.height = image.shape[1], image.shape[0]
         elif image.shape[:2] != (self._stream.height, self._stream.width):
-            image = _fit(image, self._stream.height, self._stream.width)
+            image = fit_image(image, self._stream.height, self._stream.width)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         self._container.mux(self._stream.encode(frame))
         self.frames += 1
@@ -110,7 +123,7 @@ class VideoFileSink:
             self.path.unlink(missing_ok=True)  # an mp4 without frames is not a video
 
 
-def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """`image` scaled to fit inside height x width, centred on black."""
     scale = min(height / image.shape[0], width / image.shape[1])
     size = (min(width, round(image.shape[1] * scale)), min(height, round(image.shape[0] * scale)))

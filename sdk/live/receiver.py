@@ -7,6 +7,7 @@ outputs keep showing the last frame; nothing is rendered twice.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from ..pipeline import TalkingHeadPipeline
 from ..transport import PacketReceiver
 from .avatars import AvatarRing
 from .controls import LiveControls
-from .queues import POLL_S, DropOldestQueue
+from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .sender import SentFrameLog
 from .stats import StageTimer
 
@@ -160,7 +161,8 @@ class AvatarRenderer:
         return self._states[index]
 
     def run(self, codes: DropOldestQueue[ReceivedCode], out: DropOldestQueue[RenderedFrame],
-            abort: threading.Event) -> None:
+            abort: threading.Event, gate: GeneratorGate | None = None) -> None:
+        """Render codes until `codes` is finished or `abort`; `gate` learns when a render runs."""
         try:
             while not abort.is_set():
                 self._apply_requests()
@@ -169,7 +171,8 @@ class AvatarRenderer:
                     if codes.finished:
                         return
                     continue
-                out.put(self.render(received))
+                with gate.rendering(received.code.sequence) if gate is not None else contextlib.nullcontext():
+                    out.put(self.render(received))
         finally:
             out.close()
 

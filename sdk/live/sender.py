@@ -2,7 +2,9 @@
 
 Frames without a face send the last good code again (a cheap delta packet), so the receiver
 holds the avatar still, keeps its frame rate, and moves on when the face returns; until the
-first face there is no code to send and those frames are counted, not sent.
+first face there is no code to send and those frames are counted, not sent. With a generator
+in this process, the sender takes a frame only when the generator is not behind
+(`GeneratorGate`): frames skipped meanwhile are never tracked or encoded.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..face import FaceTracker
 from ..pipeline import TalkingHeadPipeline
 from ..transport import PacketSender
 from .capture import CapturedFrame
-from .queues import POLL_S, DropOldestQueue
+from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .stats import StageTimer
 
 
@@ -75,16 +77,24 @@ class CodeSender:
         self.log = log
         self.encoder: CodeEncoder | None = None  # given to `run`, once the session's header is fixed
         self.epoch = 0.0  # time.monotonic() of stream timestamp 0
+        self.gate: GeneratorGate | None = None  # given to `run`
         self.counts = SenderCounts()
         self.tracking = StageTimer()
         self.encoding = StageTimer()
         self._last_code: tuple[np.ndarray, np.ndarray] | None = None
 
     def run(self, frames: DropOldestQueue[CapturedFrame], abort: threading.Event, encoder: CodeEncoder,
-            epoch: float) -> None:
-        """Process frames until `frames` is finished or `abort`; `epoch` is stream time 0."""
-        self.encoder, self.epoch = encoder, epoch
+            epoch: float, gate: GeneratorGate | None = None) -> None:
+        """Process frames until `frames` is finished or `abort`; `epoch` is stream time 0.
+
+        gate: the in-process generator's; while it is behind, frames wait in `frames` (whose
+        drops then count as "scheduler") instead of being tracked and encoded.
+        """
+        self.encoder, self.epoch, self.gate = encoder, epoch, gate
         while not abort.is_set():
+            if gate is not None and gate.behind():
+                with frames.drops_counted_as("scheduler"):
+                    gate.wait_until_caught_up(abort)
             frame = frames.get(POLL_S)
             if frame is None:
                 if frames.finished:
@@ -115,6 +125,8 @@ class CodeSender:
         packet = self.encoder.encode(keypoints, jacobians, timestamp_ms)
         if self.log is not None:
             self.log.add(sequence, SentFrame(frame.captured_at, crop, not track.face_found))
+        if self.gate is not None:
+            self.gate.sent(sequence)
         self.transport.send(packet)
         self.counts.sent += 1
         self.counts.packet_bytes += len(packet)

@@ -7,10 +7,17 @@ Threads, joined by bounded drop-oldest queues of `LiveConfig.queue_capacity` fra
     └► network: receive, decode ─► [codes] ─► generator ─► [rendered] ─► outputs (calling thread)
 
 Which halves run here follows `TransportConfig.mode`. The outputs (window, callback, video file)
-run on the calling thread, as OpenCV windows need. The session ends when the video ends, after
-`max_frames`, on quit (window key, `LiveControls.quit()`, Ctrl-C) or when the sender goes away;
-frames in flight are still rendered, so every captured frame is rendered or counted. An error
-in any thread stops all of them and is raised here.
+run on the calling thread, as OpenCV windows need.
+
+The scheduler: each stage runs with the intra-op threads of a `ThreadBudget` (`LiveConfig.threads`,
+default `ThreadBudget.auto()` from the cores this process may use), and with both halves here the
+sender takes a frame only when the generator is not behind (`GeneratorGate`), so frames the
+generator could not render anyway are skipped before tracking and counted as "scheduler" drops.
+
+The session ends when the video ends, after `max_frames`, on quit (window key,
+`LiveControls.quit()`, Ctrl-C) or when the sender goes away; frames in flight are still rendered,
+so every captured frame is rendered or counted. An error in any thread stops all of them and is
+raised here.
 """
 from __future__ import annotations
 
@@ -21,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
+import cv2
 
 from ..codec import CodeDecoder, CodeEncoder, StreamHeader
 from ..face import FaceTracker, TrackerConfig
 from ..models import TalkingHeadModel
 from ..pipeline import TalkingHeadPipeline
-from ..runtime import create_backend, model_sha256
+from ..runtime import Backend, ThreadBudget, choose_backend, create_backend, model_sha256
 from ..transport import (
     PacketReceiver,
     PacketSender,
@@ -53,11 +60,12 @@ from .config import LiveConfig
 from .controls import LiveControls
 from .errors import LiveError
 from .outputs import LiveFrame, PreviewWindow, VideoFileSink, compose
-from .queues import POLL_S, DropOldestQueue
+from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .receiver import AvatarRenderer, CodeReceiver, ReceivedCode, RenderedFrame
 from .sender import CodeSender, SentFrameLog
 from .stats import LatencyLog, LiveStats
 from .stream import parse_and_check_header, stream_header
+from .views import Views, open_views
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +142,12 @@ class _LiveSession:
         self.frames: DropOldestQueue[CapturedFrame] = DropOldestQueue(capacity, "capture")
         self.codes: DropOldestQueue[ReceivedCode] = DropOldestQueue(capacity, "generator")
         self.rendered: DropOldestQueue[RenderedFrame] = DropOldestQueue(capacity, "output")
+        # The scheduler's hand-off needs the generator in this process.
+        self.gate = (GeneratorGate(self.codes, lambda received: received.code.sequence)
+                     if self.has_sender and self.has_receiver else None)
+        self.budget = ThreadBudget.auto() if config.threads is None else config.threads
+        self.backend_choice: dict | None = None
+        self._opencv_threads: int | None = None  # OpenCV's own setting, restored at the end
         self.latency = LatencyLog()
         self.capture_stats = CaptureStats()
         self.delivered = 0
@@ -152,6 +166,7 @@ class _LiveSession:
         self.receiver_transport: PacketReceiver | None = None
         self.sink: VideoFileSink | None = None
         self.window: PreviewWindow | None = None
+        self.views: Views | None = None
         self.started_at = time.monotonic()
 
     # -- setup -------------------------------------------------------------------------------
@@ -174,11 +189,12 @@ class _LiveSession:
         config = self.config
         if self.has_receiver and config.output.window:
             self.window = PreviewWindow(self.controls, config.output.display_size)  # fails before model loading
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
+        self._opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(self.budget.opencv)
         key = self._session_key()
         if self.has_sender:
             self.camera = Camera(config.capture.camera)  # a missing camera fails before anything loads
+        self.views = open_views(config, self.camera, self._stats)  # so do a taken port, no virtual camera
         if self.model_override is not None:
             model = self.model_override.to(config.device).eval()
         else:
@@ -186,8 +202,7 @@ class _LiveSession:
             model = load_model(config.model, device=config.device)
         self.cfg = model.cfg
         self.model_sha256 = model_sha256(model)
-        backend = create_backend(model, config.backend, config.device, graphs=config.graphs,
-                                 threads=config.threads, output_size=config.output_size)
+        backend = self._backend(model)
         self.backend_name = backend.name
         self.output_size = backend.output_size
         avatars = self._local_avatars()
@@ -205,6 +220,16 @@ class _LiveSession:
             if avatars:  # prepared now, so the first codes do not wait for the source encoder
                 self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing(avatars), self.controls,
                                                config.paste_back)
+
+    def _backend(self, model: TalkingHeadModel) -> Backend:
+        """The configured backend with the session's thread budget; "auto" times the candidates so."""
+        config = self.config
+        options = dict(graphs=config.graphs, threads=self.budget, output_size=config.output_size)
+        if config.backend != "auto":
+            return create_backend(model, config.backend, config.device, **options)
+        choice = choose_backend(model, config.device, **options)
+        self.backend_choice = choice.as_dict()
+        return choice.backend
 
     def _local_avatars(self) -> list[Avatar]:
         """The sender's portrait to send (udp-sender), the receiver's own avatars, or [] (use the sender's)."""
@@ -273,7 +298,7 @@ class _LiveSession:
                 raise
             epoch = time.monotonic()  # stream time 0, before the first frame is captured
             self.capture_ready.set()
-            self.code_sender.run(self.frames, self.threads.abort, CodeEncoder(header), epoch)
+            self.code_sender.run(self.frames, self.threads.abort, CodeEncoder(header), epoch, self.gate)
         finally:
             self.sender_transport.close()  # tells the receiver the session ended
             self.sender_done.set()
@@ -319,7 +344,7 @@ class _LiveSession:
                 if self.threads.abort.is_set() or self.stop_receiving.is_set():
                     return
             assert self.renderer is not None
-            self.renderer.run(self.codes, self.rendered, self.threads.abort)
+            self.renderer.run(self.codes, self.rendered, self.threads.abort, self.gate)
         finally:
             self.rendered.close()
 
@@ -380,6 +405,8 @@ class _LiveSession:
                             else compose(item.avatar, driver, output.side_by_side))
         if self.on_frame is not None:
             self.on_frame(frame)
+        if self.views is not None:
+            self.views.show(frame)
         if self.window is not None:
             self.window.show(frame.image)
         self.last_output_at = now
@@ -394,6 +421,7 @@ class _LiveSession:
             self.stop_receiving.set()
         self.threads.join(JOIN_TIMEOUT_S)
         for close in (self.sink.close if self.sink else None, self.window.close if self.window else None,
+                      self.views.close if self.views else None,
                       self.camera.close if self.camera else None, self.tracker.close if self.tracker else None,
                       self.sender_transport.close if self.sender_transport else None,
                       self.receiver_transport.close if self.receiver_transport else None):
@@ -402,11 +430,14 @@ class _LiveSession:
                     close()
                 except Exception as exc:  # noqa: BLE001 - closing must not hide the session's own error
                     log.warning("while closing: %s", exc)
+        if self._opencv_threads is not None:
+            cv2.setNumThreads(self._opencv_threads)
 
     def _stats(self) -> LiveStats:
         seconds = time.monotonic() - self.started_at
         stats = LiveStats(mode=self.mode, model=self.cfg.name, backend=self.backend_name, seconds=seconds,
-                          output_size=self.output_size, paste_back=self.config.paste_back)
+                          output_size=self.output_size, paste_back=self.config.paste_back,
+                          threads=self.budget.as_dict(), backend_choice=self.backend_choice)
         fps = self.header.fps if self.header is not None else 0.0
         if self.has_sender:
             self._sender_stats(stats, fps)
@@ -424,8 +455,9 @@ class _LiveSession:
         assert self.code_sender is not None and self.camera is not None and self.sender_transport is not None
         counts = self.code_sender.counts
         stats.camera = self.camera.name
-        stats.frames_captured = self.capture_stats.frames
-        stats.frames_dropped["capture"] = self.frames.dropped
+        stats.frames_captured = self.capture_stats.frames + self.capture_stats.skipped
+        stats.frames_dropped["capture"] = self.frames.drops["capture"] + self.capture_stats.skipped
+        stats.frames_dropped["scheduler"] = self.frames.drops["scheduler"]
         stats.frames_sent = counts.sent
         stats.no_face_frames = counts.no_face_frames
         stats.frames_before_first_face = counts.before_first_face

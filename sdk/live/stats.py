@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 # Stages that can drop a frame, in pipeline order.
-DROP_STAGES = ("capture", "transport", "decode", "generator", "output")
+DROP_STAGES = ("capture", "scheduler", "transport", "decode", "generator", "output")
 
 
 @dataclass
@@ -24,7 +24,8 @@ class LiveStats:
 
     mode: "inproc", "udp-loopback" (both halves here, over UDP on 127.0.0.1), "udp-sender" or
         "udp-receiver".
-    frames_dropped: per stage: "capture" (the encoder was busy: oldest frame dropped),
+    frames_dropped: per stage: "capture" (the encoder was busy: oldest frame dropped; or a
+        camera delivered faster than its rate: the surplus skipped),
         "transport" (lost, late or overflowing packets), "decode" (packets the codec could not
         decode, e.g. a delta frame whose reference was lost), "generator" (the generator was
         busy: oldest code dropped), "output" (the outputs were busy: oldest frame dropped).
@@ -41,6 +42,8 @@ class LiveStats:
         encoder, and relative motion + generator.
     output_size: the side S of rendered frames; paste_back: they were pasted into the whole
         portrait; portrait_upscaled: an avatar's face had fewer than S² pixels (upscaled crop).
+    threads: the `ThreadBudget` the stages ran with (intra-op threads per stage, and the cores).
+    backend_choice: with backend "auto", what it timed and picked (`BackendChoice.as_dict`).
     """
 
     mode: str = ""
@@ -74,6 +77,8 @@ class LiveStats:
     stop_reason: str = ""
     reanchors: int = 0
     avatar_switches: int = 0
+    threads: dict[str, int] = field(default_factory=dict)
+    backend_choice: dict[str, Any] | None = None
     transport: dict[str, Any] = field(default_factory=dict)
     codec: dict[str, Any] = field(default_factory=dict)
 

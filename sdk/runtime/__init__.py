@@ -6,8 +6,10 @@
   `BackendError`.
 - `torch_backend.TorchBackend`; `graph_backend.GraphBackend` over exported files, with
   `onnx_backend.OnnxBackend` (+ `OrtSettings` for threads, CUDA, TensorRT) and `tflite_backend.TfliteBackend`.
-- `factory.create_backend(model, kind="auto"|"torch"|"onnx"|"onnx-int8"|"tflite", device, output_size=S)`;
-  `choose_backend` for the "auto" timings.
+- `factory.create_backend(model, kind="auto"|"torch"|"onnx"|"onnx-int8"|"tflite", device, output_size=S,
+  threads=...)`; `choose_backend` for the "auto" timings.
+- `threads`: `ThreadBudget` (intra-op threads per stage, `ThreadBudget.auto()` from the cores
+  available), `torch_threads` (a context for torch's per-thread count), `available_cores`.
 - `metadata`: `model_sha256`, `BITSTREAM_VERSION`, `GraphMetadata` (what exported files carry, output size included).
 - `onnx_export.export_onnx`: writes the ONNX graphs (used by the ONNX backend's cache and `python -m export`).
 """
@@ -20,6 +22,7 @@ from .graphs import GRAPH_NAMES, GraphSpec, TensorSpec, build_graphs, graph_spec
 from .metadata import BITSTREAM_VERSION, GraphMetadata, model_sha256
 from .onnx_backend import OnnxBackend, OrtSettings
 from .tflite_backend import TfliteBackend
+from .threads import ThreadBudget, available_cores, torch_threads
 from .torch_backend import TorchBackend
 
 __all__ = [
@@ -39,10 +42,13 @@ __all__ = [
            "SourceHandle",
            "TensorSpec",
            "TfliteBackend",
+           "ThreadBudget",
            "TorchBackend",
+           "available_cores",
            "build_graphs",
            "choose_backend",
            "create_backend",
            "graph_specs",
            "model_sha256",
+           "torch_threads",
 ]

@@ -1,22 +1,29 @@
 """`create_backend(model, kind, device)`: the one place that picks and builds a runtime backend.
 
 Kinds: "torch", "onnx" (fp32 graphs, exported to the cache on first use or read from an export
-folder), "onnx-int8" (the INT8 graphs of an export folder written with `python -m quantization`),
-"tflite" (the fp32 .tflite graphs of an export folder, in LiteRT, CPU only), and "auto": the fastest of the
-candidates available here, decided by timing them at creation — each candidate renders the same
-avatar a few times (encoder + generator per frame, after one warm-up) and the lowest median wins.
-The timings are logged; `choose_backend` returns them too. Pass `threads` and set torch's threads
-alike (`torch.set_num_threads`) for a fair comparison. Every backend renders at one `output_size`
-(None: the model's default); an export folder's graphs must have been exported at it.
+folder), "onnx-int8" (INT8 graphs: an export folder's, written with `python -m export --precision
+int8`, or made into the cache on first use by the quantization extra), "tflite" (the fp32 .tflite
+graphs of an export folder, in LiteRT, CPU only), and "auto": the fastest of the candidates
+available here, decided by timing them at creation: each candidate encodes a frame and renders
+the same avatar `AUTO_WARMUP_FRAMES` times untimed (lazy initialisation, caches), then
+`AUTO_TIMING_RUNS` times timed, and the lowest median wins. The candidates are torch, onnx when
+ONNX Runtime is installed, onnx-int8 when INT8 graphs are in the export folder or the cache or
+can be made (the quantization extra is installed; `export_int8`), and tflite when the export
+folder has them. The timings are logged; `choose_backend` returns them too (`BackendChoice`).
+Pass the same `threads` the backend will run with (a `ThreadBudget`: per stage) for a fair
+comparison. Every backend renders at one `output_size` (None: the model's default); an export
+folder's graphs must have been exported at it.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,14 +31,19 @@ from ..models import TalkingHeadModel
 from .base import Backend, BackendError, check_output_size
 from .graph_backend import GraphBackend, check_graph_output_size
 from .metadata import model_sha256
-from .onnx_backend import OnnxBackend, OrtSettings
+from .onnx_backend import OnnxBackend, OrtSettings, cached_graphs_dir, has_onnx_graphs
 from .tflite_backend import TfliteBackend
+from .threads import Threads
 from .torch_backend import TorchBackend
+
+if TYPE_CHECKING:
+    from quantization.onnx_int8 import Int8Config
 
 log = logging.getLogger(__name__)
 
 BACKEND_KINDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8", "tflite")
 AUTO_TIMING_RUNS = 5
+AUTO_WARMUP_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,31 @@ class BackendChoice:
     frame_ms: dict[str, float]
     skipped: dict[str, str]  # candidate kind -> why it could not be built
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for stats: the kind chosen, what it runs on, and the timings."""
+        return {"chosen": self.chosen, "backend": self.backend.name, "frame_ms": dict(self.frame_ms),
+                "skipped": dict(self.skipped)}
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Everything a builder needs besides the kind."""
+    model: TalkingHeadModel
+    device: torch.device
+    graphs: Path | None
+    threads: Threads
+    cache_dir: str | Path | None
+    tensorrt: bool
+    output_size: int
+    int8_config: Int8Config | None
+    export_int8: bool
+    show_progress: bool
+
+    @property
+    def ort_settings(self) -> OrtSettings:
+        return OrtSettings(device="cuda" if self.device.type == "cuda" else "cpu", threads=self.threads,
+                           tensorrt=self.tensorrt)
+
 
 def onnx_runtime_available() -> bool:
     try:
@@ -51,80 +88,121 @@ def onnx_runtime_available() -> bool:
     return True
 
 
+def int8_export_available() -> bool:
+    """Whether INT8 graphs can be made here (the quantization package and NNCF are installed)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("quantization", "nncf"))
+
+
 def create_backend(model: TalkingHeadModel, kind: str = "auto", device: str | torch.device = "cpu", *,
-                   graphs: str | Path | None = None, threads: int | None = None,
+                   graphs: str | Path | None = None, threads: Threads = None,
                    cache_dir: str | Path | None = None, tensorrt: bool = False,
-                   output_size: int | None = None) -> Backend:
+                   output_size: int | None = None, int8_config: Int8Config | None = None,
+                   export_int8: bool = True, show_progress: bool = True) -> Backend:
     """A backend running `model`.
 
     kind: see `BACKEND_KINDS`. device: "cpu" or "cuda" (torch device; ORT's CUDA provider).
-    graphs: an export folder to load graphs from (required for "onnx-int8" and "tflite"; optional
-        for "onnx", which otherwise exports `model` into the cache). Its graphs must be of `model`.
-    threads: threads for ONNX Runtime / LiteRT (None: their default); torch uses torch's setting.
-    cache_dir: where "onnx" caches exported graphs (default `default_cache_dir()`).
+    graphs: an export folder to load graphs from (required for "tflite"; optional for "onnx" and
+        "onnx-int8", which otherwise use the cache). Its graphs must be of `model`.
+    threads: intra-op threads: one count for every graph, a `ThreadBudget` (per stage), or None
+        (each runtime's default; torch: the calling thread's setting).
+    cache_dir: where graphs exported on first use are kept (default `default_cache_dir()`).
     tensorrt: on CUDA, try ONNX Runtime's TensorRT provider first.
     output_size: the side of portraits and frames (None: the model's default output size); the
         graphs of `graphs` must have been exported at it.
+    int8_config: how INT8 graphs made into the cache are made (a `quantization.Int8Config`;
+        None: its defaults). export_int8: False never makes them (only graphs already there count).
+    show_progress: a progress bar on stderr while graphs are exported into the cache.
     """
     if kind not in BACKEND_KINDS:
         raise BackendError(f"unknown backend kind {kind!r}; expected one of {', '.join(BACKEND_KINDS)}")
-    if kind != "auto":
-        size = check_output_size(model.cfg, output_size)
-        return _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt, size)[kind]()
-    return choose_backend(model, device, graphs=graphs, threads=threads, cache_dir=cache_dir,
-                          tensorrt=tensorrt, output_size=output_size).backend
+    if kind == "auto":
+        return choose_backend(model, device, graphs=graphs, threads=threads, cache_dir=cache_dir, tensorrt=tensorrt,
+                              output_size=output_size, int8_config=int8_config, export_int8=export_int8,
+                              show_progress=show_progress).backend
+    request = _Request(model, torch.device(device), Path(graphs) if graphs is not None else None, threads, cache_dir,
+                       tensorrt, check_output_size(model.cfg, output_size), int8_config, export_int8, show_progress)
+    return _BUILDERS[kind](request)
 
 
 def choose_backend(model: TalkingHeadModel, device: str | torch.device = "cpu", *, graphs: str | Path | None = None,
-                   threads: int | None = None, cache_dir: str | Path | None = None, tensorrt: bool = False,
-                   runs: int = AUTO_TIMING_RUNS, output_size: int | None = None) -> BackendChoice:
-    """The "auto" choice with its timings: torch, ONNX Runtime when installed, and the INT8 ONNX and
-    TFLite graphs when `graphs` holds them (arguments as for `create_backend`)."""
-    size = check_output_size(model.cfg, output_size)
-    builders = _builders(model, torch.device(device), graphs, threads, cache_dir, tensorrt, size)
-    if graphs is not None and not (Path(graphs) / "onnx" / "fp32").is_dir():
-        # The folder has no fp32 ONNX graphs: the onnx candidate uses the cache instead.
-        builders["onnx"] = _builders(model, torch.device(device), None, threads, cache_dir, tensorrt, size)["onnx"]
-    candidates = ["torch"] + (["onnx"] if onnx_runtime_available() else [])
-    if graphs is not None and (Path(graphs) / "onnx" / "int8").is_dir():
-        candidates.append("onnx-int8")
-    if graphs is not None and (Path(graphs) / "tflite" / "fp32").is_dir() and torch.device(device).type == "cpu":
-        candidates.append("tflite")
-    choice = choose_fastest({name: builders[name] for name in candidates}, model, runs, size)
+                   threads: Threads = None, cache_dir: str | Path | None = None, tensorrt: bool = False,
+                   runs: int = AUTO_TIMING_RUNS, warmup: int = AUTO_WARMUP_FRAMES, output_size: int | None = None,
+                   int8_config: Int8Config | None = None, export_int8: bool = True,
+                   show_progress: bool = True) -> BackendChoice:
+    """The "auto" choice with its timings (arguments as for `create_backend`; see the module docstring)."""
+    request = _Request(model, torch.device(device), Path(graphs) if graphs is not None else None, threads, cache_dir,
+                       tensorrt, check_output_size(model.cfg, output_size), int8_config, export_int8, show_progress)
+    builders = {kind: (lambda kind=kind: _auto_builder(kind)(request)) for kind in auto_candidates(request)}
+    choice = choose_fastest(builders, model, runs, request.output_size, warmup)
     log.info("auto backend: %s (median ms per frame: %s%s)", choice.chosen,
              ", ".join(f"{name} {ms:.1f}" for name, ms in choice.frame_ms.items()),
              "".join(f"; skipped {name}: {why}" for name, why in choice.skipped.items()))
     return choice
 
 
-def _builders(model: TalkingHeadModel, device: torch.device, graphs: str | Path | None, threads: int | None,
-              cache_dir: str | Path | None, tensorrt: bool, output_size: int) -> dict[str, Callable[[], Backend]]:
-    settings = OrtSettings(device="cuda" if device.type == "cuda" else "cpu", threads=threads, tensorrt=tensorrt)
-    return {"torch": lambda: TorchBackend(model, device, output_size),
-            "onnx": lambda: _onnx(model, settings, graphs, cache_dir, "fp32", output_size),
-            "onnx-int8": lambda: _onnx(model, settings, graphs, cache_dir, "int8", output_size),
-            "tflite": lambda: _tflite(model, device, graphs, threads, output_size)}
+def auto_candidates(request: _Request) -> list[str]:
+    """The kinds "auto" times for `request`, in order."""
+    kinds = ["torch"]
+    if onnx_runtime_available():
+        kinds.append("onnx")
+        cached = cached_graphs_dir(request.cache_dir, model_sha256(request.model), request.output_size)
+        if ((request.graphs is not None and has_onnx_graphs(request.graphs, "int8")) or has_onnx_graphs(cached, "int8")
+                or (request.export_int8 and int8_export_available())):
+            kinds.append("onnx-int8")
+    if (request.graphs is not None and (request.graphs / "tflite" / "fp32").is_dir()
+            and request.device.type == "cpu"):
+        kinds.append("tflite")
+    return kinds
 
 
-def _onnx(model: TalkingHeadModel, settings: OrtSettings, graphs: str | Path | None, cache_dir: str | Path | None,
-          precision: str, output_size: int) -> GraphBackend:
-    if graphs is None:
-        if precision == "int8":
-            raise BackendError("the onnx-int8 backend loads an export folder: pass graphs=DIR written by "
-                               "`python -m export --precision int8` (which runs `python -m quantization`)")
-        return OnnxBackend.from_model(model, settings, cache_dir, output_size=output_size)
-    return _same_model(OnnxBackend.from_export_dir(graphs, precision, settings), model, graphs, output_size)
+def _auto_builder(kind: str) -> Callable[[_Request], Backend]:
+    """The builder "auto" uses: an export folder without graphs of a kind falls back to the cache."""
+    precision = {"onnx": "fp32", "onnx-int8": "int8"}.get(kind)
+    if precision is None:
+        return _BUILDERS[kind]
+
+    def build(request: _Request) -> Backend:
+        if request.graphs is not None and not has_onnx_graphs(request.graphs, precision):
+            request = replace(request, graphs=None)
+        return _BUILDERS[kind](request)
+    return build
 
 
-def _tflite(model: TalkingHeadModel, device: torch.device, graphs: str | Path | None, threads: int | None,
-            output_size: int) -> TfliteBackend:
-    if device.type != "cpu":
-        raise BackendError(f"the tflite backend runs on the CPU (LiteRT with XNNPACK), not {device.type}; "
+def _torch(request: _Request) -> Backend:
+    return TorchBackend(request.model, request.device, request.output_size, request.threads)
+
+
+def _onnx(request: _Request, precision: str = "fp32") -> GraphBackend:
+    settings = request.ort_settings
+    if request.graphs is None:
+        if precision == "int8" and not request.export_int8:
+            directory = cached_graphs_dir(request.cache_dir, model_sha256(request.model), request.output_size)
+            if not has_onnx_graphs(directory, "int8"):
+                raise BackendError(f"no INT8 graphs of this model in the cache ({directory}) and making them is off: "
+                                   "pass graphs=DIR written by `python -m export --precision int8`")
+        return OnnxBackend.from_model(request.model, settings, request.cache_dir, precision, request.output_size,
+                                      request.int8_config, request.show_progress)
+    return _same_model(OnnxBackend.from_export_dir(request.graphs, precision, settings), request.model,
+                       request.graphs, request.output_size)
+
+
+def _tflite(request: _Request) -> TfliteBackend:
+    if request.device.type != "cpu":
+        raise BackendError(f"the tflite backend runs on the CPU (LiteRT with XNNPACK), not {request.device.type}; "
                            "use the onnx backend on a GPU")
-    if graphs is None:
+    if request.graphs is None:
         raise BackendError("the tflite backend loads an export folder: pass graphs=DIR written by "
                            "`python -m export --format tflite`")
-    return _same_model(TfliteBackend.from_export_dir(graphs, "fp32", threads), model, graphs, output_size)
+    return _same_model(TfliteBackend.from_export_dir(request.graphs, "fp32", request.threads), request.model,
+                       request.graphs, request.output_size)
+
+
+_BUILDERS: dict[str, Callable[[_Request], Backend]] = {
+    "torch": _torch,
+    "onnx": _onnx,
+    "onnx-int8": lambda request: _onnx(request, "int8"),
+    "tflite": _tflite,
+}
 
 
 def _same_model(backend: GraphBackend, model: TalkingHeadModel, graphs: str | Path, output_size: int) -> GraphBackend:
@@ -136,9 +214,10 @@ def _same_model(backend: GraphBackend, model: TalkingHeadModel, graphs: str | Pa
 
 
 def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHeadModel,
-                   runs: int = AUTO_TIMING_RUNS, output_size: int | None = None) -> BackendChoice:
+                   runs: int = AUTO_TIMING_RUNS, output_size: int | None = None,
+                   warmup: int = AUTO_WARMUP_FRAMES) -> BackendChoice:
     """Build each candidate and time encode + render on one avatar (a portrait at `output_size`,
-    None: the model's default); the fastest with the timings.
+    None: the model's default) after `warmup` untimed frames; the fastest with the timings.
 
     A candidate that fails to build is skipped (and reported); if all fail, BackendError.
     """
@@ -156,22 +235,22 @@ def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHea
             skipped[name] = str(exc)
             continue
         built[name] = backend
-        timings[name] = _median_frame_ms(backend, portrait, frame, runs)
+        timings[name] = _median_frame_ms(backend, portrait, frame, runs, warmup)
     if not built:
         raise BackendError("no runtime backend could be built: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
     chosen = min(timings, key=timings.__getitem__)
     return BackendChoice(built[chosen], chosen, timings, skipped)
 
 
-def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, runs: int) -> float:
+def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, runs: int, warmup: int) -> float:
     state = backend.prepare_source(portrait.to(backend.device))
     frame = frame.to(backend.device)
     samples = []
-    for index in range(runs + 1):
+    for index in range(warmup + max(runs, 1)):
         started = time.perf_counter()
         backend.render(state, backend.encode(frame))
         if backend.device.type == "cuda":
             torch.cuda.synchronize(backend.device)
-        if index:  # the first run pays for lazy initialisation
+        if index >= warmup:  # the warm-up frames pay for lazy initialisation
             samples.append(1000 * (time.perf_counter() - started))
     return statistics.median(samples)

@@ -2,9 +2,14 @@
 
 Graph files come from an export folder (`python -m export`, layout ``DIR/onnx/<precision>/``) or,
 for a model in memory, from a cache folder keyed by `model_sha256`, the output size (and
-`GRAPHS_VERSION`) that is filled on first use (`OnnxBackend.from_model`). Every file's metadata
-must name the same model and output size; its input and output names must match
-`sdk.runtime.graphs.graph_specs`.
+`GRAPHS_VERSION`) that is filled on first use (`OnnxBackend.from_model`, with a progress bar):
+fp32 / fp16 by `onnx_export`, INT8 by the quantization extra (`quantization.quantize_onnx_int8`,
+a few minutes once per model). Every file's metadata must name the same model and output size;
+its input and output names must match `sdk.runtime.graphs.graph_specs`.
+
+Threads: intra-op threads per graph (`OrtSettings.threads`: one count or a `ThreadBudget`), and
+ORT's worker threads block instead of spinning between ops unless `OrtSettings.spinning`: on a
+CPU shared with other stages or programs, spinning threads take the cores the others need.
 
 Desktop GPU settings (`OrtSettings(device="cuda")`): the CUDA execution provider with exhaustive
 cuDNN algorithm search (shapes are fixed, so the search runs once), optionally TensorRT first
@@ -17,16 +22,21 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ..errors import SdkError
 from ..models import TalkingHeadModel
 from .base import BackendError, check_output_size
 from .graph_backend import GraphBackend, check_precision
 from .graphs import GRAPH_NAMES, GRAPHS_VERSION
 from .metadata import GraphMetadata, model_sha256
 from .onnx_export import export_onnx, onnx_graph_path
+from .threads import Threads, graph_threads
+
+if TYPE_CHECKING:
+    from quantization.onnx_int8 import Int8Config
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +53,17 @@ class OrtSettings:
     """How ONNX Runtime runs the graphs.
 
     device: "cpu" or "cuda" (needs the onnxruntime-gpu build).
-    threads: intra-op threads; None leaves ORT's default (one per physical core).
+    threads: intra-op threads: one count for every graph, a `ThreadBudget` (per graph), or None
+        (ORT's default: one per physical core).
+    spinning: let ORT's idle worker threads spin-wait (a little faster on an idle machine; on a
+        busy one they take the cores the other stages need). Off by default.
     tensorrt: on "cuda", put the TensorRT provider first (builds an engine per graph on first run).
     tensorrt_fp16: let TensorRT run layers in fp16.
     tensorrt_cache_dir: where TensorRT engines are cached (None: the backend cache dir).
     """
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: int | None = None
+    threads: Threads = None
+    spinning: bool = False
     tensorrt: bool = False
     tensorrt_fp16: bool = True
     tensorrt_cache_dir: str | None = None
@@ -57,7 +71,7 @@ class OrtSettings:
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise BackendError(f"ONNX Runtime device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.threads is not None and self.threads < 1:
+        if isinstance(self.threads, int) and self.threads < 1:
             raise BackendError(f"ONNX Runtime threads must be >= 1, got {self.threads}")
 
 
@@ -93,6 +107,23 @@ def check_active_providers(settings: OrtSettings, active: list[str], path: Path)
                            f"libraries missing or mismatched?); it would run on {', '.join(active)}")
 
 
+def session_options(settings: OrtSettings, graph: str):
+    """ORT session options for `graph`: full graph optimisation, its intra-op threads, one
+    inter-op thread (the graphs run sequentially), spinning as `settings` says."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    threads = graph_threads(settings.threads, graph)
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    spin = "1" if settings.spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
+
+
 class OrtRunner:
     """The three graph files in ONNX Runtime sessions (a `GraphRunner`)."""
 
@@ -106,17 +137,12 @@ class OrtRunner:
         if missing:
             raise BackendError("missing ONNX graph files: " + ", ".join(missing))
         providers = execution_providers(settings, ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if settings.threads is not None:
-            options.intra_op_num_threads = settings.threads
-            options.inter_op_num_threads = 1
         self.files = {name: Path(files[name]) for name in GRAPH_NAMES}
         self.sessions: dict[str, ort.InferenceSession] = {}
         self.metadata: dict[str, GraphMetadata] = {}
         for name, path in self.files.items():
             try:
-                session = ort.InferenceSession(str(path), options, providers=providers)
+                session = ort.InferenceSession(str(path), session_options(settings, name), providers=providers)
             except Exception as exc:  # ORT raises its own exception types for corrupt or unloadable files
                 raise BackendError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
             check_active_providers(settings, session.get_providers(), path)
@@ -163,15 +189,65 @@ class OnnxBackend(GraphBackend):
     @classmethod
     def from_model(cls, model: TalkingHeadModel, settings: OrtSettings = OrtSettings(),
                    cache_dir: str | Path | None = None, precision: str = "fp32",
-                   output_size: int | None = None) -> OnnxBackend:
+                   output_size: int | None = None, int8_config: Int8Config | None = None,
+                   show_progress: bool = True) -> OnnxBackend:
         """Export `model`'s graphs at `output_size` (None: the model's default) once into
-        ``cache_dir/onnx-graphs/v<GRAPHS_VERSION>-<sha256>-<size>/`` and load them."""
+        ``cache_dir/onnx-graphs/v<GRAPHS_VERSION>-<sha256>-<size>/`` and load them.
+
+        precision: "fp32" / "fp16" (traced here, seconds) or "int8" (made by the quantization
+        extra with `int8_config`, None: its defaults; minutes; the cache keeps the first set made
+        for a model and size). A progress bar shows on stderr unless `show_progress` is False.
+        """
         size = check_output_size(model.cfg, output_size)
         sha256 = model_sha256(model)
-        directory = Path(cache_dir or default_cache_dir()) / "onnx-graphs" / f"v{GRAPHS_VERSION}-{sha256}-{size}"
+        directory = cached_graphs_dir(cache_dir, sha256, size)
         missing = tuple(name for name in GRAPH_NAMES if not onnx_graph_path(directory, precision, name).is_file())
-        if missing:
+        if missing and precision == "int8":
+            export_int8_graphs(model, directory, size, int8_config, show_progress)
+        elif missing:
+            from tqdm import tqdm
+
             log.info("exporting ONNX graphs %s of %s at %d² to %s", ", ".join(missing), model.cfg.name, size,
                      directory)
-            export_onnx(model, directory, precision, missing, sha256=sha256, output_size=size)
+            for name in tqdm(missing, desc=f"ONNX {precision} graphs of {model.cfg.name} at {size}²", unit="graph",
+                             disable=not show_progress, leave=False):
+                export_onnx(model, directory, precision, (name,), sha256=sha256, output_size=size)
         return cls.from_export_dir(directory, precision, settings)
+
+
+def cached_graphs_dir(cache_dir: str | Path | None, sha256: str, size: int) -> Path:
+    """The cache folder of a model's graphs at one output size (an export folder's layout inside)."""
+    return Path(cache_dir or default_cache_dir()) / "onnx-graphs" / f"v{GRAPHS_VERSION}-{sha256}-{size}"
+
+
+def has_onnx_graphs(directory: str | Path, precision: str) -> bool:
+    """Whether `directory` (an export or cache folder) holds all three ONNX graphs at `precision`."""
+    return all(onnx_graph_path(directory, precision, name).is_file() for name in GRAPH_NAMES)
+
+
+def export_int8_graphs(model: TalkingHeadModel, directory: Path, size: int, int8_config: Int8Config | None,
+                       show_progress: bool) -> None:
+    """INT8 graphs of `model` at `size` into ``directory/onnx/int8/`` through the quantization extra
+    (`quantize_onnx_int8`), with a progress bar; BackendError saying why when it cannot."""
+    try:
+        from quantization.onnx_int8 import Int8Config, quantize_onnx_int8
+    except ImportError as exc:
+        raise BackendError(f"INT8 graphs are made by the quantization extra, which is not installed here ({exc}): "
+                           "pip install 'talking-head-sdk[quantization]', or pass an export folder written by "
+                           "`python -m export --precision int8`") from None
+    from tqdm import tqdm
+
+    log.info("making INT8 ONNX graphs of %s at %d² in %s (once per model, a few minutes)", model.cfg.name, size,
+             directory)
+    with tqdm(desc=f"INT8 graphs of {model.cfg.name} at {size}²", unit="step", disable=not show_progress,
+              leave=False) as bar:
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message, refresh=False)
+            bar.update()
+
+        try:
+            quantize_onnx_int8(model, directory, int8_config or Int8Config(), progress=progress, output_size=size)
+        except BackendError:
+            raise
+        except SdkError as exc:  # QuantizationError, NoFaceError: no calibration frames, no NNCF, ...
+            raise BackendError(f"could not make INT8 graphs in {directory}: {exc}") from exc

@@ -16,6 +16,7 @@ from .base import BackendError
 from .graph_backend import GraphBackend, check_precision
 from .graphs import GRAPH_NAMES
 from .metadata import GraphMetadata
+from .threads import Threads, graph_threads
 
 TFLITE_METADATA_NAME = "talking_head_sdk"
 
@@ -55,11 +56,13 @@ def read_tflite_metadata(path: Path) -> GraphMetadata:
 
 
 class TfliteRunner:
-    """The three graphs in LiteRT interpreters (XNNPACK on CPU), run through their signatures."""
+    """The three graphs in LiteRT interpreters (XNNPACK on CPU), run through their signatures.
+
+    threads: per graph (one count, a `ThreadBudget`, or None: LiteRT's default)."""
 
     provider = "xnnpack"
 
-    def __init__(self, files: dict[str, Path], threads: int | None = None):
+    def __init__(self, files: dict[str, Path], threads: Threads = None):
         Interpreter = _litert().interpreter.Interpreter
         missing = [str(files.get(name, name)) for name in GRAPH_NAMES
                    if name not in files or not Path(files[name]).is_file()]
@@ -70,7 +73,7 @@ class TfliteRunner:
         self.runners = {}
         for name, path in self.files.items():
             try:
-                interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                interpreter = Interpreter(model_path=str(path), num_threads=graph_threads(threads, name))
                 self.runners[name] = interpreter.get_signature_runner("serving_default")
             except (ValueError, RuntimeError, KeyError) as exc:
                 raise BackendError(f"{path}: LiteRT cannot load it ({exc})") from exc
@@ -90,11 +93,11 @@ class TfliteRunner:
 class TfliteBackend(GraphBackend):
     """The exported .tflite graphs of an export folder, in LiteRT."""
 
-    def __init__(self, graph_files: dict[str, Path], threads: int | None = None, kind: str = "tflite"):
+    def __init__(self, graph_files: dict[str, Path], threads: Threads = None, kind: str = "tflite"):
         super().__init__(TfliteRunner(graph_files, threads), kind)
 
     @classmethod
-    def from_export_dir(cls, directory: str | Path, precision: str = "fp32", threads: int | None = None
+    def from_export_dir(cls, directory: str | Path, precision: str = "fp32", threads: Threads = None
                         ) -> TfliteBackend:
         files = {name: tflite_graph_path(directory, precision, name) for name in GRAPH_NAMES}
         if not any(path.is_file() for path in files.values()):

@@ -5,30 +5,40 @@ import torch
 
 from ..models import Keypoints, SourceState, TalkingHeadModel
 from .base import check_image, check_output_size
+from .threads import Threads, graph_threads, torch_threads
 
 
 class TorchBackend:
-    """`TalkingHeadModel` on `device`; the source state is the model's `SourceState`."""
+    """`TalkingHeadModel` on `device`; the source state is the model's `SourceState`.
+
+    threads: intra-op threads per stage (an int for every stage, a `ThreadBudget`, or None:
+    torch's setting of the calling thread), applied around each stage call on its thread.
+    """
 
     kind = "torch"
 
-    def __init__(self, model: TalkingHeadModel, device: str | torch.device = "cpu", output_size: int | None = None):
+    def __init__(self, model: TalkingHeadModel, device: str | torch.device = "cpu", output_size: int | None = None,
+                 threads: Threads = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.output_size = check_output_size(self.cfg, output_size)
+        self.threads = threads
         self.name = f"torch-{self.device.type}"
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> Keypoints:
         check_image(image, self.cfg)
-        return self.model.encode(image.to(self.device))
+        with torch_threads(graph_threads(self.threads, "keypoint_encoder")):
+            return self.model.encode(image.to(self.device))
 
     @torch.inference_mode()
     def prepare_source(self, image: torch.Tensor) -> SourceState:
         check_image(image, self.cfg, self.output_size)
-        return self.model.prepare_source(image.to(self.device))
+        with torch_threads(graph_threads(self.threads, "source_encoder")):
+            return self.model.prepare_source(image.to(self.device))
 
     @torch.inference_mode()
     def render(self, state: SourceState, kp_driving: Keypoints) -> torch.Tensor:
-        return self.model.render(state, kp_driving).prediction
+        with torch_threads(graph_threads(self.threads, "generator")):
+            return self.model.render(state, kp_driving).prediction
