@@ -219,19 +219,22 @@ def _write_clip(directory: Path, seed: int, frames: int, size: int) -> None:
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory) -> Path:
-    """Three 8-frame 64² clips in the prepared layout: two train identities, one test."""
+    """Four 8-frame 64² clips in the prepared layout: two train identities, two test. Meshes:
+    clip 0 scattered points (lips and eyes in its left half; no face the prior accepts), clips 1
+    and 3 the face prior's face (frame 5 of clip 1 without a face), clip 2 none (no landmarks.npy)."""
     root = tmp_path_factory.mktemp("prepared")
     rows = []
-    for index, split in enumerate(["train", "train", "test"]):
+    for index, split in enumerate(["train", "train", "test", "test"]):
         clip = f"synthetic-{index}"
         _write_clip(root / "clips" / clip / "frames", index, 8, 64)
         if index == 0:  # a crop whose right half ran past the source frame (coverage.png, 0 there)
             coverage = np.zeros((64, 64), np.uint8)
             coverage[:, :32] = 255
             cv2.imwrite(str(root / "clips" / clip / "coverage.png"), coverage)
-            # a face mesh at 128² (meta.json's size) in the covered left half, scaled to 64² on load
-            np.save(root / "clips" / clip / "landmarks.npy", _left_half_mesh(8, 128))
-            (root / "clips" / clip / "meta.json").write_text('{"size": 128}')
+            # a face mesh in the covered left half, in pixels of the 64² frames
+            np.save(root / "clips" / clip / "landmarks.npy", _left_half_mesh(8, 64))
+        if index in (1, 3):
+            np.save(root / "clips" / clip / "landmarks.npy", _face_meshes(index, 8, 64, missing=(5,) if index == 1 else ()))
         rows.append({**{column: "" for column in PREPARED_COLUMNS}, "id": clip, "split": split,
                      "identity": f"person-{index}", "status": "ok", "fps": 25, "frames": 8, "face_frames": 8,
                      "size": 64, "has_audio": "no"})
@@ -250,6 +253,24 @@ def _left_half_mesh(frames: int, size: int) -> np.ndarray:
         index = MESH_REGIONS[name]
         points[:, index, :2] = np.array(centre) * size + rng.normal(0, size / 40, (frames, len(index), 2))
     return points
+
+
+def _face_meshes(seed: int, frames: int, size: int, missing: tuple[int, ...] = ()) -> np.ndarray:
+    """(frames, 478, 3) meshes of the face prior's canonical face roughly where `_write_clip`
+    draws the face (at `size`), turning a little and opening its mouth; NaN at frames `missing`."""
+    from sdk.prior import load_prior, similarity_from_pose
+
+    prior = load_prior("default")
+    meshes = np.full((frames, NUM_LANDMARKS, 3), np.nan, np.float32)
+    for t in range(frames):
+        if t in missing:
+            continue
+        cx, cy = size / 2 + 5 * math.sin(t / 2 + seed) * size / 64, size / 2 + 3 * math.cos(t / 3) * size / 64
+        centre = (np.array([cx, cy - size / 12]) - 0.5) * 2 / (size - 1) - 1  # keypoint coordinates
+        pose = np.array([6 * math.sin(t), 3 * math.cos(t), 4 * t / frames, *centre, math.log(0.5)])
+        expression = prior.basis.decode(np.array([0.3 * (t % 3), -0.1 * (t % 2)]))
+        meshes[t] = similarity_from_pose(pose, size).apply(prior.canonical + expression)
+    return meshes
 
 
 def _quick(**overrides) -> dict:
@@ -395,6 +416,12 @@ def test_cli_maps_flags_to_the_config(tmp_path):
                               str(tmp_path / "run"), "--mask-weight", "0", "--size", "128", "--time-limit", "5"])
     cfg = generator_config(args)
     assert (cfg.weights.composite_mask, cfg.output_size, cfg.time_limit_minutes) == (0.0, 128, 5.0)
+    assert (cfg.prior, cfg.expression_dropout) == ("default", 0.5)
+    args = parser.parse_args(["train", "generator", "--config", "dagan++-mobile-prior", "--init", "default", "--data",
+                              str(tmp_path), "--out", str(tmp_path / "run"), "--prior", str(tmp_path / "prior"),
+                              "--expression-dropout", "0.25"])
+    cfg = generator_config(args)
+    assert (cfg.model, cfg.prior, cfg.expression_dropout) == ("dagan++-mobile-prior", str(tmp_path / "prior"), 0.25)
 
 
 def test_fomm_trains_without_a_depth_net(synthetic_data, tmp_path):
@@ -430,7 +457,7 @@ def test_device_training_script_packs_trains_and_brings_weights_back(synthetic_d
                            "--budget-mib", "1", "--size", "64"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((pack / "pack.json").read_text())
-    assert summary["clips"] == 3 and summary["mib"] <= 1 and (pack / "clips" / "synthetic-0" / "coverage.png").is_file()
+    assert summary["clips"] == 4 and summary["mib"] <= 1 and (pack / "clips" / "synthetic-0" / "coverage.png").is_file()
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, str(script), "train", "--pack", str(pack), "--init", "none",
                            "--config", "fomm-tiny", "--out", str(out), "--minutes", "0.001", "--steps", "30",
@@ -448,3 +475,133 @@ def test_device_training_script_packs_trains_and_brings_weights_back(synthetic_d
     trained = json.loads((out / "train_summary.json").read_text())
     assert trained["steps"] == 10  # the time limit stopped it at the first log step, checkpointed
     assert load_model(out / "best_model-fp16").metadata["dtype"] == "float16"
+
+
+# ----------------------------------------------------------------------------------------------
+# Models driven by the face prior (issue 12): meshes in the pairs, 2-step runs, --init upgrade
+
+
+def _plain_and_flipped(dataset_args: dict, index: int, seed: int = 0) -> tuple[dict, dict]:
+    """The same pair without and with a flip (no colour jitter, so the frames compare exactly)."""
+    from sdk.data.datasets import AugmentConfig
+
+    items = []
+    for probability in (0.0, 1.0):
+        config = AugmentConfig(flip_probability=probability, brightness=0, contrast=0, saturation=0, hue=0)
+        torch.manual_seed(seed)
+        items.append(FramePairDataset(**dataset_args, augment=True, augment_config=config, meshes=True)[index])
+    return items[0], items[1]
+
+
+def test_frame_pairs_carry_meshes_flipped_with_the_frames(synthetic_data):
+    from sdk.data.mesh_mirror import flip_meshes
+    from sdk.face.regions import region_mask
+    from sdk.prior import EncoderConfig, SemanticEncoder, load_prior
+
+    args = dict(root=synthetic_data, split="train", size=64)
+    plain, flipped = _plain_and_flipped(args, index=8 + 1)  # clip 1, frame 1: a face mesh
+    assert torch.allclose(flipped["driving"], plain["driving"].flip(-1))
+    for key in ("source_mesh", "driving_mesh"):
+        assert plain[key].shape == (NUM_LANDMARKS, 3) and plain[key].dtype == torch.float32
+        assert torch.allclose(flipped[key], torch.from_numpy(flip_meshes(plain[key].numpy(), 64)), equal_nan=True)
+    # The flipped mesh is the face of the flipped frame: its regions are the flipped regions (within
+    # the pixel that region_mask's rounding of continuous coordinates shifts them by), and the
+    # encoder sees the same face turned the other way (yaw and roll negated, as good a fit).
+    ys, xs = np.mgrid[:64, :64]
+    centroid = lambda m: np.array([(m * xs).sum(), (m * ys).sum()]) / m.sum()  # noqa: E731
+    offset = centroid(region_mask(flipped["driving_mesh"].numpy(), 64)) - centroid(flipped["regions"][0].numpy())
+    assert abs(offset[0]) < 1.5 and abs(offset[1]) < 0.5
+    encoder = SemanticEncoder(load_prior("default"), EncoderConfig(image_size=64))
+    original = encoder.normalize(plain["driving_mesh"].numpy())
+    mirrored = encoder.normalize(flipped["driving_mesh"].numpy())
+    code, code_flipped = (encoder.code_of(fit.similarity, fit.mesh) for fit in (original, mirrored))
+    assert code_flipped.pose[0] == pytest.approx(-code.pose[0], abs=0.5)
+    assert code_flipped.pose[2] == pytest.approx(-code.pose[2], abs=0.5)
+    assert mirrored.residual < 0.01 + original.residual
+    unswapped = plain["driving_mesh"].numpy().copy()
+    unswapped[:, 0] = 64 - unswapped[:, 0]  # mirrored x without swapping left and right points
+    assert encoder.normalize(unswapped).residual > 10 * (original.residual + 0.01)
+    # Without a face the meshes are NaN; without `meshes` the items are as before.
+    assert torch.isnan(FramePairDataset(synthetic_data, "test", size=64, meshes=True)[0]["source_mesh"]).all()
+    assert "source_mesh" not in FramePairDataset(synthetic_data, "train", size=64)[0]
+
+
+def test_prior_model_trains_validates_and_exports(synthetic_data, tmp_path):
+    from sdk.prior import load_prior
+
+    run = tmp_path / "prior"
+    result = train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", data=synthetic_data, out=run, steps=2,
+                                                  gan_warmup_steps=1, **_quick()))
+    assert result.step == 2 and all(math.isfinite(v) for v in result.losses.values())
+    assert {"reconstruction", "region_reconstruction", "composite_mask", "generator_gan", "flagged_pairs"} <= set(
+        result.losses)
+    assert not {"equivariance_value", "keypoint_distance"} & set(result.losses)  # no learned keypoints
+    model = load_model(run / "model")
+    assert model.kp_detector is None and model.generator.expression_modulation is not None
+    prior = load_prior("default")
+    assert model.metadata["face_prior"] == {"sha256": prior.sha256, "components": prior.components}
+    assert model.prior().sha256 == prior.sha256 and isinstance(model.metadata["flagged_pairs"], int)
+    scale = model.generator.expression_modulation.input_scale
+    assert torch.allclose(scale, 1 / torch.as_tensor(prior.basis.energy[:16], dtype=torch.float32).sqrt())
+    assert load_model(run / "best_model").metadata["validation"]["psnr"] > 0
+    assert (run / "samples" / "generator_0000002.png").is_file()
+    # Resuming with another prior is refused; with the same one it continues.
+    from sdk.prior import save_prior
+
+    save_prior(dataclasses.replace(prior, residual_limit=prior.residual_limit * 1.01), tmp_path / "other-prior")
+    with pytest.raises(SdkError, match="resume with the same prior"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", data=synthetic_data, out=run, steps=3,
+                                             prior=tmp_path / "other-prior", **_quick()))
+    assert train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", data=synthetic_data, out=run, steps=3,
+                                                **_quick())).step == 3
+
+
+def test_hybrid_model_trains_with_its_learned_keypoints(depth_run, synthetic_data, tmp_path):
+    result = train_generator(GeneratorTrainConfig(model="dagan++-tiny-hybrid", data=synthetic_data, depth=depth_run,
+                                                  out=tmp_path / "hybrid", steps=2, gan_warmup_steps=1,
+                                                  expression_dropout=1.0, **_quick()))
+    assert result.step == 2 and all(math.isfinite(v) for v in result.losses.values())
+    assert {"equivariance_value", "equivariance_jacobian", "keypoint_distance", "flagged_pairs"} <= set(result.losses)
+    model = load_model(tmp_path / "hybrid" / "model")
+    assert model.kp_detector.num_kp == 5 and model.generator.dense_motion.num_kp == 15
+
+
+def test_init_upgrades_learned_weights_to_a_prior_model(synthetic_data, tmp_path):
+    learned = TalkingHeadModel(get_config("fomm-tiny"))
+    save_model(learned, tmp_path / "learned", half=False)
+    common = dict(data=synthetic_data, steps=1, init=tmp_path / "learned", lr=1e-9,
+                  **_quick(val_interval=0, sample_interval=0))
+    for name in ("fomm-tiny-prior", "fomm-tiny-hybrid"):
+        train_generator(GeneratorTrainConfig(model=name, out=tmp_path / name, **common))
+        upgraded = dict(load_model(tmp_path / name / "model").named_parameters())
+        shared = {k: v for k, v in learned.named_parameters() if k in upgraded and upgraded[k].shape == v.shape}
+        assert all(torch.allclose(upgraded[k], v, atol=1e-6) for k, v in shared.items())
+        generator = {k for k in upgraded if k.startswith("generator.") and "expression_modulation" not in k}
+        assert generator <= set(shared)  # the whole generator (dense motion of K = 15 too) came along
+        fresh = set(upgraded) - set(shared)
+        assert {k.split(".")[0] + "." + k.split(".")[1] for k in fresh} <= {
+            "generator.expression_modulation", "kp_detector.heatmap_head", "kp_detector.jacobian_head"}
+    assert load_model(tmp_path / "fomm-tiny-prior" / "model").kp_detector is None
+    save_model(TalkingHeadModel(get_config("dagan-tiny")), tmp_path / "dagan", half=False)
+    with pytest.raises(ModelLoadError, match="differs from the run's fomm-tiny-prior"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", out=tmp_path / "bad",
+                                             **{**common, "init": tmp_path / "dagan"}))
+
+
+def test_prior_training_fails_loudly_on_bad_inputs(synthetic_data, tmp_path):
+    with pytest.raises(SdkError, match="expression_dropout must be in"):
+        GeneratorTrainConfig(model="fomm-tiny-prior", data=synthetic_data, out=tmp_path, expression_dropout=1.5)
+    with pytest.raises(ModelLoadError, match="no such face prior file"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", data=synthetic_data, out=tmp_path / "p",
+                                             steps=1, prior=tmp_path / "nowhere", **_quick(val_interval=0)))
+    mesh_free = tmp_path / "mesh-free"
+    (mesh_free / "clips").mkdir(parents=True)
+    import shutil
+
+    rows = list(csv.DictReader((synthetic_data / "manifest.csv").open()))
+    for row in rows:
+        shutil.copytree(synthetic_data / "clips" / row["id"] / "frames", mesh_free / "clips" / row["id"] / "frames")
+    shutil.copy(synthetic_data / "manifest.csv", mesh_free / "manifest.csv")
+    with pytest.raises(SdkError, match="validation needs held-out pairs with usable face meshes"):
+        train_generator(GeneratorTrainConfig(model="fomm-tiny-prior", data=mesh_free, out=tmp_path / "v", steps=1,
+                                             **_quick()))

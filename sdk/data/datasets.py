@@ -7,7 +7,6 @@ DataLoader seeds per worker from the training seed, so a seeded run sees the sam
 from __future__ import annotations
 
 import csv
-import json
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..errors import MediaReadError, SdkError
 from ..face.landmarks import NUM_LANDMARKS
 from ..face.regions import region_mask
 from ..media import resize_image
+from .mesh_mirror import flip_meshes
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,19 @@ def load_frame(path: Path, size: int) -> np.ndarray:
 
 def load_landmarks(clip: PreparedClip, size: int) -> np.ndarray | None:
     """(T, 478, 3) float32 mesh of every frame in pixels of a size² crop (NaN where no face), or
-    None for a folder without `landmarks.npy`."""
+    None for a folder without `landmarks.npy`. The file is in pixels of the prepared frames, so
+    their own size (the first frame's) scales it."""
     path = clip.directory / "landmarks.npy"
     if not path.is_file():
         return None
     try:
         points = np.load(path, allow_pickle=False)
-        prepared_size = json.loads((clip.directory / "meta.json").read_text())["size"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError) as error:
         raise MediaReadError(f"{path}: unreadable landmarks ({error}); re-run data prepare") from error
+    first = cv2.imread(str(clip.frame_path(0)), cv2.IMREAD_UNCHANGED)
+    if first is None:
+        raise MediaReadError(f"{clip.frame_path(0)}: missing or corrupt prepared frame; re-run data prepare")
+    prepared_size = first.shape[0]
     if points.shape != (clip.frames, NUM_LANDMARKS, 3):
         raise MediaReadError(f"{path}: landmarks of shape {points.shape}, expected ({clip.frames}, "
                              f"{NUM_LANDMARKS}, 3); re-run data prepare")
@@ -105,10 +109,11 @@ def _to_tensor(frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def augment(frames: torch.Tensor, config: AugmentConfig, masks: torch.Tensor | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def augment(frames: torch.Tensor, config: AugmentConfig, masks: torch.Tensor | None = None,
+            meshes: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray | None]:
     """Apply one random flip and colour jitter to all frames alike (T, 3, H, W) -> (T, 3, H, W);
-    `masks` (K, H, W), e.g. the coverage, are flipped with them (and not jittered).
+    `masks` (K, H, W), e.g. the coverage, are flipped with them (and not jittered), and so are
+    `meshes` (M, 478, 3) in their pixels (`flip_meshes`: x mirrored, left and right points swapped).
 
     The same parameters for every frame keep the pair/triplet consistent: the networks must
     explain differences between frames by motion, never by colour.
@@ -116,6 +121,7 @@ def augment(frames: torch.Tensor, config: AugmentConfig, masks: torch.Tensor | N
     if torch.rand(()) < config.flip_probability:
         frames = frames.flip(-1)
         masks = None if masks is None else masks.flip(-1)
+        meshes = None if meshes is None else flip_meshes(meshes, frames.shape[-1])
     factors = 1.0 + (torch.rand(3) * 2 - 1) * torch.tensor([config.brightness, config.contrast, config.saturation])
     frames = frames * factors[0]
     mean = frames.mean(dim=(1, 2, 3), keepdim=True)
@@ -124,7 +130,7 @@ def augment(frames: torch.Tensor, config: AugmentConfig, masks: torch.Tensor | N
     frames = (frames - gray) * factors[2] + gray
     if config.hue > 0:
         frames = _rotate_hue(frames.clamp(0, 1), float((torch.rand(()) * 2 - 1) * config.hue))
-    return frames.clamp(0, 1), masks
+    return frames.clamp(0, 1), masks, meshes
 
 
 def _rotate_hue(frames: torch.Tensor, turns: float) -> torch.Tensor:
@@ -165,43 +171,65 @@ class _ClipFramesDataset(Dataset):
         clip_index = int(np.searchsorted(self.offsets, index, side="right")) - 1
         return self.clips[clip_index], index - int(self.offsets[clip_index])
 
-    def load(self, clip: PreparedClip, indices: list[int], regions_of: int | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Frames (T, 3, S, S), the clip's coverage (1, S, S) and, for frame `regions_of`, its
-        mouth-and-eyes `region_mask` (1, S, S) (zeros without landmarks), augmented alike."""
+    def load(self, clip: PreparedClip, indices: list[int], regions_of: int | None = None, meshes: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Frames (T, 3, S, S), the clip's coverage (1, S, S), for frame `regions_of` its
+        mouth-and-eyes `region_mask` (1, S, S) (zeros without landmarks) and, if `meshes`, the
+        frames' meshes (T, 478, 3) in S² pixels (NaN where there is no face), augmented alike."""
         frames = _to_tensor([load_frame(clip.frame_path(i), self.size) for i in indices])
         masks = [load_coverage(clip, self.size)]
         if regions_of is not None:
             masks.append(self.regions(clip, regions_of))
         masks = torch.cat(masks)
+        points = self.meshes(clip, indices) if meshes else None
         if self.augment:
-            frames, masks = augment(frames, self.augment_config, masks)
-        return frames, masks[:1], None if regions_of is None else masks[1:]
+            frames, masks, points = augment(frames, self.augment_config, masks, points)
+        return (frames, masks[:1], None if regions_of is None else masks[1:],
+                None if points is None else torch.from_numpy(points))
 
-    def regions(self, clip: PreparedClip, frame: int) -> torch.Tensor:
+    def landmarks(self, clip: PreparedClip) -> np.ndarray | None:
+        """The clip's meshes (T, 478, 3) at this dataset's size (cached), None without landmarks.npy."""
         if clip.id not in self._landmarks:
             self._landmarks[clip.id] = load_landmarks(clip, self.size)
-        points = self._landmarks[clip.id]
+        return self._landmarks[clip.id]
+
+    def regions(self, clip: PreparedClip, frame: int) -> torch.Tensor:
+        points = self.landmarks(clip)
         if points is None:
             return torch.zeros(1, self.size, self.size)
         return torch.from_numpy(region_mask(points[frame], self.size))[None]
 
+    def meshes(self, clip: PreparedClip, indices: list[int]) -> np.ndarray:
+        """(T, 478, 3) float32 meshes of frames `indices` (all NaN for a clip without landmarks)."""
+        points = self.landmarks(clip)
+        if points is None:
+            return np.full((len(indices), NUM_LANDMARKS, 3), np.nan, np.float32)
+        return points[indices].astype(np.float32)
+
 
 class FramePairDataset(_ClipFramesDataset):
     """(source, driving): two random frames of one clip. Item: source (3,S,S), driving (3,S,S),
-    coverage (1,S,S), regions (1,S,S) = the driving frame's mouth and eyes, clip."""
+    coverage (1,S,S), regions (1,S,S) = the driving frame's mouth and eyes, clip; with `meshes`
+    (models driven by the face prior) also source_mesh and driving_mesh (478,3) float32, the two
+    frames' meshes in S² pixels, flipped with the frames, NaN where the frame has no face (the
+    training stage turns them into codes and keypoints and masks out pairs without a usable mesh)."""
 
     def __init__(self, root: str | Path, split: str = "train", size: int = 128, augment: bool = True,
-                 pairs_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig()):
+                 pairs_per_epoch: int | None = None, augment_config: AugmentConfig = AugmentConfig(),
+                 meshes: bool = False):
         super().__init__(root, split, size, augment, pairs_per_epoch, augment_config)
+        self.with_meshes = meshes
 
     def __getitem__(self, index: int) -> dict:
         clip, driving = self.locate(index)
         source = int(torch.randint(clip.frames - 1, ()))
         source += source >= driving  # never the same frame twice
-        frames, coverage, regions = self.load(clip, [source, driving], regions_of=driving)
-        return {"source": frames[0], "driving": frames[1], "coverage": coverage, "regions": regions,
-                "clip": clip.id}
+        frames, coverage, regions, meshes = self.load(clip, [source, driving], regions_of=driving,
+                                                      meshes=self.with_meshes)
+        item = {"source": frames[0], "driving": frames[1], "coverage": coverage, "regions": regions, "clip": clip.id}
+        if meshes is not None:
+            item.update(source_mesh=meshes[0], driving_mesh=meshes[1])
+        return item
 
 
 class FrameTripletDataset(_ClipFramesDataset):
@@ -216,7 +244,7 @@ class FrameTripletDataset(_ClipFramesDataset):
     def __getitem__(self, index: int) -> dict:
         clip, frame = self.locate(index)
         target = min(max(frame, 1), clip.frames - 2)
-        frames, coverage, _ = self.load(clip, [target, target - 1, target + 1])
+        frames, coverage, _, _ = self.load(clip, [target, target - 1, target + 1])
         return {"target": frames[0], "references": frames[1:], "coverage": coverage, "clip": clip.id}
 
 
@@ -268,5 +296,5 @@ class AudioWindowDataset(_ClipFramesDataset):
         lo, hi = max(start, 0), min(start + length, len(samples))
         if hi > lo:
             window[lo - start:hi - start] = samples[lo:hi]
-        frames, coverage, _ = self.load(clip, [frame])
+        frames, coverage, _, _ = self.load(clip, [frame])
         return {"frame": frames[0], "audio": torch.from_numpy(window), "coverage": coverage, "clip": clip.id}

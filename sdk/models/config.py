@@ -13,6 +13,14 @@ widths): the internal resolution. Keypoints and dense motion run at ``resolution
 (FOMM's scale factor). Every named config has the composite head (`CompositeConfig`), so frames
 come out at any multiple of the internal resolution; a checkpoint's config without one (saved
 before the head existed) still loads and renders at its internal resolution.
+
+Keypoint source (`keypoint_source`, seed 002 / issue 12): ``learned`` (every name above: the
+keypoint detector's K = `num_kp`), ``prior`` (K keypoints of the face prior's mesh and an E-dim
+expression code that modulates the decoder, `SemanticConfig`; no detector, `num_kp` = 0) or
+``hybrid`` (the prior's keypoints plus `num_kp` learned ones). Named ``<name>-prior`` and
+``<name>-hybrid`` (`SEMANTIC_CONFIG_NAMES`, e.g. ``dagan++-mobile-prior``): 15 prior keypoints, or
+10 prior + 5 learned, so the dense motion sees 15 as in the learned configs and starts from their
+weights (`--init`). Learned-keypoint configs serialise exactly as before these fields existed.
 """
 from __future__ import annotations
 
@@ -23,12 +31,20 @@ from typing import Any, Literal
 Variant = Literal["fomm", "dagan", "dagan++"]
 Size = Literal["tiny", "mobile", "paper"]
 AttentionPlacement = Literal["none", "bottleneck", "every_scale"]
+KeypointSource = Literal["learned", "prior", "hybrid"]
+PriorJacobians = Literal["mesh", "identity"]
 
 VARIANTS: tuple[str, ...] = ("fomm", "dagan", "dagan++")
 SIZES: tuple[str, ...] = ("tiny", "mobile", "paper")
 RESOLUTIONS: dict[str, int] = {"tiny": 64, "mobile": 128, "paper": 256}
 CONFIG_NAMES: tuple[str, ...] = tuple(f"{variant}-{size}" for variant in VARIANTS for size in SIZES)
 ATTENTION_BY_VARIANT: dict[str, str] = {"fomm": "none", "dagan": "bottleneck", "dagan++": "every_scale"}
+KEYPOINT_SOURCES: tuple[str, ...] = ("learned", "prior", "hybrid")
+PRIOR_JACOBIANS: tuple[str, ...] = ("mesh", "identity")
+# Driven by the face prior: every learned config's "-prior" and "-hybrid" sibling.
+SEMANTIC_CONFIG_NAMES: tuple[str, ...] = tuple(f"{name}-{source}" for name in CONFIG_NAMES
+                                               for source in KEYPOINT_SOURCES[1:])
+MODEL_NAMES: tuple[str, ...] = CONFIG_NAMES + SEMANTIC_CONFIG_NAMES  # everything `get_config` knows
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,28 @@ class CompositeConfig:
 
 
 @dataclass(frozen=True)
+class SemanticConfig:
+    """What a prior or hybrid model takes from the face prior (`sdk.prior`), per frame.
+
+    prior_keypoints: K mesh points, `sdk.prior.keypoint_indices(K)` (eyes and mouth first; a prefix
+        of one priority list), the dense motion's first K keypoints, derived by the receiver from
+        the avatar's own mesh moved by the driver's motion (`sdk.prior.AvatarRig`).
+    expression_dims: E expression coefficients, relative to the anchor (`sdk.prior.relative_motion`),
+        that modulate the decoder; a stream may send fewer, the rest count as zero (no change).
+    jacobians: "mesh": each prior keypoint's 2x2 local affine from the mesh around it; "identity":
+        none (every prior keypoint moves by translation only), the ablation's other arm.
+    modulated_stages: decoder stages, coarsest first (the bottleneck, then each up block), whose
+        features get a per-channel scale and shift from the code (`ExpressionModulation`).
+    hidden: width of the modulation MLP.
+    """
+    prior_keypoints: int = 15
+    expression_dims: int = 32
+    jacobians: PriorJacobians = "mesh"
+    modulated_stages: int = 3
+    hidden: int = 64
+
+
+@dataclass(frozen=True)
 class DiscriminatorConfig:
     """Multi-scale patch discriminator (training only); `scales` are image scale factors."""
     block_expansion: int
@@ -137,7 +175,7 @@ class ModelConfig:
     variant: Variant
     size: Size
     resolution: int
-    num_kp: int
+    num_kp: int  # learned keypoints (the detector's K; 0 for the "prior" source)
     motion_scale: float  # keypoints and dense motion run at resolution * motion_scale
     depth: DepthConfig | None  # None for fomm
     pose: PoseConfig | None  # None for fomm (the pose net only trains the depth net)
@@ -147,6 +185,8 @@ class ModelConfig:
     discriminator: DiscriminatorConfig
     # None: the decoded image is the frame, at `resolution` (models saved before the composite head).
     composite: CompositeConfig | None = None
+    keypoint_source: KeypointSource = "learned"
+    semantic: SemanticConfig | None = None  # None exactly for "learned"
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -156,6 +196,11 @@ class ModelConfig:
     @property
     def uses_depth(self) -> bool:
         return self.depth is not None
+
+    @property
+    def motion_keypoints(self) -> int:
+        """Keypoints the dense motion blends: the prior's K first, then the `num_kp` learned ones."""
+        return self.num_kp + (0 if self.semantic is None else self.semantic.prior_keypoints)
 
     @property
     def motion_resolution(self) -> int:
@@ -206,6 +251,11 @@ class ModelConfig:
         """One line per fact a reader needs to place the model: sizes, motion and attention maps."""
         lines = [f"{self.name}: {self.variant} at {self.resolution}², {self.num_kp} keypoints, "
                  f"motion at {self.motion_resolution}²"]
+        if self.semantic is not None:
+            lines[0] = (f"{self.name}: {self.variant} at {self.resolution}², {self.semantic.prior_keypoints} prior + "
+                        f"{self.num_kp} learned keypoints, motion at {self.motion_resolution}²")
+            lines.append(f"expression code: {self.semantic.expression_dims} dims modulating "
+                         f"{self.semantic.modulated_stages} decoder stages; prior Jacobians: {self.semantic.jacobians}")
         if self.depth is not None:
             lines.append(f"depth net: encoder {self.depth.encoder_channels}, {self.depth.num_scales} scales")
         for scale, queries, keys in self.attention_sites():
@@ -217,7 +267,12 @@ class ModelConfig:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.keypoint_source == "learned":
+            # As before these fields existed: config.json files and the run checkpoints' config key
+            # (`sdk.training.run.model_config_key`) of learned-keypoint models stay byte-identical.
+            del data["keypoint_source"], data["semantic"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -235,7 +290,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     nested = {"depth": DepthConfig, "pose": PoseConfig, "keypoint": KeypointConfig,
               "dense_motion": DenseMotionConfig, "generator": GeneratorConfig,
               "discriminator": DiscriminatorConfig, "attention": AttentionConfig,
-              "composite": CompositeConfig}
+              "composite": CompositeConfig, "semantic": SemanticConfig}
     values = {}
     for name, value in data.items():
         if name in nested and value is not None:
@@ -287,6 +342,34 @@ def _problems(cfg: ModelConfig) -> list[str]:
     for scale in cfg.discriminator.scales:
         if abs(1 / scale - round(1 / scale)) > 1e-6:
             problems.append("discriminator scales must be 1/integer")
+    return problems + _keypoint_problems(cfg)
+
+
+def _keypoint_problems(cfg: ModelConfig) -> list[str]:
+    if cfg.keypoint_source not in KEYPOINT_SOURCES:
+        return [f"keypoint_source must be one of {KEYPOINT_SOURCES}"]
+    if (cfg.semantic is None) != (cfg.keypoint_source == "learned"):
+        return ["semantic must be given exactly when keypoint_source is 'prior' or 'hybrid'"]
+    problems = []
+    if cfg.keypoint_source == "prior" and cfg.num_kp != 0:
+        problems.append("num_kp counts learned keypoints: 0 for keypoint_source 'prior'")
+    if cfg.keypoint_source != "prior" and cfg.num_kp < 1:
+        problems.append(f"keypoint_source {cfg.keypoint_source!r} needs num_kp >= 1 learned keypoints")
+    if cfg.keypoint_source != "learned" and cfg.discriminator.use_kp:
+        problems.append("a keypoint-conditioned discriminator (use_kp) takes learned keypoints only")
+    semantic = cfg.semantic
+    if semantic is not None:
+        from ..prior.keypoints import MAX_KEYPOINTS  # numpy only; imported here to keep this module light
+
+        if not 1 <= semantic.prior_keypoints <= MAX_KEYPOINTS:
+            problems.append(f"semantic.prior_keypoints must be in [1, {MAX_KEYPOINTS}]")
+        if semantic.expression_dims < 1 or semantic.hidden < 1:
+            problems.append("semantic.expression_dims and semantic.hidden must be at least 1")
+        if semantic.jacobians not in PRIOR_JACOBIANS:
+            problems.append(f"semantic.jacobians must be one of {PRIOR_JACOBIANS}")
+        if not 0 <= semantic.modulated_stages <= cfg.generator.num_down_blocks + 1:
+            problems.append(f"semantic.modulated_stages must be in [0, {cfg.generator.num_down_blocks + 1}] "
+                            "(the bottleneck and each up block)")
     return problems
 
 
@@ -335,9 +418,22 @@ def _make(variant: str, size: str) -> ModelConfig:
                        keypoint, dense, generator, disc, CompositeConfig())
 
 
+def _semantic(base: ModelConfig, source: str) -> ModelConfig:
+    """`base` driven by the face prior: 15 prior keypoints ("prior") or 10 prior + 5 learned
+    ("hybrid"), so the dense motion keeps `base`'s 15 keypoints and its weights' shapes."""
+    prior_keypoints, learned = (15, 0) if source == "prior" else (10, 5)
+    semantic = SemanticConfig(prior_keypoints=prior_keypoints, expression_dims=16 if base.size == "tiny" else 32,
+                              modulated_stages=min(3, base.generator.num_down_blocks + 1))
+    return dataclasses.replace(base, name=f"{base.name}-{source}", num_kp=learned, keypoint_source=source,
+                               semantic=semantic)
+
+
 def get_config(name: str) -> ModelConfig:
-    """The named configuration, e.g. ``dagan++-mobile``; see `CONFIG_NAMES`."""
-    if name not in CONFIG_NAMES:
-        raise ValueError(f"unknown model config {name!r}; expected one of {', '.join(CONFIG_NAMES)}")
+    """The named configuration, e.g. ``dagan++-mobile`` or ``dagan++-mobile-prior``; see `MODEL_NAMES`."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model config {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    if name in SEMANTIC_CONFIG_NAMES:
+        base, source = name.rsplit("-", 1)
+        return _semantic(get_config(base), source)
     variant, size = name.rsplit("-", 1)
     return _make(variant, size)

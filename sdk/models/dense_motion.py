@@ -21,7 +21,8 @@ class MotionOutput:
 
 
 class DenseMotion(nn.Module):
-    """source (N, 3, H, W), kp_driving, kp_source -> MotionOutput at the motion resolution h = H · motion_scale.
+    """source (N, 3, H, W), kp_driving, kp_source (N, K, ...) -> MotionOutput at the motion resolution
+    h = H · motion_scale; K = cfg.motion_keypoints (learned ones, or the face prior's then any learned).
 
     The source is downsampled to h and warped by the background identity and each keypoint's
     first-order motion (K+1 copies); with the keypoint heatmap differences (driving Gaussian minus
@@ -32,13 +33,13 @@ class DenseMotion(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         dm = cfg.dense_motion
-        self.num_kp = cfg.num_kp
+        self.num_kp = cfg.motion_keypoints
         self.kp_variance = dm.kp_variance
         self.downsample_factor = cfg.motion_downsample
-        in_channels = (cfg.num_kp + 1) * 4  # per motion: 1 heatmap + 3 colour channels
+        in_channels = (self.num_kp + 1) * 4  # per motion: 1 heatmap + 3 colour channels
         self.hourglass = Hourglass(in_channels, dm.block_expansion, dm.num_blocks, dm.max_features)
         padding = dm.head_kernel_size // 2
-        self.mask_head = nn.Conv2d(self.hourglass.out_channels, cfg.num_kp + 1, dm.head_kernel_size, padding=padding)
+        self.mask_head = nn.Conv2d(self.hourglass.out_channels, self.num_kp + 1, dm.head_kernel_size, padding=padding)
         self.occlusion_head = nn.Conv2d(self.hourglass.out_channels, 1, dm.head_kernel_size, padding=padding)
         side = cfg.motion_resolution
         self.register_buffer("grid", make_coordinate_grid(side, side), persistent=False)

@@ -19,6 +19,10 @@ a soft mask, and
 so the portrait's own pixels carry the detail and the network paints only what a warp cannot
 show (mouth interior, blinks, disoccluded cheek and hair), as MobilePortrait fuses a warped image
 with a small network's output.
+
+Prior and hybrid configs (`SemanticConfig`): the dense motion takes the prior's keypoints (then
+any learned ones), and `render` also takes the expression code (N, E), which scales and shifts the
+features of the first `modulated_stages` decoder stages (`ExpressionModulation`).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from .attention import CrossModalAttention
 from .blocks import ConvNormAct, DownBlock, ResBlock, UpBlock
 from .config import ModelConfig
 from .dense_motion import DenseMotion
+from .expression_modulation import ExpressionModulation
 from .motion import Keypoints, resize_deformation, warp
 
 
@@ -78,7 +83,8 @@ def upsample_to(image: Tensor, side: int) -> Tensor:
 
 
 class Generator(nn.Module):
-    """source (N, 3, H, W), source_depth (N, 1, H, W) | None, kp_source, kp_driving -> GeneratorOutput."""
+    """source (N, 3, H, W), source_depth (N, 1, H, W) | None, kp_source, kp_driving (N, K, ...) with
+    K = cfg.motion_keypoints [, expression (N, E) for prior and hybrid configs] -> GeneratorOutput."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -118,6 +124,12 @@ class Generator(nn.Module):
                 self.attention.append(CrossModalAttention(gen.channels(scale), gen.channels(scale),
                                                           cfg.resolution // 2 ** scale, gen.attention))
         self.warped_scales = list(range(depth_levels + 1)) if self.skip_decoder else [depth_levels]
+        self.expression_modulation: ExpressionModulation | None = None
+        if cfg.semantic is not None:
+            # Decoder stage j: the bottleneck (j = 0), then up block D - j; coarsest first.
+            stage_channels = [gen.channels(depth_levels - j) for j in range(cfg.semantic.modulated_stages)]
+            self.expression_modulation = ExpressionModulation(cfg.semantic.expression_dims, cfg.semantic.hidden,
+                                                              stage_channels)
         self.resolution = cfg.resolution
         self.motion_resolution = cfg.motion_resolution
 
@@ -138,17 +150,22 @@ class Generator(nn.Module):
         return SourceFeatures(tuple(features[scale] for scale in self.warped_scales), queries)
 
     def render(self, source_features: SourceFeatures, kp_source: Keypoints, kp_driving: Keypoints,
-               source_image: Tensor, portrait: Tensor | None = None) -> GeneratorOutput:
+               source_image: Tensor, portrait: Tensor | None = None, expression: Tensor | None = None
+               ) -> GeneratorOutput:
         """Per-frame path: SourceFeatures, keypoints (N, K, ...), source_image (N, 3, R, R) at the
         internal resolution, portrait (N, 3, S, S) at the output size (composite head only; None:
-        the source image, S = R) -> GeneratorOutput."""
+        the source image, S = R), expression (N, E) relative to the anchor (prior and hybrid
+        configs only) -> GeneratorOutput."""
+        if (expression is None) != (self.expression_modulation is None):
+            raise ValueError("this generator " + ("is" if self.expression_modulation is not None else "is not")
+                             + " driven by an expression code")
         motion = self.dense_motion(source_image, kp_driving, kp_source)
         warped = []
         for scale, features in zip(self.warped_scales, source_features.appearance):
             side = self.resolution // 2 ** scale
             warped.append(warp(features, self._grid_at(motion.deformation, side))
                           * self._occlusion_at(motion.occlusion, side))
-        decoded, mask_logits = self.decode(warped, source_features.depth_queries)
+        decoded, mask_logits = self.decode(warped, source_features.depth_queries, expression)
         prediction, composite_mask = decoded, None
         if mask_logits is not None:
             portrait = source_image if portrait is None else portrait
@@ -160,19 +177,26 @@ class Generator(nn.Module):
         return GeneratorOutput(prediction, decoded, composite_mask, motion.deformation, motion.occlusion,
                                motion.mask, motion.sparse_deformed, source_image)
 
-    def decode(self, warped: list[Tensor], depth_queries: tuple[Tensor, ...] | None) -> tuple[Tensor, Tensor | None]:
-        """Warped features (one per warped scale, finest first) [+ attention queries] -> image
-        (N, 3, R, R) in [0, 1], composite mask logits (N, 1, R, R) (None without the composite head)."""
+    def decode(self, warped: list[Tensor], depth_queries: tuple[Tensor, ...] | None,
+               expression: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Warped features (one per warped scale, finest first) [+ attention queries] [+ expression
+        (N, E)] -> image (N, 3, R, R) in [0, 1], composite mask logits (N, 1, R, R) (None without
+        the composite head)."""
         if depth_queries is not None:
             warped = [attention(query, features) for attention, query, features
                       in zip(self.attention, depth_queries, warped)]
+        modulation = () if expression is None else self.expression_modulation(expression)
         x = self.bottleneck(warped[-1])
-        for i in reversed(range(len(self.up))):
+        if modulation:
+            x = ExpressionModulation.modulate(x, modulation[0])
+        for stage, i in enumerate(reversed(range(len(self.up))), start=1):
             if self.skip_decoder:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
                 x = self.up[i](torch.cat([x, warped[i]], dim=1))
             else:
                 x = self.up[i](x)
+            if stage < len(modulation):
+                x = ExpressionModulation.modulate(x, modulation[stage])
         mask_logits = None if self.composite_head is None else self.composite_head(x)
         return torch.sigmoid(self.final(x)), mask_logits
 
@@ -200,8 +224,10 @@ class Generator(nn.Module):
         return F.interpolate(occlusion, size=(side, side), mode="bilinear", align_corners=False)
 
     def forward(self, source: Tensor, source_depth: Tensor | None, kp_source: Keypoints,
-                kp_driving: Keypoints, portrait: Tensor | None = None) -> GeneratorOutput:
-        return self.render(self.encode_source(source, source_depth), kp_source, kp_driving, source, portrait)
+                kp_driving: Keypoints, portrait: Tensor | None = None, expression: Tensor | None = None
+                ) -> GeneratorOutput:
+        return self.render(self.encode_source(source, source_depth), kp_source, kp_driving, source, portrait,
+                           expression)
 
 
 def reset_composite_head(head: nn.Conv2d, bias: float) -> None:

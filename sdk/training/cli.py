@@ -2,6 +2,7 @@
 
     python -m sdk train depth --config dagan-mobile --data DATA --out runs/depth
     python -m sdk train generator --config dagan-mobile --data DATA --out runs/gen --depth runs/depth
+    python -m sdk train generator --config dagan++-mobile-prior --init default --data DATA --out runs/prior
     torchrun --nproc_per_node 2 -m sdk train generator ...    (one process per GPU or CPU slot)
 
 A run resumes from RUN/checkpoint.pt automatically.
@@ -22,7 +23,8 @@ _COMMON_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "devi
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="NAME",
-                        help="model config, e.g. dagan-mobile (fomm|dagan|dagan++ - tiny|mobile|paper)")
+                        help="model config, e.g. dagan-mobile (fomm|dagan|dagan++ - tiny|mobile|paper), "
+                        "or a face-prior one: dagan++-mobile-prior, dagan++-mobile-hybrid")
     parser.add_argument("--data", required=True, type=Path, help="prepared data folder (python -m sdk data prepare)")
     parser.add_argument("--out", required=True, type=Path, help="run directory; an existing run is resumed")
     parser.add_argument("--steps", type=int, help="total optimisation steps (default 100000)")
@@ -62,7 +64,8 @@ def generator_config(args: argparse.Namespace):
     from .losses import LossWeights
 
     values = _overrides(args, {**_COMMON_FLAGS, "depth": "depth", "init": "init", "gan_warmup": "gan_warmup_steps",
-                               "size": "output_size", "patch_size": "patch_size"})
+                               "size": "output_size", "patch_size": "patch_size", "prior": "prior",
+                               "expression_dropout": "expression_dropout"})
     if getattr(args, "mask_weight", None) is not None:
         values["weights"] = LossWeights(composite_mask=args.mask_weight)
     return GeneratorTrainConfig(**values)
@@ -110,5 +113,9 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
                            "decisiveness loss, mean 4m(1-m) (default 1; 0 turns it off)")
     generator.add_argument("--patch-size", type=int, metavar="P", help="the discriminator's window of the frame "
                            "(default: the internal resolution)")
+    generator.add_argument("--prior", metavar="PRIOR", help="face prior of -prior and -hybrid configs: default "
+                           "(sdk/assets/prior) or a prior directory (python -m sdk prior fit)")
+    generator.add_argument("--expression-dropout", type=float, metavar="P", help="-prior and -hybrid configs: share "
+                           "of pairs whose expression code keeps only a random number of leading dims (0.5)")
     generator.set_defaults(run=_run_generator)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SdkError
-from ..models import CONFIG_NAMES
+from ..models.config import MODEL_NAMES
 from .distributed import DEVICES
 from .losses import DepthLossWeights, LossWeights
 
@@ -21,7 +21,7 @@ from .losses import DepthLossWeights, LossWeights
 class TrainConfig:
     """Settings shared by both stages. Intervals count optimisation steps; 0 disables samples
     (`sample_interval`) or validation (`val_interval`). `batch_size` is per process."""
-    model: str  # a config name, e.g. "dagan-mobile" (see sdk.models.CONFIG_NAMES)
+    model: str  # a config name, e.g. "dagan-mobile" or "dagan++-mobile-prior" (see sdk.models.config.MODEL_NAMES)
     data: Path  # a prepared data folder (python -m sdk data prepare)
     out: Path  # the run directory
     steps: int = 100_000
@@ -46,8 +46,8 @@ class TrainConfig:
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
         problems = []
-        if self.model not in CONFIG_NAMES:
-            problems.append(f"model must be one of {', '.join(CONFIG_NAMES)}, got {self.model!r}")
+        if self.model not in MODEL_NAMES:
+            problems.append(f"model must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
         if self.device not in DEVICES:
             problems.append(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         for name in ("steps", "batch_size", "log_interval", "checkpoint_interval", "val_items"):
@@ -89,6 +89,12 @@ class GeneratorTrainConfig(TrainConfig):
     the reconstruction loss compares frames at `output_size`, and the discriminator sees random
     `patch_size`² windows of them. The discriminator and the GAN terms start after `gan_warmup_steps`. The random equivariance transform follows FOMM's
     `sigma_affine`, `sigma_tps`, `points_tps`.
+
+    Models driven by the face prior ("-prior", "-hybrid" configs): `prior` is the face prior file
+    (`sdk.prior.load_prior`; its digest is saved with the model and checked on resume), and
+    `expression_dropout` the share of pairs whose expression code keeps only a random number of
+    leading dimensions (uniform in 0..E-1; the keypoints follow the same truncated code, as a
+    receiver sent fewer dimensions would compute them), so that fewer dimensions can be sent.
     """
     depth: Path | None = None
     init: str | Path | None = None
@@ -100,9 +106,13 @@ class GeneratorTrainConfig(TrainConfig):
     sigma_affine: float = 0.05
     sigma_tps: float = 0.005
     points_tps: int = 5
+    prior: str | Path = "default"
+    expression_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.expression_dropout <= 1.0:
+            raise SdkError("invalid training config: expression_dropout must be in [0, 1]")
         if self.depth is not None:
             object.__setattr__(self, "depth", Path(self.depth))
         if self.init is not None and self.depth is not None:

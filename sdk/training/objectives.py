@@ -1,7 +1,8 @@
 """Training objectives: one forward per network and step, so DistributedDataParallel sees one graph.
 
 - `DepthObjective`: the self-supervised depth loss of a target frame and its neighbours.
-- `GeneratorObjective`: the generator-side losses of a (source, driving) pair.
+- `GeneratorObjective`: the generator-side losses of a (source, driving) pair; for models driven
+  by the face prior, with the pair's `SelfReenactmentInputs` (prior keypoints, expression code).
 - `DiscriminatorObjective`: the least-squares discriminator loss.
 """
 from __future__ import annotations
@@ -12,11 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from ..models import DepthNet, Discriminator, GeneratorOutput, Keypoints, PoseNet, TalkingHeadModel
+from ..models.semantic_inputs import concat_keypoints
 from ..models.talking_head import to_internal
 from .losses import (DepthLossOutput, DepthLossWeights, LossWeights, RandomTransform, depth_loss,
                      discriminator_adversarial_loss, equivariance_losses, feature_matching_loss,
                      generator_adversarial_loss, keypoint_distance_loss, mask_decisiveness_loss,
                      reconstruction_loss)
+from .self_reenactment import SelfReenactmentInputs
 
 @dataclass
 class DepthStepOutput:
@@ -62,6 +65,11 @@ class GeneratorObjective(nn.Module):
 
     The depth net is frozen (eval mode, no gradients). The discriminator, when given, is the
     caller's, with its parameters frozen for this step; it only passes gradients to the image.
+
+    Prior and hybrid models take `prior` (the pair's prior keypoints and expression code): the
+    generator is driven by the prior's keypoints (then, for hybrid, the detector's) and the code;
+    the equivariance and keypoint distance terms apply to learned keypoints only; pairs without a
+    usable mesh (`prior.valid` 0) weigh nothing in any term (their coverage is zeroed).
     """
 
     def __init__(self, model: TalkingHeadModel, weights: LossWeights):
@@ -79,21 +87,35 @@ class GeneratorObjective(nn.Module):
 
     def forward(self, source: Tensor, driving: Tensor, transform: RandomTransform,
                 discriminator: Discriminator | None = None, coverage: Tensor | None = None,
-                patch: Patch | None = None, regions: Tensor | None = None) -> GeneratorStepOutput:
+                patch: Patch | None = None, regions: Tensor | None = None,
+                prior: SelfReenactmentInputs | None = None) -> GeneratorStepOutput:
         """source, driving (N, 3, S, S) at the output size (S = R without the composite head);
         coverage (N, 1, S, S) of the driving crop (None: all of it is real); `patch`: where the
         discriminator looks (None: the whole frame); regions (N, 1, S, S): the driving frame's
-        mouth and eyes, reconstructed once more on their own (None: no such term)."""
+        mouth and eyes, reconstructed once more on their own (None: no such term); prior: the
+        face prior's inputs (prior and hybrid models only)."""
         model, weights = self.model, self.weights
+        if (prior is None) != (model.cfg.semantic is None):
+            raise ValueError(f"{model.cfg.name} " + ("needs" if prior is None else "takes no") + " face prior inputs")
         resolution = model.cfg.resolution
         portrait = source
         source, driving_small = to_internal(source, resolution), to_internal(driving, resolution)
         with torch.no_grad():
             source_depth = model.estimate_depth(source)
             driving_depth = model.estimate_depth(driving_small)
-        kp_source = model.kp_detector(source, source_depth)
-        kp_driving = model.kp_detector(driving_small, driving_depth)
-        generated = model.generator(source, source_depth, kp_source, kp_driving, portrait)
+        learned = model.kp_detector is not None
+        if learned:
+            kp_source = model.kp_detector(source, source_depth)
+            kp_driving = model.kp_detector(driving_small, driving_depth)
+        if prior is None:
+            generated = model.generator(source, source_depth, kp_source, kp_driving, portrait)
+        else:
+            valid = prior.valid.view(-1, 1, 1, 1)
+            coverage = valid.expand(-1, 1, *driving.shape[-2:]) if coverage is None else coverage * valid
+            kp_learned = (kp_source, kp_driving) if learned else (None, None)
+            kp_source = concat_keypoints(prior.kp_source, kp_learned[0])
+            kp_driving = concat_keypoints(prior.kp_driving, kp_learned[1])
+            generated = model.generator(source, source_depth, kp_source, kp_driving, portrait, prior.expression)
 
         terms = {"reconstruction": reconstruction_loss(generated.prediction, driving, weights.pyramid_scales,
                                                        coverage)}
@@ -106,14 +128,19 @@ class GeneratorObjective(nn.Module):
             terms["decoded_reconstruction"] = reconstruction_loss(
                 generated.decoded, driving_small, weights.pyramid_scales,
                 None if coverage is None else to_internal(coverage, resolution))
-        # Equivariance on RGB-D: image and depth move together (DaGAN++'s T(I || D)).
-        rgbd = driving_small if driving_depth is None else torch.cat([driving_small, driving_depth], dim=1)
-        transformed = transform.warp_image(rgbd)
-        kp_transformed = model.kp_detector(transformed[:, :3], None if driving_depth is None else transformed[:, 3:])
-        terms["equivariance_value"], terms["equivariance_jacobian"] = equivariance_losses(
-            kp_driving, kp_transformed, transform)
-        terms["keypoint_distance"] = (keypoint_distance_loss(kp_source.value, weights.keypoint_distance_threshold)
-                                      + keypoint_distance_loss(kp_driving.value, weights.keypoint_distance_threshold))
+        if learned:
+            # The learned keypoints only (hybrid: the prior's come from the mesh, equivariant by construction).
+            kp_source_learned, kp_driving_learned = (kp_source, kp_driving) if prior is None else kp_learned
+            # Equivariance on RGB-D: image and depth move together (DaGAN++'s T(I || D)).
+            rgbd = driving_small if driving_depth is None else torch.cat([driving_small, driving_depth], dim=1)
+            transformed = transform.warp_image(rgbd)
+            kp_transformed = model.kp_detector(transformed[:, :3],
+                                               None if driving_depth is None else transformed[:, 3:])
+            terms["equivariance_value"], terms["equivariance_jacobian"] = equivariance_losses(
+                kp_driving_learned, kp_transformed, transform)
+            terms["keypoint_distance"] = (
+                keypoint_distance_loss(kp_source_learned.value, weights.keypoint_distance_threshold)
+                + keypoint_distance_loss(kp_driving_learned.value, weights.keypoint_distance_threshold))
         real_patch = fake_patch = None
         if discriminator is not None:
             kp = kp_driving.detach() if discriminator.use_kp else None

@@ -3,7 +3,10 @@ validation and export.
 
 `TrainingStage` is what `sdk.training.trainer` drives; `DepthTrainingStage` trains the depth and
 pose nets, `GeneratorTrainingStage` the keypoint detector, generator and discriminator (the depth
-net frozen, loaded from a depth-stage export or from `--init`).
+net frozen, loaded from a depth-stage export or from `--init`). For models driven by the face
+prior it also turns each batch's meshes into prior keypoints and expression codes
+(`SelfReenactment`, with expression dropout), masks and counts pairs without a usable mesh, and
+validates through the receiver's path (`prepare_source` with the mesh, `drive`, `render_semantic`).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ..checkpoint import load_depth, load_model, save_depth, save_model
 from ..data.datasets import FramePairDataset, FrameTripletDataset
 from ..errors import ModelLoadError, SdkError
 from ..models import DepthNet, Discriminator, ModelConfig, PoseNet, TalkingHeadModel
+from ..prior import EncoderConfig, FacePrior, MotionDelta, SemanticEncoder, load_prior, relative_motion
 from .config import DepthTrainConfig, GeneratorTrainConfig, TrainConfig
 from .distributed import DistributedContext, wrap
 from .losses import RandomTransform, psnr
@@ -29,6 +33,7 @@ from ..models.talking_head import to_internal
 from .objectives import (DepthObjective, DepthStepOutput, DiscriminatorObjective, GeneratorObjective, GeneratorStepOutput,
                          random_patch)
 from .sampling import SeededItems, derived_seed
+from .self_reenactment import SelfReenactment, expression_cuts
 from .visualize import MAX_ROWS, depth_sheet, generator_sheet
 
 log = logging.getLogger(__name__)
@@ -48,9 +53,9 @@ def _validation_batch(dataset: Dataset, count: int, seed: int, device: torch.dev
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def _held_out(cls: type, cfg: TrainConfig, size: int) -> Dataset:
+def _held_out(cls: type, cfg: TrainConfig, size: int, **options: Any) -> Dataset:
     try:
-        return cls(cfg.data, "test", size=size, augment=False)
+        return cls(cfg.data, "test", size=size, augment=False, **options)
     except SdkError as exc:
         raise SdkError(f"validation needs held-out clips (split 'test'): {exc}. "
                        "Set val_interval to 0 (--val-every 0) to train without validation") from exc
@@ -208,13 +213,33 @@ def _load_frozen_depth(model: TalkingHeadModel, depth_path: Path) -> None:
 def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
     """Start `model` from the weights of the export `init`.
 
-    Upgrade path: weights saved before the composite head (their config has none) start a model
+    Upgrade paths: weights saved before the composite head (their config has none) start a model
     with one; every other tensor must match, and the head starts from `reset_composite_head`.
+    Learned-keypoint weights start a prior or hybrid model of the same architecture (e.g.
+    dagan++-mobile -> dagan++-mobile-prior): every tensor whose name and shape match loads (depth
+    net, encoder, dense motion, decoder; the hybrid's detector hourglass), the rest start fresh
+    (the expression modulation, which starts as the identity; detector heads of another K) and
+    the unused keypoint detector of a prior model is dropped; both lists are logged.
     """
     start = load_model(init)
     upgrading = start.cfg.composite is None and model.cfg.composite is not None
-    if dataclasses.replace(start.cfg, composite=model.cfg.composite) != model.cfg:
+    comparable = dataclasses.replace(start.cfg, composite=model.cfg.composite)
+    to_prior = start.cfg.semantic is None and model.cfg.semantic is not None
+    if to_prior:
+        comparable = dataclasses.replace(comparable, name=model.cfg.name, num_kp=model.cfg.num_kp,
+                                         keypoint_source=model.cfg.keypoint_source, semantic=model.cfg.semantic)
+    if comparable != model.cfg:
         raise ModelLoadError(f"--init {init}: its config {start.cfg.name} differs from the run's {model.cfg.name}")
+    if to_prior:
+        own, tensors = model.state_dict(), start.state_dict()
+        matching = {key: value for key, value in tensors.items() if key in own and own[key].shape == value.shape}
+        model.load_state_dict(matching, strict=False)
+        log.info("--init %s (%s) -> %s: %d tensors loaded; starting fresh: %s; not used: %s", init, start.cfg.name,
+                 model.cfg.name, len(matching), ", ".join(sorted(set(own) - set(matching))) or "nothing",
+                 _modules_of(sorted(set(tensors) - set(matching))) or "nothing")
+        log.info("initialised from %s (%s)", init, ", ".join(f"{k} {v}" for k, v in start.metadata.items()
+                                                             if k in ("step", "stage", "run")) or "no provenance")
+        return
     missing, unexpected = model.load_state_dict(start.state_dict(), strict=not upgrading)
     if upgrading:
         head = {key for key in model.state_dict() if key.startswith("generator.composite_head.")}
@@ -227,6 +252,14 @@ def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
                                                          if k in ("step", "stage", "run")) or "no provenance")
 
 
+def _modules_of(keys: list[str]) -> str:
+    """State-dict keys summarised by their top-level module, e.g. "kp_detector (12 tensors)"."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key.split(".")[0]] = counts.get(key.split(".")[0], 0) + 1
+    return ", ".join(f"{module} ({count} tensors)" for module, count in counts.items())
+
+
 class GeneratorTrainingStage(TrainingStage):
     name = "generator"
     metric = "psnr"
@@ -236,6 +269,19 @@ class GeneratorTrainingStage(TrainingStage):
     def __init__(self, cfg: GeneratorTrainConfig, model_cfg: ModelConfig, ctx: DistributedContext, resuming: bool):
         super().__init__(cfg, model_cfg, ctx)
         self.model = TalkingHeadModel(model_cfg)
+        self.output_size = cfg.output_size or model_cfg.default_output_size
+        self.prior: FacePrior | None = None
+        self.reenactment: SelfReenactment | None = None
+        self.flagged_pairs = 0  # pairs masked out for want of a usable mesh, over the whole run
+        if model_cfg.semantic is not None:
+            self.prior = load_prior(cfg.prior)
+            try:
+                self.reenactment = SelfReenactment(self.prior, model_cfg.semantic, self.output_size)
+            except ValueError as exc:
+                raise SdkError(f"invalid training config: {exc}") from None
+            self.model.face_prior = self.prior
+            energy = torch.as_tensor(self.prior.basis.energy[:model_cfg.semantic.expression_dims], dtype=torch.float32)
+            self.model.generator.expression_modulation.set_input_scale(energy.sqrt())
         if cfg.init is not None and not resuming:
             _load_initial_weights(self.model, cfg.init)
         elif model_cfg.uses_depth and not resuming:
@@ -248,7 +294,6 @@ class GeneratorTrainingStage(TrainingStage):
                 raise SdkError(f"{model_cfg.name} has no depth net; drop --depth")
             log.info("resuming: the depth net comes from the checkpoint, --depth %s is not read", cfg.depth)
         self.model.to(ctx.device)
-        self.output_size = cfg.output_size or model_cfg.default_output_size
         self.patch_size = cfg.patch_size or model_cfg.resolution
         try:
             model_cfg.check_output_size(self.output_size)
@@ -275,26 +320,70 @@ class GeneratorTrainingStage(TrainingStage):
         self.base_lrs = {"generator": cfg.lr, "discriminator": cfg.lr_discriminator}
         self.scalers = {"generator": self.scaler(), "discriminator": self.scaler()}
         self.val_batch = None
+        self.val_motions: list[MotionDelta] | None = None
         if cfg.val_interval and ctx.is_main:
-            held_out = _held_out(FramePairDataset, cfg, self.output_size)
+            held_out = _held_out(FramePairDataset, cfg, self.output_size, meshes=self.prior is not None)
             self.val_batch = _validation_batch(held_out, cfg.val_items, cfg.seed, ctx.device)
+            if self.prior is not None:
+                self._keep_validation_pairs_with_meshes()
         self.last: tuple[dict[str, Tensor], GeneratorStepOutput] | None = None
+
+    def _keep_validation_pairs_with_meshes(self) -> None:
+        """Prior and hybrid: the validation pairs whose meshes the encoder accepts, and each one's
+        driving motion relative to its source frame (the anchor), as a receiver would get it."""
+        meshes = {key: self.val_batch[key].cpu().double().numpy() for key in ("source_mesh", "driving_mesh")}
+        usable = self.reenactment(meshes["source_mesh"], meshes["driving_mesh"]).valid.bool()
+        count = int(usable.sum())
+        if count == 0:
+            raise SdkError(f"validation needs held-out pairs with usable face meshes (landmarks.npy): none of the "
+                           f"{len(usable)} in {self.cfg.data} has one. Set val_interval to 0 (--val-every 0) to "
+                           "train without validation")
+        if count < len(usable):
+            log.info("validation: %d of %d held-out pairs have usable face meshes; validating on those",
+                     count, len(usable))
+        self.val_batch = {key: value[usable.to(self.ctx.device)] for key, value in self.val_batch.items()}
+        encoder = SemanticEncoder(self.prior, EncoderConfig(image_size=self.output_size))
+        kept = usable.numpy()
+        self.val_motions = [relative_motion(encoder.encode(driving).code, encoder.encode(source).code)
+                            for source, driving in zip(meshes["source_mesh"][kept], meshes["driving_mesh"][kept])]
+
+    def state(self) -> dict[str, Any]:
+        state = super().state()
+        if self.prior is not None:
+            state.update(face_prior_sha256=self.prior.sha256, flagged_pairs=self.flagged_pairs)
+        return state
+
+    def load_state(self, checkpoint: dict[str, Any]) -> None:
+        if self.prior is not None:
+            if checkpoint.get("face_prior_sha256") != self.prior.sha256:
+                raise SdkError(f"this run was trained with face prior {str(checkpoint.get('face_prior_sha256'))[:12]}, "
+                               f"--prior {self.cfg.prior} is {str(self.prior.sha256)[:12]}; resume with the same prior")
+            self.flagged_pairs = int(checkpoint.get("flagged_pairs", 0))
+        super().load_state(checkpoint)
 
     def train_step(self, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
         cfg: GeneratorTrainConfig = self.cfg
+        meshes = None if self.prior is None else (batch["source_mesh"].numpy(), batch["driving_mesh"].numpy())
         batch = self.to_device(batch)
         source, driving = batch["source"], batch["driving"]
         transform = RandomTransform(source.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps,
                                     device=self.ctx.device)
         adversarial = step >= cfg.gan_warmup_steps
         patch = random_patch(self.output_size, self.patch_size) if adversarial else None
+        prior_inputs = None
+        if meshes is not None:
+            cuts = expression_cuts(source.shape[0], self.model_cfg.semantic.expression_dims, cfg.expression_dropout)
+            prior_inputs = self.reenactment(*meshes, cuts)
+            flagged = int((prior_inputs.valid == 0).sum())
+            self.flagged_pairs += flagged
+            prior_inputs = prior_inputs.to(self.ctx.device)
         self.objective.train()
         self.discriminator.train()
 
         self.discriminator.requires_grad_(False)
         with self.autocast():
             out = self.parallel(source, driving, transform, self.discriminator if adversarial else None,
-                                batch.get("coverage"), patch, batch.get("regions"))
+                                batch.get("coverage"), patch, batch.get("regions"), prior_inputs)
         optimizer, scaler = self.optimizers["generator"], self.scalers["generator"]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.total).backward()
@@ -313,6 +402,8 @@ class GeneratorTrainingStage(TrainingStage):
             scaler.step(optimizer)
             scaler.update()
             terms["discriminator_gan"] = loss.detach()
+        if meshes is not None:
+            terms["flagged_pairs"] = torch.tensor(float(flagged))  # per step; the run's total is in the exports
         self.last = (batch, out)
         return terms
 
@@ -335,9 +426,17 @@ class GeneratorTrainingStage(TrainingStage):
         self.model.eval()
         try:
             with self.autocast():
-                state = self.model.prepare_source(source)
-                kp_driving = self.model.encode(to_internal(driving, self.model_cfg.resolution))
-                prediction = self.model.render(state, kp_driving).prediction
+                if self.prior is None:
+                    state = self.model.prepare_source(source)
+                    kp_driving = self.model.encode(to_internal(driving, self.model_cfg.resolution))
+                    prediction = self.model.render(state, kp_driving).prediction
+                else:
+                    # The receiver's path: the source frame as the avatar, its own code as the anchor.
+                    state = self.model.prepare_source(source, self.val_batch["source_mesh"].cpu().numpy())
+                    learned = (None if self.model.kp_detector is None
+                               else self.model.encode(to_internal(driving, self.model_cfg.resolution)))
+                    inputs = self.model.drive(state, self.val_motions, learned)
+                    prediction = self.model.render_semantic(state, inputs.keypoints, inputs.expression).prediction
         finally:
             self.objective.train()
         error = (prediction.float() - driving).abs()
@@ -346,4 +445,8 @@ class GeneratorTrainingStage(TrainingStage):
                 "mouth_eyes_l1": float((error * regions).sum() / (3 * regions.sum()).clamp_min(1e-6))}
 
     def export(self, directory: Path, half: bool, metadata: dict[str, Any]) -> None:
+        if self.prior is not None:
+            # The receiver loads the prior with this digest (`TalkingHeadModel.prior`), or refuses.
+            metadata = {**metadata, "face_prior": {"sha256": self.prior.sha256, "components": self.prior.components},
+                        "flagged_pairs": self.flagged_pairs}
         save_model(self.model, directory, half=half, extra_metadata=metadata)

@@ -139,7 +139,7 @@ def train_generator(cfg: GeneratorTrainConfig, model_config: ModelConfig | None 
     ctx = setup(cfg.device)
     try:
         dataset = FramePairDataset(cfg.data, "train", size=cfg.output_size or model_cfg.default_output_size,
-                                   augment=cfg.augment)
+                                   augment=cfg.augment, meshes=model_cfg.semantic is not None)
         checkpoint = read_resume_point(cfg, "generator", model_cfg)
         seed_everything(cfg.seed)
         stage = GeneratorTrainingStage(cfg, model_cfg, ctx, resuming=checkpoint is not None)
