@@ -68,9 +68,8 @@ def pack(data: Path, out: Path, budget_mib: float, size: int) -> dict:
             (frames_dir / f"{new_index:06d}.jpg").write_bytes(encoded)
             written += len(encoded)
         landmarks = load_landmarks(clip, size)
-        if landmarks is not None:  # for the mouth-and-eyes loss, with the meta.json that sizes them
+        if landmarks is not None:  # for the mouth-and-eyes loss and the prior configs
             np.save(out / "clips" / clip.id / "landmarks.npy", landmarks[indices].astype(np.float16))
-            (out / "clips" / clip.id / "meta.json").write_text(json.dumps({"size": size}) + "\n")
         coverage = clip.directory / "coverage.png"
         if coverage.is_file():
             image = cv2.imread(str(coverage), cv2.IMREAD_GRAYSCALE)

@@ -38,7 +38,8 @@ def region_mask(points: np.ndarray, size: int, names: tuple[str, ...] = ("lips",
     if not np.isfinite(points[:, :2]).all():
         return mask.astype(np.float32)
     for name in names:
-        hull = cv2.convexHull(np.round(points[MESH_REGIONS[name], :2]).astype(np.int32))
+        # pixel i spans [i, i + 1) in the mesh's coordinates; OpenCV's integer points are centres
+        hull = cv2.convexHull(np.round(points[MESH_REGIONS[name], :2] - 0.5).astype(np.int32))
         region = np.zeros_like(mask)
         cv2.fillConvexPoly(region, hull, 255)
         radius = max(1, round(margin * float(np.ptp(hull[:, 0], axis=0).max())))
