@@ -92,8 +92,9 @@ class GeneratorObjective(nn.Module):
         """source, driving (N, 3, S, S) at the output size (S = R without the composite head);
         coverage (N, 1, S, S) of the driving crop (None: all of it is real); `patch`: where the
         discriminator looks (None: the whole frame); regions (N, 1, S, S): the driving frame's
-        mouth and eyes, reconstructed once more on their own (None: no such term); prior: the
-        face prior's inputs (prior and hybrid models only)."""
+        mouth and eyes, reconstructed once more on their own and left out of the mask's
+        decisiveness term (None: no such term); prior: the face prior's inputs (prior and hybrid
+        models only)."""
         model, weights = self.model, self.weights
         if (prior is None) != (model.cfg.semantic is None):
             raise ValueError(f"{model.cfg.name} " + ("needs" if prior is None else "takes no") + " face prior inputs")
@@ -124,7 +125,10 @@ class GeneratorObjective(nn.Module):
                 generated.prediction, driving, weights.region_scales,
                 regions if coverage is None else regions * coverage)
         if generated.composite_mask is not None:
-            terms["composite_mask"] = mask_decisiveness_loss(generated.composite_mask, coverage)
+            # Not over the mouth and eyes: there the mask must stay free to hand pixels to the
+            # generator (a saturated sigmoid passes the region loss no gradient).
+            decisive = coverage if regions is None else (1 - regions) * (1 if coverage is None else coverage)
+            terms["composite_mask"] = mask_decisiveness_loss(generated.composite_mask, decisive)
             terms["decoded_reconstruction"] = reconstruction_loss(
                 generated.decoded, driving_small, weights.pyramid_scales,
                 None if coverage is None else to_internal(coverage, resolution))
