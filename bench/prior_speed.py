@@ -4,7 +4,7 @@ the learned keypoint encoder it replaces, on this CPU in the same run.
     python bench/prior_speed.py [--data cache/prepared] [--model default] [--prior default]
         [--keypoints 15] [--rounds 5] [--runs 200] [--threads 1] [--json out/prior_speed.json]
 
-Rows (median ms per frame; each round times every row with `sdk.bench.median_ms` over
+Rows (median ms per frame; each round times every row with `sdk.timing.median_ms` over
 consecutive real meshes of the test split, the median over rounds is reported, so load that
 comes and goes affects the rows alike):
 - `prior encode` — the sender beyond tracking: `SemanticEncoder.encode` (Procrustes + code);
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdk.bench import median_ms
+from sdk.timing import median_ms
 from sdk.checkpoint import load_model
 from sdk.data.datasets import load_frame, load_landmarks, read_prepared_manifest
 from sdk.media import resize_image, to_tensor

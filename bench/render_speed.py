@@ -15,7 +15,7 @@ config with the composite head at each output size, against the same model witho
 were rendered before the head. Each backend's graphs are exported once into `--work` (INT8:
 `quantization.quantize_onnx_int8` on `--pairs` calibration pairs of `--data`, every layer INT8;
 TFLite: litert-torch, row-gather warp). The variants are timed in interleaved rounds (each round
-times every variant with `sdk.bench.median_ms`; the median over rounds is reported), so load that
+times every variant with `sdk.timing.median_ms`; the median over rounds is reported), so load that
 comes and goes affects them alike.
 
 Weights are random: speed does not depend on them. Run it on a quiet machine.
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from sdk.bench import median_ms
+from sdk.timing import median_ms
 from sdk.models import CONFIG_NAMES, TalkingHeadModel, count_macs, count_params, get_config
 from sdk.runtime import Backend
 

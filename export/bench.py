@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sdk.bench import median_ms
+from sdk.timing import median_ms
 from sdk.runtime.graph_backend import as_array
 from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
 

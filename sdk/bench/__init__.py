@@ -1,15 +1,14 @@
 """`python -m sdk bench <what>`: benchmarks printed as a table and written as JSON.
 
 Each benchmark module exposes `add_parser(subparsers)`; figures are ratios against a baseline
-measured in the same run, never absolute timings checked by tests. Shared here: `median_ms` (the
-timing helper) and `busy_core` (the fixed synthetic load of "busy machine" runs).
+measured in the same run, never absolute timings checked by tests. Shared here: `busy_core` (the
+fixed synthetic load of "busy machine" runs); the timing helper is `sdk.timing.median_ms`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -20,18 +19,6 @@ from contextlib import contextmanager
 BENCHMARKS = ("animate", "codec", "live")
 # The fixed synthetic load of the "busy" runs: one process spinning in pure Python on one core.
 SYNTHETIC_LOAD = {"processes": 1, "kind": "python busy loop", "pinned_to": "the last core this process may use"}
-
-
-def median_ms(call: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    """Median wall time of `call` in ms over `runs` calls, after `warmup` untimed ones (lazy init, caches)."""
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        samples.append(1000 * (time.perf_counter() - started))
-    return statistics.median(samples)
 
 
 @contextmanager

@@ -46,7 +46,8 @@ from ..pipeline import TalkingHeadPipeline
 from ..runtime import ThreadBudget, create_backend, model_sha256
 from ..runtime.factory import int8_export_available, onnx_runtime_available
 from ..runtime.onnx_backend import cached_graphs_dir, has_onnx_graphs
-from . import SYNTHETIC_LOAD, busy_core, median_ms
+from ..timing import median_ms
+from . import SYNTHETIC_LOAD, busy_core
 
 DEFAULT_MANIFEST = Path(os.environ.get("SDK_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \
     / "manifest.csv"

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..models import TalkingHeadModel
+from ..timing import median_ms
 from .base import Backend, BackendError, check_output_size
 from .graph_backend import GraphBackend, check_graph_output_size
 from .metadata import model_sha256
@@ -245,12 +244,10 @@ def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHea
 def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, runs: int, warmup: int) -> float:
     state = backend.prepare_source(portrait.to(backend.device))
     frame = frame.to(backend.device)
-    samples = []
-    for index in range(warmup + max(runs, 1)):
-        started = time.perf_counter()
+
+    def one_frame() -> None:
         backend.render(state, backend.encode(frame))
         if backend.device.type == "cuda":
             torch.cuda.synchronize(backend.device)
-        if index >= warmup:  # the warm-up frames pay for lazy initialisation
-            samples.append(1000 * (time.perf_counter() - started))
-    return statistics.median(samples)
+
+    return median_ms(one_frame, runs, warmup)  # the warm-up frames pay for lazy initialisation
