@@ -3,6 +3,10 @@
 Steps are in the units of the values they quantize (keypoints in [-1, 1] image coordinates,
 Jacobians as plain 2×2 matrices) and must be multiples of 2^-16, because the stream header
 carries them as 16-bit integers in units of 2^-16 (see docs/bitstream.md).
+
+`SemanticCodecConfig` is the same knob for the semantic-code kind (head pose + expression
+coefficients of `sdk.prior`): one step per pose number and one for the expression coefficients,
+carried as 32-bit integers in units of 2^-16 (docs/bitstream.md §11).
 """
 from __future__ import annotations
 
@@ -50,12 +54,7 @@ class CodecConfig:
             if not (1 <= units <= 0xFFFF) or units != int(units):
                 raise CodecError(f"CodecConfig.{name}={value!r}: must be a multiple of 2^-16 "
                                  f"between 2^-16 and 65535·2^-16")
-        if not 1 <= self.keyframe_interval <= 127:
-            raise CodecError(f"CodecConfig.keyframe_interval={self.keyframe_interval!r}: must be 1..127")
-        if not 0 <= self.hysteresis * 256 <= 255 or self.hysteresis * 256 != int(self.hysteresis * 256):
-            raise CodecError(f"CodecConfig.hysteresis={self.hysteresis!r}: must be a multiple of 1/256 in [0, 255/256]")
-        if self.reference not in ("previous", "keyframe"):
-            raise CodecError(f"CodecConfig.reference={self.reference!r}: must be 'previous' or 'keyframe'")
+        _check_prediction(self)
 
     @classmethod
     def preset(cls, name: str) -> CodecConfig:
@@ -70,6 +69,17 @@ class CodecConfig:
         return {f.name: round(getattr(self, f.name) / STEP_UNIT) for f in fields(self) if f.name.endswith("_step")}
 
 
+def _check_prediction(config: CodecConfig | SemanticCodecConfig) -> None:
+    """The fields both kinds share: keyframe interval, reference, hysteresis."""
+    name = type(config).__name__
+    if not 1 <= config.keyframe_interval <= 127:
+        raise CodecError(f"{name}.keyframe_interval={config.keyframe_interval!r}: must be 1..127")
+    if not 0 <= config.hysteresis * 256 <= 255 or config.hysteresis * 256 != int(config.hysteresis * 256):
+        raise CodecError(f"{name}.hysteresis={config.hysteresis!r}: must be a multiple of 1/256 in [0, 255/256]")
+    if config.reference not in ("previous", "keyframe"):
+        raise CodecError(f"{name}.reference={config.reference!r}: must be 'previous' or 'keyframe'")
+
+
 PRESETS: dict[str, CodecConfig] = {
     "default": CodecConfig(),
     # ~3/4 of the default's bits: coarser Jacobians, keyframes every 2 s (test split: 1.6 kbit/s, -0.13 dB)
@@ -80,4 +90,72 @@ PRESETS: dict[str, CodecConfig] = {
     "robust": CodecConfig(reference="keyframe"),
     # keypoints only (an ablation: the shipped model needs its Jacobians: -4.2 dB PSNR, AKD x2)
     "no-jacobians": CodecConfig(jacobians=False),
+}
+
+
+# Largest magnitude of each value of the semantic code (pose in `POSE_NAMES` order, then every
+# expression coefficient): degrees, keypoint units ([-1, 1] is the crop), natural log, basis units.
+POSE_LIMITS: tuple[int, ...] = (180, 180, 180, 4, 4, 4)
+EXPRESSION_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class SemanticCodecConfig:
+    """How a semantic code (pose (6,) + E expression coefficients) is quantized and predicted.
+
+    pose_steps: quantization steps of yaw, pitch, roll (degrees), tx, ty (keypoint units, 1/256
+        is half a pixel at 256²) and log_scale, in that order. Chosen so that one step of each
+        moves the mesh by about the same number of pixels (yaw and pitch move it ~0.23 px per
+        degree, roll ~0.8, tx / ty 127.5 px per unit at 256², log_scale ~46 px per unit).
+    expression_step: quantization step of every expression coefficient (one unit of a
+        coefficient moves the mesh ~2.5 px RMS at 256²: the basis is orthonormal).
+    keyframe_interval, reference, hysteresis: as in `CodecConfig`.
+    Which coefficients are sent (E, the other bitrate knob) is the stream header's
+    `expression_dims`: the receiver zero-fills the rest.
+    """
+
+    pose_steps: tuple[float, ...] = (0.625, 0.625, 0.25, 1 / 512, 1 / 512, 5 / 1024)
+    expression_step: float = 5 / 64
+    keyframe_interval: int = 25
+    reference: Literal["previous", "keyframe"] = "previous"
+    hysteresis: float = 0.25
+
+    def __post_init__(self) -> None:
+        steps = tuple(self.pose_steps)
+        object.__setattr__(self, "pose_steps", steps)
+        if len(steps) != len(POSE_LIMITS):
+            raise CodecError(f"SemanticCodecConfig.pose_steps: {len(steps)} steps, expected {len(POSE_LIMITS)} "
+                             "(yaw, pitch, roll, tx, ty, log_scale)")
+        for name, value, limit in [*zip([f"pose_steps[{i}]" for i in range(6)], steps, POSE_LIMITS),
+                                   ("expression_step", self.expression_step, EXPRESSION_LIMIT)]:
+            units = value / STEP_UNIT
+            if not (1 <= units <= limit / STEP_UNIT) or units != int(units):
+                raise CodecError(f"SemanticCodecConfig.{name}={value!r}: must be a multiple of 2^-16 between "
+                                 f"2^-16 and the value's limit {limit}")
+        _check_prediction(self)
+
+    @classmethod
+    def preset(cls, name: str) -> SemanticCodecConfig:
+        """A named setting: see `SEMANTIC_PRESETS` ("default", "low", "high", "robust")."""
+        try:
+            return SEMANTIC_PRESETS[name]
+        except KeyError:
+            raise CodecError(f"unknown semantic codec preset {name!r} (known: {', '.join(SEMANTIC_PRESETS)})") from None
+
+    def step_units(self) -> tuple[int, ...]:
+        """The 7 steps as the header stores them (integers in units of 2^-16): pose, then expression."""
+        return tuple(round(step / STEP_UNIT) for step in (*self.pose_steps, self.expression_step))
+
+
+# Measured with E = 16 on the 14 test clips (bench/semantic_codec.py, 25 fps; "px": the mesh error
+# the quantization adds at 256², mean per point; the prior's own error at E = 16 is 0.39 px).
+SEMANTIC_PRESETS: dict[str, SemanticCodecConfig] = {
+    # 1.65 kbit/s (0.76x the learned keypoints' default), 0.28 px (lips 0.39)
+    "default": SemanticCodecConfig(),
+    # 1.20 kbit/s, 0.62 px (lips 0.86): more than the prior's own error, for tight links
+    "low": SemanticCodecConfig((1.25, 1.25, 5 / 16, 1 / 256, 1 / 256, 1 / 128), 7 / 32, 50, hysteresis=1 / 8),
+    # 2.04 kbit/s, 0.18 px (lips 0.22)
+    "high": SemanticCodecConfig((0.5, 0.5, 0.125, 1 / 512, 1 / 512, 1 / 256), 3 / 64, hysteresis=1 / 8),
+    # deltas from the keyframe: a lost packet costs one frame even without transport redundancy
+    "robust": SemanticCodecConfig(reference="keyframe"),
 }

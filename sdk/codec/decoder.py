@@ -1,15 +1,22 @@
-"""The receiver's side: packets -> FrameCode; every defect is a CodecError, nothing else escapes."""
+"""The receiver's side: packets -> FrameCode / SemanticFrameCode; every defect is a CodecError, nothing else escapes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .arithmetic import ArithmeticDecoder
 from .encoder import KEYFRAME_MARKER
 from .errors import CodecError, MissingReferenceError, StalePacketError
-from .frame import FrameCode
-from .header import StreamHeader
+from .frame import FrameCode, SemanticFrameCode
+from .header import SemanticStreamHeader, StreamHeader, require_kind
 from .layout import CodedFrame, CodeLayout
+from .semantic_layout import SemanticLayout
 from .varint import decode_varint
+
+if TYPE_CHECKING:
+    from ..prior.prior_file import FacePrior
 
 # A valid packet ends at most this many bits before where the decoder's 32-bit window stops
 # reading (see docs/bitstream.md §3): more trailing bytes mean a corrupt or foreign packet.
@@ -25,10 +32,13 @@ class DecoderStats:
     malformed: int = 0          # anything else that is not a valid packet of this stream
 
 
-class CodeDecoder:
-    def __init__(self, header: StreamHeader):
+class _PacketDecoder:
+    """The packet framing every stream kind shares (docs/bitstream.md §4, §7): markers,
+    references, numbering, timestamps, counting what fails; the kind's layout reads the payload."""
+
+    def __init__(self, header: StreamHeader | SemanticStreamHeader, layout: CodeLayout | SemanticLayout):
         self.header = header
-        self.layout = CodeLayout(header)
+        self.layout = layout
         self._stats = DecoderStats()
         self._keyframe: CodedFrame | None = None
         self._last: CodedFrame | None = None
@@ -37,8 +47,8 @@ class CodeDecoder:
     def stats(self) -> DecoderStats:
         return replace(self._stats)
 
-    def decode(self, packet: bytes) -> FrameCode:
-        """One packet -> its FrameCode; raises CodecError (and counts why) when it cannot."""
+    def decode(self, packet: bytes) -> FrameCode | SemanticFrameCode:
+        """One packet -> its decoded frame; raises CodecError (and counts why) when it cannot."""
         try:
             return self._decode(packet)
         except CodecError as exc:
@@ -56,7 +66,7 @@ class CodeDecoder:
         else:
             self._stats.malformed += 1
 
-    def _decode(self, packet: bytes) -> FrameCode:
+    def _decode(self, packet: bytes) -> FrameCode | SemanticFrameCode:
         if not isinstance(packet, (bytes, bytearray, memoryview)):
             raise CodecError(f"packet must be bytes, got {type(packet).__name__}")
         data = bytes(packet)
@@ -99,10 +109,55 @@ class CodeDecoder:
             raise CodecError(f"unknown packet marker 0x{marker:02x}")
         self._last = frame
         self._stats.decoded += 1
-        keypoints, jacobians, extra = self.layout.dequantize(code)
-        return FrameCode(sequence, timestamp, marker == KEYFRAME_MARKER, keypoints, jacobians, extra)
+        return self._frame(frame, marker == KEYFRAME_MARKER)
+
+    def _frame(self, frame: CodedFrame, keyframe: bool) -> FrameCode | SemanticFrameCode:
+        raise NotImplementedError
 
     @staticmethod
     def _check_end(decoder: ArithmeticDecoder, payload_bytes: int) -> None:
         if 8 * payload_bytes > decoder.position - _WINDOW_SLACK_BITS:
             raise CodecError("packet longer than its contents (trailing bytes)")
+
+
+class CodeDecoder(_PacketDecoder):
+    """Packets of a learned-keypoint stream -> `FrameCode`."""
+
+    def __init__(self, header: StreamHeader):
+        require_kind(header, StreamHeader, "SemanticCodeDecoder")
+        super().__init__(header, CodeLayout(header))
+
+    def decode(self, packet: bytes) -> FrameCode:
+        """One packet -> its FrameCode; raises CodecError (and counts why) when it cannot."""
+        return super().decode(packet)
+
+    def _frame(self, frame: CodedFrame, keyframe: bool) -> FrameCode:
+        keypoints, jacobians, extra = self.layout.dequantize(frame.code)
+        return FrameCode(frame.sequence, frame.timestamp_ms, keyframe, keypoints, jacobians, extra)
+
+
+class SemanticCodeDecoder(_PacketDecoder):
+    """Packets of a semantic-code stream -> `SemanticFrameCode`.
+
+    prior: the receiver's face prior (`sdk.prior.FacePrior`): the stream is refused with a
+    PriorMismatchError unless it is the prior the codes are in, and decoded expressions are
+    zero-filled to its E coefficients. Without one, expressions have the E the stream sends.
+    """
+
+    def __init__(self, header: SemanticStreamHeader, prior: FacePrior | None = None):
+        require_kind(header, SemanticStreamHeader, "CodeDecoder")
+        super().__init__(header, SemanticLayout(header))
+        self.expression_dims = header.expression_dims
+        if prior is not None:
+            header.check_prior(prior.sha256, prior.components)
+            self.expression_dims = prior.components
+
+    def decode(self, packet: bytes) -> SemanticFrameCode:
+        """One packet -> its SemanticFrameCode; raises CodecError (and counts why) when it cannot."""
+        return super().decode(packet)
+
+    def _frame(self, frame: CodedFrame, keyframe: bool) -> SemanticFrameCode:
+        pose, sent = self.layout.dequantize(frame.code)
+        expression = np.zeros(self.expression_dims)
+        expression[:len(sent)] = sent
+        return SemanticFrameCode(frame.sequence, frame.timestamp_ms, keyframe, pose, expression)

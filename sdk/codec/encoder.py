@@ -1,14 +1,16 @@
-"""The sender's side of the code stream: one packet per frame (layout in docs/bitstream.md §4)."""
+"""The sender's side of the code stream: one packet per frame (layout in docs/bitstream.md §4, §11)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .arithmetic import ArithmeticEncoder
 from .errors import CodecError
-from .header import StreamHeader
+from .header import SemanticStreamHeader, StreamHeader, require_kind
 from .layout import CodedFrame, CodeLayout, QuantizedCode
+from .semantic_layout import SemanticLayout, SemanticQuantized
 from .varint import encode_varint
 
 KEYFRAME_MARKER = 0x80
@@ -24,15 +26,17 @@ class EncoderStats:
     clamped_values: int = 0  # values outside their range (e.g. a Jacobian entry beyond ±8), clamped
 
 
-class CodeEncoder:
-    """Quantizes, predicts and entropy-codes codes; numbers the frames itself (from 0)."""
+class _PacketEncoder:
+    """The packet framing every stream kind shares (docs/bitstream.md §4): keyframe choice,
+    numbering, timestamps, references; the kind's layout quantizes and codes the payload."""
 
-    def __init__(self, header: StreamHeader):
+    def __init__(self, header: StreamHeader | SemanticStreamHeader,
+                 layout: CodeLayout | SemanticLayout):
         self.header = header
-        self.layout = CodeLayout(header)
+        self.layout = layout
         self._stats = EncoderStats()  # frames / keyframes encoded: the next sequence number / keyframe id
         self._keyframe: CodedFrame | None = None
-        self._previous: QuantizedCode | None = None
+        self._previous: QuantizedCode | SemanticQuantized | None = None
         self._force_keyframe = False
 
     @property
@@ -43,11 +47,9 @@ class CodeEncoder:
         """Make the next frame a keyframe (e.g. when a receiver joins or reports loss)."""
         self._force_keyframe = True
 
-    def encode(self, keypoints: np.ndarray, jacobians: np.ndarray | None, timestamp_ms: int,
-               extra: np.ndarray | None = None) -> bytes:
-        """keypoints (K, 2) in [-1, 1] x first, jacobians (K, 2, 2) (ignored when the header has
-        none), extra (D,) when the header reserves D > 0 dims -> one packet."""
-        keypoints, jacobians, extra = self._check(keypoints, jacobians, timestamp_ms, extra)
+    def _encode(self, quantize: Callable[[QuantizedCode | SemanticQuantized | None],
+                                         tuple[QuantizedCode | SemanticQuantized, int]], timestamp_ms: int) -> bytes:
+        """One packet of the frame that `quantize(reference)` gives the integer code of."""
         config = self.header.config
         stats = self._stats
         sequence = stats.frames
@@ -61,7 +63,7 @@ class CodeEncoder:
         reference = None
         if not keyframe:
             reference = self._previous if config.reference == "previous" else key.code
-        code, clamped = self.layout.quantize(keypoints, jacobians, extra, reference)
+        code, clamped = quantize(reference)
         coder = ArithmeticEncoder()
         if keyframe:
             key_id = stats.keyframes % 256
@@ -83,6 +85,22 @@ class CodeEncoder:
             stats.keyframes += 1
             stats.keyframe_bytes += len(packet)
         return packet
+
+
+class CodeEncoder(_PacketEncoder):
+    """Quantizes, predicts and entropy-codes codes; numbers the frames itself (from 0)."""
+
+    def __init__(self, header: StreamHeader):
+        require_kind(header, StreamHeader, "SemanticCodeEncoder")
+        super().__init__(header, CodeLayout(header))
+
+    def encode(self, keypoints: np.ndarray, jacobians: np.ndarray | None, timestamp_ms: int,
+               extra: np.ndarray | None = None) -> bytes:
+        """keypoints (K, 2) in [-1, 1] x first, jacobians (K, 2, 2) (ignored when the header has
+        none), extra (D,) when the header reserves D > 0 dims -> one packet."""
+        keypoints, jacobians, extra = self._check(keypoints, jacobians, timestamp_ms, extra)
+        return self._encode(lambda reference: self.layout.quantize(keypoints, jacobians, extra, reference),
+                            timestamp_ms)
 
     def _check(self, keypoints: np.ndarray, jacobians: np.ndarray | None, timestamp_ms: int,
                extra: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -111,7 +129,37 @@ class CodeEncoder:
             raise CodecError("encode: extra dims given but the stream header reserves none")
         if not all(np.isfinite(a).all() for a in arrays):
             raise CodecError("encode: code contains NaN or infinity")
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)) or not (
-                0 <= timestamp_ms < 1 << 63):
-            raise CodecError(f"encode: timestamp_ms must be an integer >= 0, got {timestamp_ms!r}")
+        _check_timestamp(timestamp_ms)
         return keypoints, jacobians, extra
+
+
+class SemanticCodeEncoder(_PacketEncoder):
+    """The sender's side of a semantic-code stream: `encode(pose, expression, timestamp_ms)`
+    per frame (e.g. the `sdk.prior.SemanticEncoder` code of the frame's mesh)."""
+
+    def __init__(self, header: SemanticStreamHeader):
+        require_kind(header, SemanticStreamHeader, "CodeEncoder")
+        super().__init__(header, SemanticLayout(header))
+
+    def encode(self, pose: np.ndarray, expression: np.ndarray, timestamp_ms: int) -> bytes:
+        """pose (6,) yaw, pitch, roll (degrees), tx, ty, log_scale; expression (E',) with E' >= the
+        header's E (its first E coefficients are sent: the basis is ordered) -> one packet."""
+        dims = self.header.expression_dims
+        pose = np.asarray(pose, dtype=np.float64)
+        expression = np.asarray(expression, dtype=np.float64)
+        if pose.shape != (6,):
+            raise CodecError(f"encode: pose must be (6,) (yaw, pitch, roll, tx, ty, log_scale), got {pose.shape}")
+        if expression.ndim != 1 or len(expression) < dims:
+            raise CodecError(f"encode: expression must be (E',) with E' >= {dims} (the coefficients the stream "
+                             f"sends), got {expression.shape}")
+        expression = expression[:dims]
+        if not (np.isfinite(pose).all() and np.isfinite(expression).all()):
+            raise CodecError("encode: code contains NaN or infinity")
+        _check_timestamp(timestamp_ms)
+        return self._encode(lambda reference: self.layout.quantize(pose, expression, reference), timestamp_ms)
+
+
+def _check_timestamp(timestamp_ms: int) -> None:
+    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, (int, np.integer)) or not (
+            0 <= timestamp_ms < 1 << 63):
+        raise CodecError(f"encode: timestamp_ms must be an integer >= 0, got {timestamp_ms!r}")

@@ -15,3 +15,8 @@ class MissingReferenceError(CodecError):
 
 class StalePacketError(CodecError):
     """A packet that is not newer than the last decoded frame (a duplicate or a late arrival)."""
+
+
+class PriorMismatchError(CodecError):
+    """A semantic-code stream whose face prior is not the receiver's (another file, or fewer
+    expression coefficients than the stream sends): its codes would drive the wrong face geometry."""

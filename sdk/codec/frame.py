@@ -1,4 +1,4 @@
-"""One decoded frame of the code stream."""
+"""One decoded frame of the code stream (either kind)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,3 +21,20 @@ class FrameCode:
     keypoints: np.ndarray
     jacobians: np.ndarray | None
     extra: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SemanticFrameCode:
+    """A frame of a semantic-code stream after decoding.
+
+    pose: (6,) float64 yaw, pitch, roll (degrees), tx, ty (keypoint units), log_scale
+        (`sdk.prior.code.POSE_NAMES`).
+    expression: (E,) float64 coefficients of the face prior's basis; those the stream does not
+        send are 0. `sdk.prior.SemanticCode(frame.pose, frame.expression)` is the code.
+    """
+
+    sequence: int
+    timestamp_ms: int
+    keyframe: bool
+    pose: np.ndarray
+    expression: np.ndarray

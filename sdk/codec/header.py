@@ -17,24 +17,111 @@ Byte layout (little-endian; docs/bitstream.md §2 is the normative text):
     23  L  model id, UTF-8
     23+L 8 first 8 bytes of the model weights' sha256
     31+L 4 CRC-32 (zlib/IEEE 802.3) of bytes 0 .. 30+L (u32)
+
+`SemanticStreamHeader` is the header of the semantic-code kind (version 2, kind byte 1: head pose
++ expression coefficients of a face prior, docs/bitstream.md §11); both kinds end alike (model id,
+its hash prefix, CRC-32), written and checked by the same code here. `read_stream_header` parses
+either and returns the kind it holds.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from .config import STEP_UNIT, CodecConfig
-from .errors import CodecError
+from .config import STEP_UNIT, CodecConfig, SemanticCodecConfig
+from .errors import CodecError, PriorMismatchError
+
+if TYPE_CHECKING:
+    from ..prior.prior_file import FacePrior
 
 FLAG_KEYPOINTS = 0x01
 FLAG_JACOBIANS = 0x02
 FLAG_EXTRA = 0x04
 FLAG_PREVIOUS = 0x08  # delta frames are predicted from the previous frame (else from the keyframe)
+FLAG_SEMANTIC_PREVIOUS = 0x01  # version 2: delta frames are predicted from the previous frame
 SHA_PREFIX_BYTES = 8
 
-_FIXED = struct.Struct("<4sBBBBHIHHHBBB")  # bytes 0..22, up to the model id
+KIND_SEMANTIC = 1  # the version-2 header's kind byte: pose + expression (keypoint streams keep version 1)
+MAGIC = b"THKC"
+_FIXED = struct.Struct("<4sBBBBHIHHHBB")  # version 1, bytes 0..21 (then the model id's length)
+_SEMANTIC_FIXED = struct.Struct("<4sBBBBHI7IBB8s")  # version 2 kind 1, bytes 0..51
+_VERSION = struct.Struct("<4sB")
+
+
+def _check_identity(owner: str, model_id: str, model_sha256: str, resolution: int, fps: float) -> str:
+    """Validate the fields both kinds share; returns the model hash's 8-byte prefix (hex)."""
+    try:
+        digest = bytes.fromhex(model_sha256)
+    except ValueError:
+        raise CodecError(f"{owner}.model_sha256={model_sha256!r}: not hex") from None
+    if len(digest) < SHA_PREFIX_BYTES:
+        raise CodecError(f"{owner}.model_sha256={model_sha256!r}: need at least {2 * SHA_PREFIX_BYTES} hex digits")
+    if len(model_id.encode("utf-8")) > 255:
+        raise CodecError(f"{owner}.model_id={model_id!r}: longer than 255 bytes in UTF-8")
+    if not 1 <= resolution <= 0xFFFF:
+        raise CodecError(f"{owner}.resolution={resolution!r}: must be 1..65535")
+    if not 0 < round(fps * 1000) <= 0xFFFFFFFF:
+        raise CodecError(f"{owner}.fps={fps!r}: must be positive")
+    return digest[:SHA_PREFIX_BYTES].hex()
+
+
+def _seal(fixed: bytes, model_id: str, model_sha256: str) -> bytes:
+    """A header's fixed part + model id (length byte, UTF-8) + hash prefix + CRC-32 of all of it."""
+    name = model_id.encode("utf-8")
+    body = fixed + bytes([len(name)]) + name + bytes.fromhex(model_sha256)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _unseal(data: bytes, fixed_size: int) -> tuple[str, str]:
+    """Check the length and CRC of a header whose fixed part is `fixed_size` bytes (its model id's
+    length byte follows); returns (model id, model hash prefix hex)."""
+    if len(data) < fixed_size + 1:
+        raise CodecError(f"stream header: {len(data)} bytes, shorter than the fixed part ({fixed_size + 1})")
+    id_length = data[fixed_size]
+    expected = fixed_size + 1 + id_length + SHA_PREFIX_BYTES + 4
+    if len(data) != expected:
+        raise CodecError(f"stream header: {len(data)} bytes, expected {expected} for a {id_length}-byte model id")
+    (crc,) = struct.unpack_from("<I", data, expected - 4)
+    if crc != zlib.crc32(data[:expected - 4]):
+        raise CodecError("stream header: CRC-32 mismatch (corrupt header)")
+    try:
+        model_id = data[fixed_size + 1:fixed_size + 1 + id_length].decode("utf-8")
+    except UnicodeDecodeError:
+        raise CodecError("stream header: model id is not UTF-8") from None
+    return model_id, data[expected - 4 - SHA_PREFIX_BYTES:expected - 4].hex()
+
+
+def _header_bytes(data: bytes) -> tuple[bytes, int]:
+    """(bytes, version) of something claiming to be a stream header; checks type and magic."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"stream header must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < _VERSION.size:
+        raise CodecError(f"stream header: {len(data)} bytes, shorter than its magic and version ({_VERSION.size})")
+    magic, version = _VERSION.unpack_from(data)
+    if magic != MAGIC:
+        raise CodecError(f"stream header: bad magic {magic!r} (expected {MAGIC!r})")
+    if version not in (StreamHeader.VERSION, SemanticStreamHeader.VERSION):
+        raise CodecError(f"stream header: version {version} is not supported (this decoder reads versions "
+                         f"{StreamHeader.VERSION} and {SemanticStreamHeader.VERSION})")
+    if version == SemanticStreamHeader.VERSION and len(data) > 5 and data[5] != KIND_SEMANTIC:
+        raise CodecError(f"stream header: version 2 stream of unknown kind {data[5]}")
+    return data, version
+
+
+def require_kind(header: object, expected: type, instead: str) -> None:
+    """An encoder or decoder of one kind given a header of another (or not a header) names the right one."""
+    if not isinstance(header, expected):
+        raise CodecError(f"this codec needs a {expected.__name__}, got {type(header).__name__}; use {instead}")
+
+
+def read_stream_header(data: bytes) -> StreamHeader | SemanticStreamHeader:
+    """Parse a header of either kind: a `StreamHeader` (learned keypoints, version 1) or a
+    `SemanticStreamHeader` (pose + expression, version 2); any defect raises CodecError."""
+    _, version = _header_bytes(data)
+    return (StreamHeader if version == StreamHeader.VERSION else SemanticStreamHeader).from_bytes(data)
 
 
 @dataclass(frozen=True)
@@ -47,7 +134,7 @@ class StreamHeader:
     extra_dims: extra code dims per frame (reserved for audio codes; 0 = none).
     """
 
-    MAGIC: ClassVar[bytes] = b"THKC"
+    MAGIC: ClassVar[bytes] = MAGIC
     VERSION: ClassVar[int] = 1
 
     model_id: str
@@ -60,24 +147,12 @@ class StreamHeader:
     version: int = VERSION
 
     def __post_init__(self) -> None:
-        try:
-            digest = bytes.fromhex(self.model_sha256)
-        except ValueError:
-            raise CodecError(f"StreamHeader.model_sha256={self.model_sha256!r}: not hex") from None
-        if len(digest) < SHA_PREFIX_BYTES:
-            raise CodecError(f"StreamHeader.model_sha256={self.model_sha256!r}: need at least "
-                             f"{2 * SHA_PREFIX_BYTES} hex digits")
-        object.__setattr__(self, "model_sha256", digest[:SHA_PREFIX_BYTES].hex())
-        if len(self.model_id.encode("utf-8")) > 255:
-            raise CodecError(f"StreamHeader.model_id={self.model_id!r}: longer than 255 bytes in UTF-8")
+        object.__setattr__(self, "model_sha256", _check_identity("StreamHeader", self.model_id, self.model_sha256,
+                                                                 self.resolution, self.fps))
         if not 1 <= self.num_kp <= 255:
             raise CodecError(f"StreamHeader.num_kp={self.num_kp!r}: must be 1..255")
         if not 0 <= self.extra_dims <= 255:
             raise CodecError(f"StreamHeader.extra_dims={self.extra_dims!r}: must be 0..255")
-        if not 1 <= self.resolution <= 0xFFFF:
-            raise CodecError(f"StreamHeader.resolution={self.resolution!r}: must be 1..65535")
-        if not 0 < round(self.fps * 1000) <= 0xFFFFFFFF:
-            raise CodecError(f"StreamHeader.fps={self.fps!r}: must be positive")
         if self.version != self.VERSION:
             raise CodecError(f"StreamHeader.version={self.version!r}: this decoder implements version "
                              f"{self.VERSION}")
@@ -93,35 +168,22 @@ class StreamHeader:
                 | (FLAG_PREVIOUS if self.config.reference == "previous" else 0))
 
     def to_bytes(self) -> bytes:
-        model_id = self.model_id.encode("utf-8")
         steps = self.config.step_units()
-        body = _FIXED.pack(self.MAGIC, self.version, self.flags, self.num_kp, self.extra_dims,
-                           self.resolution, self.fps_millihertz, steps["keypoint_step"],
-                           steps["jacobian_step"], steps["extra_step"], self.config.keyframe_interval,
-                           round(self.config.hysteresis * 256), len(model_id))
-        body += model_id + bytes.fromhex(self.model_sha256)
-        return body + struct.pack("<I", zlib.crc32(body))
+        return _seal(_FIXED.pack(self.MAGIC, self.version, self.flags, self.num_kp, self.extra_dims,
+                                 self.resolution, self.fps_millihertz, steps["keypoint_step"],
+                                 steps["jacobian_step"], steps["extra_step"], self.config.keyframe_interval,
+                                 round(self.config.hysteresis * 256)), self.model_id, self.model_sha256)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamHeader:
         """Parse and validate a header; any defect raises CodecError naming it."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise CodecError(f"stream header must be bytes, got {type(data).__name__}")
-        data = bytes(data)
-        if len(data) < _FIXED.size:
-            raise CodecError(f"stream header: {len(data)} bytes, shorter than the fixed part ({_FIXED.size})")
-        (magic, version, flags, num_kp, extra_dims, resolution, fps_mhz, kp_step, jac_step, extra_step,
-         interval, hysteresis, id_length) = _FIXED.unpack_from(data)
-        if magic != cls.MAGIC:
-            raise CodecError(f"stream header: bad magic {magic!r} (expected {cls.MAGIC!r})")
+        data, version = _header_bytes(data)
         if version != cls.VERSION:
-            raise CodecError(f"stream header: version {version} is not supported (this decoder: {cls.VERSION})")
-        expected = _FIXED.size + id_length + SHA_PREFIX_BYTES + 4
-        if len(data) != expected:
-            raise CodecError(f"stream header: {len(data)} bytes, expected {expected} for a {id_length}-byte model id")
-        (crc,) = struct.unpack_from("<I", data, expected - 4)
-        if crc != zlib.crc32(data[:expected - 4]):
-            raise CodecError("stream header: CRC-32 mismatch (corrupt header)")
+            raise CodecError("stream header: this is a semantic-code stream (version 2: head pose + expression), "
+                             "not a learned-keypoint stream; read it with read_stream_header / SemanticStreamHeader")
+        model_id, sha = _unseal(data, _FIXED.size)
+        (_, _, flags, num_kp, extra_dims, resolution, fps_mhz, kp_step, jac_step, extra_step,
+         interval, hysteresis) = _FIXED.unpack_from(data)
         if flags & ~(FLAG_KEYPOINTS | FLAG_JACOBIANS | FLAG_EXTRA | FLAG_PREVIOUS) or not flags & FLAG_KEYPOINTS:
             raise CodecError(f"stream header: unknown or missing flags 0x{flags:02x}")
         if bool(flags & FLAG_EXTRA) != bool(extra_dims):
@@ -129,16 +191,113 @@ class StreamHeader:
         if fps_mhz == 0:
             raise CodecError("stream header: frame rate 0")
         try:
-            model_id = data[_FIXED.size:_FIXED.size + id_length].decode("utf-8")
-        except UnicodeDecodeError:
-            raise CodecError("stream header: model id is not UTF-8") from None
-        sha = data[_FIXED.size + id_length:expected - 4].hex()
-        try:
             config = CodecConfig(keypoint_step=kp_step * STEP_UNIT, jacobians=bool(flags & FLAG_JACOBIANS),
                                  jacobian_step=jac_step * STEP_UNIT, extra_step=extra_step * STEP_UNIT,
                                  keyframe_interval=interval,
                                  reference="previous" if flags & FLAG_PREVIOUS else "keyframe",
                                  hysteresis=hysteresis / 256)
             return cls(model_id, sha, num_kp, resolution, fps_mhz / 1000, config, extra_dims)
+        except CodecError as exc:
+            raise CodecError(f"stream header: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SemanticStreamHeader:
+    """The header of a semantic-code stream: what the receiver must know before the first frame.
+
+    model_id / model_sha256: the generator the codes are meant for (as in `StreamHeader`).
+    prior_sha256: sha256 of the face prior file (`FacePrior.sha256`) whose pose frame and
+        expression basis the codes are in; the header keeps the first 8 bytes, and a receiver
+        holding another prior refuses the stream (`check_prior`).
+    expression_dims: E, the expression coefficients sent per frame (the first E of the basis;
+        0..255, 0 = pose only); the receiver zero-fills the rest.
+    resolution: the generator's resolution in pixels (as in `StreamHeader`); the code itself is
+        independent of it.
+    """
+
+    VERSION: ClassVar[int] = 2
+    KIND: ClassVar[int] = KIND_SEMANTIC
+
+    model_id: str
+    model_sha256: str
+    prior_sha256: str
+    expression_dims: int
+    resolution: int
+    fps: float
+    config: SemanticCodecConfig = field(default_factory=SemanticCodecConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_sha256", _check_identity("SemanticStreamHeader", self.model_id,
+                                                                 self.model_sha256, self.resolution, self.fps))
+        try:
+            prior = bytes.fromhex(self.prior_sha256)
+        except (TypeError, ValueError):
+            raise CodecError(f"SemanticStreamHeader.prior_sha256={self.prior_sha256!r}: not hex") from None
+        if len(prior) < SHA_PREFIX_BYTES:
+            raise CodecError(f"SemanticStreamHeader.prior_sha256={self.prior_sha256!r}: need at least "
+                             f"{2 * SHA_PREFIX_BYTES} hex digits")
+        object.__setattr__(self, "prior_sha256", prior[:SHA_PREFIX_BYTES].hex())
+        if not 0 <= self.expression_dims <= 255:
+            raise CodecError(f"SemanticStreamHeader.expression_dims={self.expression_dims!r}: must be 0..255")
+
+    @classmethod
+    def for_prior(cls, prior: FacePrior, model_id: str, model_sha256: str, resolution: int, fps: float,
+                  config: SemanticCodecConfig = SemanticCodecConfig(),
+                  expression_dims: int | None = None) -> SemanticStreamHeader:
+        """The header of a stream of `prior`'s codes, sending its first `expression_dims`
+        coefficients (None: all of them)."""
+        dims = prior.components if expression_dims is None else expression_dims
+        if prior.sha256 is None:
+            raise CodecError("a stream needs a face prior loaded from (or saved to) a file: its sha256 "
+                             "identifies it to the receiver")
+        if dims > prior.components:
+            raise CodecError(f"{dims} expression coefficients asked, the face prior has {prior.components}")
+        return cls(model_id, model_sha256, prior.sha256, dims, resolution, fps, config)
+
+    @property
+    def fps_millihertz(self) -> int:
+        return round(self.fps * 1000)
+
+    @property
+    def flags(self) -> int:
+        return FLAG_SEMANTIC_PREVIOUS if self.config.reference == "previous" else 0
+
+    def check_prior(self, prior_sha256: str | None, components: int) -> None:
+        """Raise PriorMismatchError unless the receiver's prior (its sha256, its E) is the one
+        the codes are in and has at least the coefficients sent."""
+        if prior_sha256 is None or prior_sha256[:2 * SHA_PREFIX_BYTES].lower() != self.prior_sha256:
+            raise PriorMismatchError(
+                f"the stream's codes are in face prior {self.prior_sha256} but this receiver loaded face prior "
+                f"{(prior_sha256 or 'without a file')[:2 * SHA_PREFIX_BYTES]}; load the same prior file on both ends")
+        if self.expression_dims > components:
+            raise PriorMismatchError(f"the stream sends {self.expression_dims} expression coefficients, this "
+                                     f"receiver's face prior has {components}")
+
+    def to_bytes(self) -> bytes:
+        config = self.config
+        return _seal(_SEMANTIC_FIXED.pack(MAGIC, self.VERSION, self.KIND, self.flags, self.expression_dims,
+                                          self.resolution, self.fps_millihertz, *config.step_units(),
+                                          config.keyframe_interval, round(config.hysteresis * 256),
+                                          bytes.fromhex(self.prior_sha256)), self.model_id, self.model_sha256)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SemanticStreamHeader:
+        """Parse and validate a version-2 header; any defect raises CodecError naming it."""
+        data, version = _header_bytes(data)
+        if version != cls.VERSION:
+            raise CodecError("stream header: this is a learned-keypoint stream (version 1), not a semantic-code "
+                             "stream; read it with read_stream_header / StreamHeader")
+        model_id, sha = _unseal(data, _SEMANTIC_FIXED.size)
+        (_, _, _, flags, dims, resolution, fps_mhz, *steps, interval, hysteresis, prior) = \
+            _SEMANTIC_FIXED.unpack_from(data)
+        if flags & ~FLAG_SEMANTIC_PREVIOUS:
+            raise CodecError(f"stream header: unknown flags 0x{flags:02x}")
+        if fps_mhz == 0:
+            raise CodecError("stream header: frame rate 0")
+        try:
+            config = SemanticCodecConfig(tuple(step * STEP_UNIT for step in steps[:6]), steps[6] * STEP_UNIT,
+                                         interval, "previous" if flags & FLAG_SEMANTIC_PREVIOUS else "keyframe",
+                                         hysteresis / 256)
+            return cls(model_id, sha, prior.hex(), dims, resolution, fps_mhz / 1000, config)
         except CodecError as exc:
             raise CodecError(f"stream header: {exc}") from None

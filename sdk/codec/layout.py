@@ -12,6 +12,7 @@ Groups, in coding order: [timestamp residual (delta frames)], shift (2), keypoin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from .arithmetic import ArithmeticDecoder, ArithmeticEncoder
 from .entropy import GroupState, decode_values, encode_values
 from .errors import CodecError
 from .header import StreamHeader
+
+if TYPE_CHECKING:
+    from .semantic_layout import SemanticQuantized
 
 UNIT = 1 << 16
 KEYPOINT_LIMIT, JACOBIAN_LIMIT, EXTRA_LIMIT = 1, 8, 16
@@ -33,6 +37,36 @@ PRIOR_MEANS = {
 TIMESTAMP_PRIOR_MEAN16 = 16  # timestamp residuals are in ms: prior mean 1 ms
 
 
+def quantize_values(values: np.ndarray, step: int | np.ndarray, limit: int | np.ndarray, held: np.ndarray | None,
+                    keep: float) -> tuple[np.ndarray, int]:
+    """(integer levels, number clamped): round(values / step) clamped to ±limit (step in 2^-16,
+    limit in steps; each one for all values or one per value); with `held` levels (a delta frame's reference),
+    a value keeps its held level while it is within `keep` steps of it (the encoder's hysteresis)."""
+    scaled = np.asarray(values, dtype=np.float64) * (UNIT / step)
+    q = np.rint(scaled).astype(np.int64)
+    clamped = int((np.abs(q) > limit).sum())
+    q = np.clip(q, -limit, limit)
+    return (q if held is None else np.where(np.abs(scaled - held) < keep, held, q)), clamped
+
+
+class PacketTiming:
+    """The timestamp residual of delta frames: the same for every stream kind (docs/bitstream.md §4)."""
+
+    def __init__(self, fps_millihertz: int):
+        self.fps_millihertz = fps_millihertz
+
+    def write_timestamp_residual(self, encoder: ArithmeticEncoder, residual: int) -> None:
+        encode_values(encoder, [residual], GroupState.prior(TIMESTAMP_PRIOR_MEAN16))
+
+    def read_timestamp_residual(self, decoder: ArithmeticDecoder) -> int:
+        return decode_values(decoder, 1, GroupState.prior(TIMESTAMP_PRIOR_MEAN16))[0]
+
+    def predicted_timestamp(self, keyframe_timestamp: int, distance: int) -> int:
+        """Keyframe time plus `distance` nominal frame periods, in whole ms (integer arithmetic)."""
+        fps = self.fps_millihertz
+        return keyframe_timestamp + (distance * 1_000_000 + fps // 2) // fps
+
+
 @dataclass(frozen=True)
 class QuantizedCode:
     """Integer code of one frame: keypoints (K, 2), Jacobians (K, 2, 2) | None, extra (D,) | None."""
@@ -43,17 +77,19 @@ class QuantizedCode:
 
 @dataclass(frozen=True)
 class CodedFrame:
-    """A frame both sides keep as a reference: its keyframe id, sequence, timestamp and code."""
+    """A frame both sides keep as a reference: its keyframe id, sequence, timestamp and integer
+    code (a `QuantizedCode`, or a `SemanticQuantized` in a semantic-code stream)."""
     keyframe_id: int
     sequence: int
     timestamp_ms: int
-    code: QuantizedCode
+    code: QuantizedCode | SemanticQuantized
 
 
-class CodeLayout:
+class CodeLayout(PacketTiming):
     """Quantization and payload coding for one stream header."""
 
     def __init__(self, header: StreamHeader):
+        super().__init__(header.fps_millihertz)
         self.header = header
         steps = header.config.step_units()
         self.kp_step, self.jac_step, self.extra_step = (steps["keypoint_step"], steps["jacobian_step"],
@@ -64,7 +100,6 @@ class CodeLayout:
         self.identity = (UNIT + self.jac_step // 2) // self.jac_step  # the Jacobian diagonal's prediction
         self.jacobians = header.config.jacobians
         self.extra_dims = header.extra_dims
-        self.fps_millihertz = header.fps_millihertz
         self._keep = 0.5 + header.config.hysteresis
         # Computed once per stream, not per frame: the keyframe prediction and each group's prior mean16.
         k = header.num_kp
@@ -89,17 +124,14 @@ class CodeLayout:
         (0.5 + hysteresis) steps of it (the encoder's choice; decoders never need to know).
         """
         clamped = 0
-        keep = self._keep
 
         def one(values: np.ndarray | None, step: int, limit: int, held: np.ndarray | None) -> np.ndarray | None:
             nonlocal clamped
             if values is None:
                 return None
-            scaled = values.astype(np.float64) * (UNIT / step)
-            q = np.rint(scaled).astype(np.int64)
-            clamped += int((np.abs(q) > limit).sum())
-            q = np.clip(q, -limit, limit)
-            return q if held is None else np.where(np.abs(scaled - held) < keep, held, q)
+            q, count = quantize_values(values, step, limit, held, self._keep)
+            clamped += count
+            return q
 
         ref = reference or QuantizedCode(None, None, None)
         return QuantizedCode(one(keypoints, self.kp_step, self.kp_max, ref.keypoints),
@@ -145,30 +177,20 @@ class CodeLayout:
         shift = decode_values(decoder, 2, self._prior("shift", keyframe))
         deviations = decode_values(decoder, 2 * k, self._prior("keypoints", keyframe))
         keypoints = prediction.keypoints + np.array(deviations, np.int64).reshape(k, 2) + np.array(shift, np.int64)
-        _check_range(keypoints, self.kp_max, "keypoint")
+        check_range(keypoints, self.kp_max, "keypoint")
         jacobians = extra = None
         if self.jacobians:
             values = decode_values(decoder, 4 * k, self._prior("jacobians", keyframe))
             jacobians = prediction.jacobians + np.array(values, np.int64).reshape(k, 2, 2)
-            _check_range(jacobians, self.jac_max, "Jacobian")
+            check_range(jacobians, self.jac_max, "Jacobian")
         if self.extra_dims:
             values = decode_values(decoder, self.extra_dims, self._prior("extra", keyframe))
             extra = prediction.extra + np.array(values, np.int64)
-            _check_range(extra, self.extra_max, "extra code")
+            check_range(extra, self.extra_max, "extra code")
         return QuantizedCode(keypoints, jacobians, extra)
 
-    def write_timestamp_residual(self, encoder: ArithmeticEncoder, residual: int) -> None:
-        encode_values(encoder, [residual], GroupState.prior(TIMESTAMP_PRIOR_MEAN16))
-
-    def read_timestamp_residual(self, decoder: ArithmeticDecoder) -> int:
-        return decode_values(decoder, 1, GroupState.prior(TIMESTAMP_PRIOR_MEAN16))[0]
-
-    def predicted_timestamp(self, keyframe_timestamp: int, distance: int) -> int:
-        """Keyframe time plus `distance` nominal frame periods, in whole ms (integer arithmetic)."""
-        fps = self.fps_millihertz
-        return keyframe_timestamp + (distance * 1_000_000 + fps // 2) // fps
 
 
-def _check_range(values: np.ndarray, limit: int, what: str) -> None:
-    if np.abs(values).max(initial=0) > limit:
+def check_range(values: np.ndarray, limit: int | np.ndarray, what: str) -> None:
+    if (np.abs(values) > limit).any():
         raise CodecError(f"decoded {what} value outside its range (corrupt packet)")

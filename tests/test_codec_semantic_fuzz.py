@@ -1,0 +1,150 @@
+"""Fuzz the semantic-code stream's parsers at scale: no input may raise anything but CodecError.
+
+    python tests/test_codec_semantic_fuzz.py --runs 1000000  # atheris (coverage-guided), if installed
+    python tests/test_codec_semantic_fuzz.py --runs 200000 --hypothesis  # hypothesis otherwise
+
+The semantic counterpart of tests/fuzz_codec.py, with the same harness shape: each input drives a
+fresh decoder through the stream-header parser (`read_stream_header`, either kind), then a valid
+keyframe (so delta packets have a reference), then the fuzzed bytes as a packet, as a delta packet
+of that keyframe and as a keyframe (headers: the bytes as they are, and after a valid
+version-2 kind-1 prefix, so the fields past the magic are reached). The corpus is seeded with valid packets of every preset and
+E = 0 / 5 / 16. Under pytest, `test_fuzz_harness_runs` only checks the harness on its seeds and a
+few hundred mutations (the hostile-input tests proper are in test_codec_semantic.py).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sdk.codec import (SEMANTIC_PRESETS, CodecError, SemanticCodecConfig, SemanticCodeDecoder, SemanticCodeEncoder,
+                       SemanticStreamHeader, read_stream_header)
+from sdk.codec.config import EXPRESSION_LIMIT, POSE_LIMITS
+
+HEADERS = [SemanticStreamHeader("dagan++-mobile", "ab" * 32, "cd" * 32, dims, 128, 25.0,
+                                SemanticCodecConfig.preset(name))
+           for name in sorted(SEMANTIC_PRESETS) for dims in (0, 5, 16)]
+
+
+def _valid_packets(header: SemanticStreamHeader, frames: int = 6) -> list[bytes]:
+    rng = np.random.default_rng(header.expression_dims)
+    encoder = SemanticCodeEncoder(header)
+    scale = np.array([30.0, 20.0, 20.0, 0.5, 0.5, 1.0])
+    return [encoder.encode(rng.normal(0, 1, 6) * scale, rng.normal(0, 1, header.expression_dims), index * 40)
+            for index in range(frames)]
+
+
+STREAMS = [(header, header.to_bytes(), _valid_packets(header)) for header in HEADERS]
+counts = {"inputs": 0, "decoded": 0, "codec_errors": 0, "headers": 0}
+REPORT_EVERY = 50_000
+
+
+def one_input(data: bytes) -> None:
+    counts["inputs"] += 1
+    if counts["inputs"] % REPORT_EVERY == 0:
+        print(f"REPORT {counts}", flush=True)
+    if not data:
+        return
+    header, header_bytes, packets = STREAMS[data[0] % len(STREAMS)]
+    body = data[1:]
+    for candidate in (body, header_bytes[:6] + body):  # any bytes; a version-2 kind-1 header's fields
+        try:
+            read_stream_header(candidate)
+            counts["headers"] += 1
+        except CodecError:
+            pass
+    decoder = SemanticCodeDecoder(header)
+    decoder.decode(packets[0])
+    for candidate in (body, bytes([1 + (data[0] >> 4) % 8, 0]) + body, b"\x80\x00" + body):
+        try:
+            frame = decoder.decode(candidate)
+        except CodecError:
+            counts["codec_errors"] += 1
+            continue
+        counts["decoded"] += 1
+        assert (np.abs(frame.pose) <= np.array(POSE_LIMITS)).all() and frame.timestamp_ms >= 0
+        assert (np.abs(frame.expression) <= EXPRESSION_LIMIT).all()
+
+
+def _seeds() -> list[bytes]:
+    return [bytes([index]) + data for index, (_, header_bytes, packets) in enumerate(STREAMS)
+            for data in (header_bytes, *packets)]
+
+
+def _mutate(packet: bytes, flips: list[int]) -> bytearray:
+    data = bytearray(packet)
+    for bit in flips:
+        data[(bit // 8) % len(data)] ^= 1 << (bit % 8)
+    return data
+
+
+def run_atheris(runs: int) -> None:
+    import atheris
+
+    import sdk.codec
+
+    atheris.instrument_func(one_input)  # and every function and method of sdk.codec, for coverage feedback
+    for module in [m for name, m in sys.modules.items() if name.startswith(sdk.codec.__name__)]:
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            for member in (vars(value).values() if isinstance(value, type) else [value]):
+                function = getattr(member, "fget", None) or getattr(member, "__func__", None) or member
+                if inspect.isfunction(function):
+                    atheris.instrument_func(function)
+    corpus = Path(tempfile.mkdtemp(prefix="fuzz_semantic_corpus_"))
+    for index, seed in enumerate(_seeds()):
+        (corpus / f"seed_{index}").write_bytes(seed)
+    atheris.Setup([sys.argv[0], f"-runs={runs}", "-max_len=256", str(corpus)], one_input)
+    atheris.Fuzz()
+
+
+def run_hypothesis(runs: int) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    seeds = [seed[1:] for seed in _seeds()]
+    mutated = st.builds(lambda seed, flips, cut: bytes(_mutate(seed, flips))[:cut],
+                        st.sampled_from(seeds), st.lists(st.integers(0, 8 * 80 - 1), max_size=4), st.integers(0, 90))
+
+    @given(st.integers(0, 255), st.one_of(st.binary(max_size=200), mutated))
+    @settings(max_examples=runs, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def fuzz(selector, body):
+        one_input(bytes([selector]) + body)
+
+    fuzz()
+
+
+def test_fuzz_harness_runs():
+    for seed in _seeds():
+        one_input(seed)
+    run_hypothesis(300)
+    assert counts["decoded"] > 0 and counts["codec_errors"] > 0 and counts["headers"] > 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--hypothesis", action="store_true", help="use hypothesis even if atheris is installed")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    try:
+        if args.hypothesis:
+            raise ImportError
+        import atheris  # noqa: F401
+    except ImportError:
+        run_hypothesis(args.runs)
+        engine = "hypothesis"
+    else:
+        run_atheris(args.runs)  # libFuzzer exits the process; it prints "Done N runs" and REPORT lines
+        engine = "atheris"
+    print(f"{engine}: {counts} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
