@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from sdk.models import TalkingHeadModel
 from sdk.runtime.graphs import build_graphs, example_inputs
 from sdk.runtime.metadata import GraphMetadata
 
-from .files import replace_directory
+from sdk.files import replace_directory
 
 MINIMUM_TARGET = "iOS16"
 
@@ -63,12 +62,7 @@ def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path
         mlmodel.input_description[tensor.name] = tensor.meaning
     for tensor in spec.outputs:
         mlmodel.output_description[tensor.name] = tensor.meaning
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=path.name, suffix=".partial", dir=path.parent) as folder:
-        partial = Path(folder) / path.name
-        mlmodel.save(str(partial))
-        replace_directory(partial, path)
-    return path
+    return replace_directory(path, lambda partial: mlmodel.save(str(partial)))
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,8 @@
-"""Where each exported graph lives in an export folder, and writing files so a reader never sees half of one."""
+"""Where each exported graph lives in an export folder, and its size and digest (files are written
+with `sdk.files`, so a reader never sees half of one)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from sdk.runtime.onnx_export import onnx_graph_path
@@ -20,27 +18,6 @@ def graph_path(directory: Path, fmt: str, precision: str, graph: str) -> Path:
     if fmt == "tflite":
         return tflite_graph_path(directory, precision, graph)
     return Path(directory) / fmt / precision / f"{graph}{EXTENSIONS[fmt]}"
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(partial, 0o644)  # mkstemp makes it private; exported graphs are meant to be shipped
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
-    return path
-
-
-def replace_directory(partial: Path, path: Path) -> Path:
-    """Move a finished directory (an .mlpackage) into place, replacing an older one."""
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(partial, path)
-    return path
 
 
 def path_size(path: Path) -> int:

@@ -23,7 +23,7 @@ from sdk.runtime.graphs import GraphSpec, build_graphs, example_inputs, row_gath
 from sdk.runtime.metadata import GraphMetadata
 from sdk.runtime.tflite_backend import TFLITE_METADATA_NAME
 
-from .files import write_bytes_atomic
+from sdk.files import write_bytes_atomic
 
 
 class NamedGraph(nn.Module):

@@ -91,7 +91,7 @@ def write_tflite_int8(model: TalkingHeadModel, graph: str, path: Path, metadata:
     static INT8 on `feeds` (calibration inputs at that size), with `metadata`."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
 
-    from export.files import write_bytes_atomic
+    from sdk.files import write_bytes_atomic
     from export.tflite_writer import add_metadata, write_tflite
 
     with tempfile.TemporaryDirectory() as folder:
@@ -117,7 +117,7 @@ def write_coreml_w8(model: TalkingHeadModel, graph: str, path: Path, metadata: G
     import coremltools as ct
 
     from export.coreml_writer import write_coreml
-    from export.files import replace_directory
+    from sdk.files import replace_directory
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=path.name, suffix=".partial", dir=path.parent) as folder:
@@ -133,10 +133,7 @@ def write_coreml_w8(model: TalkingHeadModel, graph: str, path: Path, metadata: G
         quantized.user_defined_metadata[METADATA_KEY] = json.dumps(
             {"tool": f"coremltools {ct.__version__} linear_quantize_weights", "weights": "int8 per-channel",
              "activations": "float (W8A8 needs Core ML predictions: macOS only)"})
-        partial = Path(folder) / path.name
-        quantized.save(str(partial))
-        replace_directory(partial, path)
-    return path
+        return replace_directory(path, lambda partial: quantized.save(str(partial)))
 
 
 def _with_precision(metadata: GraphMetadata, precision: str) -> GraphMetadata:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError
+from .files import atomic_file
 from .models.config import ModelConfig
 from .models.depth_net import DepthNet
 from .models.macs import count_params
@@ -120,9 +121,8 @@ def _write(directory: Path, kind: str, cfg: ModelConfig, state: dict[str, torch.
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **metadata}
     # Weights first, checksum last: an interrupted save never leaves a checksum that matches.
     (directory / CHECKSUM_FILE).unlink(missing_ok=True)
-    partial = directory / (WEIGHTS_FILE + ".partial")
-    save_file(tensors, str(partial))
-    os.replace(partial, directory / WEIGHTS_FILE)
+    with atomic_file(directory / WEIGHTS_FILE) as partial:
+        save_file(tensors, str(partial))
     (directory / CONFIG_FILE).write_text(
         json.dumps({"kind": kind, "config": cfg.to_dict(), "metadata": info}, indent=2) + "\n")
     (directory / CHECKSUM_FILE).write_text(f"{file_sha256(directory / WEIGHTS_FILE)}  {WEIGHTS_FILE}\n")

@@ -32,6 +32,7 @@ class PreparedClip:
     fps: float
     has_audio: bool
     directory: Path
+    size: int  # side of the prepared frames in pixels (what landmarks.npy is measured in)
 
     def frame_path(self, index: int) -> Path:
         return self.directory / "frames" / f"{index:06d}.jpg"
@@ -46,7 +47,7 @@ def read_prepared_manifest(root: str | Path, split: str | None = None, min_frame
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     clips = [PreparedClip(row["id"], row["split"], row["identity"], int(row["frames"]), float(row["fps"]),
-                          row["has_audio"] == "yes", root / "clips" / row["id"])
+                          row["has_audio"] == "yes", root / "clips" / row["id"], int(row["size"]))
              for row in rows if row["status"] == "ok" and int(row["frames"]) >= min_frames
              and (split is None or row["split"] == split)]
     if not clips:
@@ -64,8 +65,7 @@ def load_frame(path: Path, size: int) -> np.ndarray:
 
 def load_landmarks(clip: PreparedClip, size: int) -> np.ndarray | None:
     """(T, 478, 3) float32 mesh of every frame in pixels of a size² crop (NaN where no face), or
-    None for a folder without `landmarks.npy`. The file is in pixels of the prepared frames, so
-    their own size (the first frame's) scales it."""
+    None for a folder without `landmarks.npy` (in pixels of the prepared frames, `clip.size`)."""
     path = clip.directory / "landmarks.npy"
     if not path.is_file():
         return None
@@ -73,14 +73,10 @@ def load_landmarks(clip: PreparedClip, size: int) -> np.ndarray | None:
         points = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise MediaReadError(f"{path}: unreadable landmarks ({error}); re-run data prepare") from error
-    first = cv2.imread(str(clip.frame_path(0)), cv2.IMREAD_UNCHANGED)
-    if first is None:
-        raise MediaReadError(f"{clip.frame_path(0)}: missing or corrupt prepared frame; re-run data prepare")
-    prepared_size = first.shape[0]
     if points.shape != (clip.frames, NUM_LANDMARKS, 3):
         raise MediaReadError(f"{path}: landmarks of shape {points.shape}, expected ({clip.frames}, "
                              f"{NUM_LANDMARKS}, 3); re-run data prepare")
-    return points * np.float32(size / prepared_size)
+    return points * np.float32(size / clip.size)
 
 
 def load_coverage(clip: PreparedClip, size: int) -> torch.Tensor:

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import MediaReadError, SdkError
+from ..files import atomic_file, write_bytes_atomic
 from ..face import CropConfig, FaceTracker, SquareBox, TrackerConfig, box_from_landmarks, clip_box, head_pose
 from ..media import AUDIO_SAMPLE_RATE, iter_video, probe_video, read_audio
 
@@ -184,9 +185,7 @@ def prepare_clip(video: SourceVideo, clip_dir: Path, size: int, crop: CropConfig
     result.seconds = time.perf_counter() - started
     meta = {"format": FORMAT_VERSION, "size": size, "crop": asdict(crop),
             "box": asdict(box), "result": {k: v for k, v in asdict(result).items() if k != "box"}}
-    tmp = meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(meta_path)
+    write_bytes_atomic(meta_path, json.dumps(meta, indent=1).encode())
     return result
 
 
@@ -207,13 +206,11 @@ def prepare_dataset(manifest: Path, out: Path, size: int = 256, crop: CropConfig
     with tqdm(videos, desc="prepare", unit="clip", disable=not show_progress) as progress:
         for video in progress:
             results.append(prepare_clip(video, out / "clips" / video.id, size, crop, progress))
-    tmp = out / "manifest.csv.tmp"
-    with tmp.open("w", newline="") as handle:
+    with atomic_file(out / "manifest.csv") as partial, partial.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, PREPARED_COLUMNS)
         writer.writeheader()
         for result in results:
             writer.writerow(result.row())
-    tmp.replace(out / "manifest.csv")
     return results
 
 

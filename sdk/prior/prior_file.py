@@ -15,7 +15,6 @@ not `expected_sha256` (the prior a model was trained with), is a `ModelLoadError
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..files import atomic_file
 from ..face.landmarks import NUM_LANDMARKS
 from .basis import ExpressionBasis
 from .controls import CONTROL_SPECS, ControlMap
@@ -103,10 +103,8 @@ def save_prior(prior: FacePrior, directory: str | Path, half: bool = True) -> Pa
     metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "info": json.dumps(info)}
     # Tensors first, checksum last: an interrupted save never leaves a checksum that matches.
     (directory / CHECKSUM_FILE).unlink(missing_ok=True)
-    partial = directory / (PRIOR_FILE + ".partial")
-    save_file({key: np.ascontiguousarray(value) for key, value in tensors.items()}, partial, metadata=metadata)
-    os.chmod(partial, 0o644)  # safetensors writes it private; the prior is meant to be shipped
-    os.replace(partial, directory / PRIOR_FILE)
+    with atomic_file(directory / PRIOR_FILE) as partial:
+        save_file({key: np.ascontiguousarray(value) for key, value in tensors.items()}, partial, metadata=metadata)
     (directory / CHECKSUM_FILE).write_text(f"{file_sha256(directory / PRIOR_FILE)}  {PRIOR_FILE}\n")
     return directory / PRIOR_FILE
 

@@ -12,12 +12,11 @@ tensors whatever the precision. The layout of an export folder is
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..files import atomic_file
 from ..models import TalkingHeadModel
 from .base import BackendError
 from .graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
@@ -155,13 +154,6 @@ def save_onnx(onnx_model, path: Path) -> Path:
     """Write atomically (a reader never sees half a file) and return `path`."""
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
-        onnx.save(onnx_model, partial)
-        os.chmod(partial, 0o644)  # mkstemp makes it private; exported graphs are meant to be shipped
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
+    with atomic_file(path) as partial:
+        onnx.save(onnx_model, str(partial))
     return path

@@ -23,7 +23,8 @@ from .config import TrainConfig
 from .distributed import barrier, gather
 from .sampling import derived_seed
 from .stages import BEST_MODEL_DIR, MODEL_DIR, TrainingStage
-from .state import capture_rng_state, load_checkpoint, replace_directory, restore_rng_state, save_checkpoint, seed_everything
+from ..files import replace_directory
+from .state import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
 

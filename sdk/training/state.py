@@ -6,16 +6,15 @@ loads with `torch.load(weights_only=True)`, which refuses to run code from the f
 """
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import SdkError
+from ..files import atomic_file
 
 CHECKPOINT_FORMAT = 1
 
@@ -58,11 +57,9 @@ def restore_rng_state(state: dict[str, torch.Tensor]) -> None:
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, then `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, temporary)
-    os.replace(temporary, path)
+    """Write atomically (`sdk.files.atomic_file`)."""
+    with atomic_file(path) as partial:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, partial)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -74,20 +71,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise SdkError(f"{path}: not a training checkpoint of format {CHECKPOINT_FORMAT}")
     return checkpoint
-
-
-def replace_directory(final: Path, write: Callable[[Path], Any]) -> None:
-    """Rebuild directory `final` via `write(temporary_dir)` then swap it in.
-
-    Readers never see a half-written directory: at worst `final` is briefly absent while the old
-    copy is moved aside.
-    """
-    temporary = final.with_name(final.name + ".tmp")
-    previous = final.with_name(final.name + ".old")
-    shutil.rmtree(temporary, ignore_errors=True)
-    write(temporary)
-    shutil.rmtree(previous, ignore_errors=True)
-    if final.exists():
-        os.replace(final, previous)
-    os.replace(temporary, final)
-    shutil.rmtree(previous, ignore_errors=True)

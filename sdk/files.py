@@ -1,0 +1,63 @@
+"""The one atomic file writer: a reader never sees half a file or half a folder.
+
+A file is written to a temporary name in the same folder (same file system, so the final
+`os.replace` is atomic) and moved over its destination only once it is complete; on any error the
+temporary is removed and the destination is untouched. Written files get mode 0644 (mkstemp and
+safetensors make them private; models, graphs and the prior are meant to be shipped).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path` for the block to write; it replaces `path` when the
+    block ends normally."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    partial = Path(name)
+    try:
+        yield partial
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` to `path` via `atomic_file`; returns `path`."""
+    with atomic_file(path) as partial:
+        partial.write_bytes(data)
+    return Path(path)
+
+
+def replace_directory(final: Path, write: Callable[[Path], Any]) -> Path:
+    """Rebuild folder `final` via `write(temporary)`, then swap it in; returns `final`.
+
+    The temporary keeps `final`'s suffix (Core ML insists on `.mlpackage`). At worst `final` is
+    briefly absent while the old copy is moved aside; it is never half written.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.stem}.partial{final.suffix}")
+    previous = final.with_name(f".{final.stem}.old{final.suffix}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        write(temporary)
+        shutil.rmtree(previous, ignore_errors=True)
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+    return final
