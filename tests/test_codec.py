@@ -423,3 +423,10 @@ def test_h264_ladder_matching():
     frames = [np.clip(128 + rng.normal(0, 20, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
     (decoded, coarse), (_, fine) = h264_round_trip(frames, 51), h264_round_trip(frames, 20)
     assert len(decoded) == 5 and decoded[0].shape == (32, 32, 3) and 0 < coarse < fine
+
+
+def test_values_beyond_the_int64_range_are_clamped_and_counted():
+    from sdk.codec.layout import quantize_values
+
+    levels, clamped = quantize_values(np.array([1e30, -1e30, 0.0]), 1, 100, None, 0.5)
+    assert levels.tolist() == [100, -100, 0] and clamped == 2

@@ -42,7 +42,9 @@ def quantize_values(values: np.ndarray, step: int | np.ndarray, limit: int | np.
     """(integer levels, number clamped): round(values / step) clamped to ±limit (step in 2^-16,
     limit in steps; each one for all values or one per value); with `held` levels (a delta frame's reference),
     a value keeps its held level while it is within `keep` steps of it (the encoder's hysteresis)."""
-    scaled = np.asarray(values, dtype=np.float64) * (UNIT / step)
+    # Clipped to just past the limit before the cast: float -> int64 of a value beyond ±2^63 is
+    # undefined (x86-64 gives -2^63, which would pass as an unclamped -limit).
+    scaled = np.clip(np.asarray(values, dtype=np.float64) * (UNIT / step), -(limit + 1), limit + 1)
     q = np.rint(scaled).astype(np.int64)
     clamped = int((np.abs(q) > limit).sum())
     q = np.clip(q, -limit, limit)
