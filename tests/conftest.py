@@ -57,3 +57,42 @@ def prepared_small(shared_manifest, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
     prepare_dataset(shared_manifest, out, size=64, ids=SMALL_CLIPS, show_progress=False)
     return out
+
+
+# The live tests' shared inputs (test_live.py, test_views.py): a tiny untrained model and a short
+# 256² face clip cut from the bundled driving video.
+CLIP_FRAMES = 10
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import torch
+
+    from sdk.models import TalkingHeadModel, get_config
+
+    torch.manual_seed(0)
+    return TalkingHeadModel(get_config("dagan++-tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def driving_frames():
+    import numpy as np
+
+    from sdk import media
+    from sdk.live.capture import DEFAULT_DRIVING
+
+    frames = []
+    for frame in media.iter_video(DEFAULT_DRIVING):
+        frames.append(np.ascontiguousarray(frame[::2, ::2]))  # 256², the face stays easy to find
+        if len(frames) == CLIP_FRAMES:
+            break
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip(driving_frames, tmp_path_factory):
+    from sdk import media
+
+    path = tmp_path_factory.mktemp("clips") / "face.mp4"
+    media.write_video(path, driving_frames, 25.0)
+    return path

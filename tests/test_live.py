@@ -25,33 +25,9 @@ from sdk.models import TalkingHeadModel, get_config
 from sdk.runtime import ThreadBudget, model_sha256
 from sdk.transport import Impairment, SessionKey, SessionTimeoutError
 
-from conftest import data_file
+from conftest import CLIP_FRAMES, data_file
 
-CLIP_FRAMES = 10
 GRAY = 128
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return TalkingHeadModel(get_config("dagan++-tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def driving_frames():
-    frames = []
-    for frame in media.iter_video(DEFAULT_DRIVING):
-        frames.append(np.ascontiguousarray(frame[::2, ::2]))  # 256², the face stays easy to find
-        if len(frames) == CLIP_FRAMES:
-            break
-    return frames
-
-
-@pytest.fixture(scope="module")
-def clip(driving_frames, tmp_path_factory):
-    path = tmp_path_factory.mktemp("clips") / "face.mp4"
-    media.write_video(path, driving_frames, 25.0)
-    return path
 
 
 @pytest.fixture(scope="module")

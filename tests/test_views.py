@@ -17,9 +17,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from sdk import media
 from sdk.cli import main
 from sdk.live import (CaptureConfig, LiveConfig, LiveControls, LiveError, LiveFrame, OutputConfig, TransportConfig,
                       live_camera)
@@ -29,32 +27,8 @@ from sdk.live.queues import DropOldestQueue
 from sdk.live.stats import LiveStats
 from sdk.live.views import BrowserView, open_views
 from sdk.live.views.virtual_camera import VirtualCamera
-from sdk.models import TalkingHeadModel, get_config
 
-CLIP_FRAMES = 10
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return TalkingHeadModel(get_config("dagan++-tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def driving_frames():
-    frames = []
-    for frame in media.iter_video(DEFAULT_DRIVING):
-        frames.append(np.ascontiguousarray(frame[::2, ::2]))  # 256², the face stays easy to find
-        if len(frames) == CLIP_FRAMES:
-            break
-    return frames
-
-
-@pytest.fixture(scope="module")
-def clip(driving_frames, tmp_path_factory):
-    path = tmp_path_factory.mktemp("clips") / "face.mp4"
-    media.write_video(path, driving_frames, 25.0)
-    return path
+from conftest import CLIP_FRAMES
 
 
 def headless(camera, **overrides) -> LiveConfig:
