@@ -15,6 +15,7 @@ import inspect
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,37 +68,52 @@ def one_input(data: bytes) -> None:
         assert np.all(np.abs(frame.keypoints) <= 1) and frame.timestamp_ms >= 0
 
 
-def run_atheris(runs: int) -> None:
+def seeds() -> list[bytes]:
+    """The corpus: a selector byte (which stream) + each valid packet of that stream."""
+    return [bytes([index]) + packet for index, (_, packets) in enumerate(STREAMS) for packet in packets]
+
+
+# ----------------------------------------------------------------------------------------------
+# The harness, shared with tests/test_codec_semantic_fuzz.py: an input is a selector byte + a body.
+
+
+def mutate(packet: bytes, flips: list[int]) -> bytearray:
+    data = bytearray(packet)
+    for bit in flips:
+        data[(bit // 8) % len(data)] ^= 1 << (bit % 8)
+    return data
+
+
+def run_atheris(one_input: Callable[[bytes], None], corpus_seeds: list[bytes], runs: int) -> None:
+    """Coverage-guided fuzzing of `one_input` (libFuzzer exits the process; it prints "Done N runs")."""
     import atheris
 
     import sdk.codec
 
-    # coverage feedback from every function and method of sdk.codec
-    atheris.instrument_func(one_input)
+    atheris.instrument_func(one_input)  # and every function and method of sdk.codec, for coverage feedback
     for module in [m for name, m in sys.modules.items() if name.startswith(sdk.codec.__name__)]:
         for value in vars(module).values():
             if getattr(value, "__module__", None) != module.__name__:
                 continue
-            members = vars(value).values() if isinstance(value, type) else [value]
-            for member in members:
+            for member in (vars(value).values() if isinstance(value, type) else [value]):
                 function = getattr(member, "fget", None) or getattr(member, "__func__", None) or member
                 if inspect.isfunction(function):
                     atheris.instrument_func(function)
     corpus = Path(tempfile.mkdtemp(prefix="fuzz_codec_corpus_"))
-    for i, (_, packets) in enumerate(STREAMS):
-        for j, packet in enumerate(packets):
-            (corpus / f"seed_{i}_{j}").write_bytes(bytes([i]) + packet)
+    for index, seed in enumerate(corpus_seeds):
+        (corpus / f"seed_{index}").write_bytes(seed)
     atheris.Setup([sys.argv[0], f"-runs={runs}", "-max_len=256", str(corpus)], one_input)
     atheris.Fuzz()
 
 
-def run_hypothesis(runs: int) -> None:
+def run_hypothesis(one_input: Callable[[bytes], None], corpus_seeds: list[bytes], runs: int) -> None:
+    """`runs` inputs: a random selector + random bytes or a seed's body with a few bits flipped and cut."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    seeds = [packet for _, packets in STREAMS for packet in packets]
-    mutated = st.builds(lambda seed, flips, cut: bytes(_mutate(seed, flips))[:cut],
-                        st.sampled_from(seeds), st.lists(st.integers(0, 8 * 80 - 1), max_size=4), st.integers(0, 90))
+    bodies = [seed[1:] for seed in corpus_seeds]
+    mutated = st.builds(lambda seed, flips, cut: bytes(mutate(seed, flips))[:cut],
+                        st.sampled_from(bodies), st.lists(st.integers(0, 8 * 80 - 1), max_size=4), st.integers(0, 90))
 
     @given(st.integers(0, 255), st.one_of(st.binary(max_size=200), mutated))
     @settings(max_examples=runs, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -107,15 +123,10 @@ def run_hypothesis(runs: int) -> None:
     fuzz()
 
 
-def _mutate(packet: bytes, flips: list[int]) -> bytearray:
-    data = bytearray(packet)
-    for bit in flips:
-        data[(bit // 8) % len(data)] ^= 1 << (bit % 8)
-    return data
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def fuzz_main(description: str, one_input: Callable[[bytes], None], corpus_seeds: list[bytes],
+              counts: dict[str, int]) -> None:
+    """The command line of a fuzz script: --runs N [--hypothesis]; atheris when installed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--hypothesis", action="store_true", help="use hypothesis even if atheris is installed")
     args = parser.parse_args()
@@ -125,13 +136,13 @@ def main() -> None:
             raise ImportError
         import atheris  # noqa: F401
     except ImportError:
-        run_hypothesis(args.runs)
+        run_hypothesis(one_input, corpus_seeds, args.runs)
         engine = "hypothesis"
     else:
-        run_atheris(args.runs)  # libFuzzer exits the process; it prints "Done N runs" and REPORT lines
+        run_atheris(one_input, corpus_seeds, args.runs)
         engine = "atheris"
     print(f"{engine}: {counts} in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
-    main()
+    fuzz_main(__doc__.split("\n\n")[0], one_input, seeds(), counts)

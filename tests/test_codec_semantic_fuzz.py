@@ -3,7 +3,7 @@
     python tests/test_codec_semantic_fuzz.py --runs 1000000  # atheris (coverage-guided), if installed
     python tests/test_codec_semantic_fuzz.py --runs 200000 --hypothesis  # hypothesis otherwise
 
-The semantic counterpart of tests/fuzz_codec.py, with the same harness shape: each input drives a
+The semantic counterpart of tests/fuzz_codec.py, on its harness (mutations, atheris, hypothesis, CLI): each input drives a
 fresh decoder through the stream-header parser (`read_stream_header`, either kind), then a valid
 keyframe (so delta packets have a reference), then the fuzzed bytes as a packet, as a delta packet
 of that keyframe and as a keyframe (headers: the bytes as they are, and after a valid
@@ -13,18 +13,13 @@ few hundred mutations (the hostile-input tests proper are in test_codec_semantic
 """
 from __future__ import annotations
 
-import argparse
-import inspect
-import sys
-import tempfile
-import time
-from pathlib import Path
-
 import numpy as np
 
 from sdk.codec import (SEMANTIC_PRESETS, CodecError, SemanticCodecConfig, SemanticCodeDecoder, SemanticCodeEncoder,
                        SemanticStreamHeader, read_stream_header)
 from sdk.codec.config import EXPRESSION_LIMIT, POSE_LIMITS
+
+from fuzz_codec import fuzz_main, run_hypothesis
 
 HEADERS = [SemanticStreamHeader("dagan++-mobile", "ab" * 32, "cd" * 32, dims, 128, 25.0,
                                 SemanticCodecConfig.preset(name))
@@ -76,75 +71,12 @@ def _seeds() -> list[bytes]:
             for data in (header_bytes, *packets)]
 
 
-def _mutate(packet: bytes, flips: list[int]) -> bytearray:
-    data = bytearray(packet)
-    for bit in flips:
-        data[(bit // 8) % len(data)] ^= 1 << (bit % 8)
-    return data
-
-
-def run_atheris(runs: int) -> None:
-    import atheris
-
-    import sdk.codec
-
-    atheris.instrument_func(one_input)  # and every function and method of sdk.codec, for coverage feedback
-    for module in [m for name, m in sys.modules.items() if name.startswith(sdk.codec.__name__)]:
-        for value in vars(module).values():
-            if getattr(value, "__module__", None) != module.__name__:
-                continue
-            for member in (vars(value).values() if isinstance(value, type) else [value]):
-                function = getattr(member, "fget", None) or getattr(member, "__func__", None) or member
-                if inspect.isfunction(function):
-                    atheris.instrument_func(function)
-    corpus = Path(tempfile.mkdtemp(prefix="fuzz_semantic_corpus_"))
-    for index, seed in enumerate(_seeds()):
-        (corpus / f"seed_{index}").write_bytes(seed)
-    atheris.Setup([sys.argv[0], f"-runs={runs}", "-max_len=256", str(corpus)], one_input)
-    atheris.Fuzz()
-
-
-def run_hypothesis(runs: int) -> None:
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-
-    seeds = [seed[1:] for seed in _seeds()]
-    mutated = st.builds(lambda seed, flips, cut: bytes(_mutate(seed, flips))[:cut],
-                        st.sampled_from(seeds), st.lists(st.integers(0, 8 * 80 - 1), max_size=4), st.integers(0, 90))
-
-    @given(st.integers(0, 255), st.one_of(st.binary(max_size=200), mutated))
-    @settings(max_examples=runs, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    def fuzz(selector, body):
-        one_input(bytes([selector]) + body)
-
-    fuzz()
-
-
 def test_fuzz_harness_runs():
     for seed in _seeds():
         one_input(seed)
-    run_hypothesis(300)
+    run_hypothesis(one_input, _seeds(), 300)
     assert counts["decoded"] > 0 and counts["codec_errors"] > 0 and counts["headers"] > 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--hypothesis", action="store_true", help="use hypothesis even if atheris is installed")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    try:
-        if args.hypothesis:
-            raise ImportError
-        import atheris  # noqa: F401
-    except ImportError:
-        run_hypothesis(args.runs)
-        engine = "hypothesis"
-    else:
-        run_atheris(args.runs)  # libFuzzer exits the process; it prints "Done N runs" and REPORT lines
-        engine = "atheris"
-    print(f"{engine}: {counts} in {time.perf_counter() - started:.0f} s")
-
-
 if __name__ == "__main__":
-    main()
+    fuzz_main(__doc__.split("\n\n")[0], one_input, _seeds(), counts)
