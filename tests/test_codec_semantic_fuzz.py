@@ -3,13 +3,14 @@
     python tests/test_codec_semantic_fuzz.py --runs 1000000  # atheris (coverage-guided), if installed
     python tests/test_codec_semantic_fuzz.py --runs 200000 --hypothesis  # hypothesis otherwise
 
-The semantic counterpart of tests/fuzz_codec.py, on its harness (mutations, atheris, hypothesis, CLI): each input drives a
-fresh decoder through the stream-header parser (`read_stream_header`, either kind), then a valid
-keyframe (so delta packets have a reference), then the fuzzed bytes as a packet, as a delta packet
-of that keyframe and as a keyframe (headers: the bytes as they are, and after a valid
-version-2 kind-1 prefix, so the fields past the magic are reached). The corpus is seeded with valid packets of every preset and
-E = 0 / 5 / 16. Under pytest, `test_fuzz_harness_runs` only checks the harness on its seeds and a
-few hundred mutations (the hostile-input tests proper are in test_codec_semantic.py).
+The semantic counterpart of tests/fuzz_codec.py, on its harness (mutations, atheris, hypothesis, the
+command line): each input drives a fresh decoder through the stream-header parser
+(`read_stream_header`, either kind), then a valid keyframe (so delta packets have a reference), then
+the fuzzed bytes as a packet, as a delta packet of that keyframe and as a keyframe (headers: the
+bytes as they are, and after a valid version-2 kind-1 prefix, so the fields past the magic are
+reached). The corpus is seeded with valid packets of every preset and E = 0 / 5 / 16. Under pytest,
+`test_fuzz_harness_runs` only checks the harness on its seeds and a few hundred mutations (the
+hostile-input tests proper are in test_codec_semantic.py).
 """
 from __future__ import annotations
 
