@@ -96,3 +96,14 @@ def clip(driving_frames, tmp_path_factory):
     path = tmp_path_factory.mktemp("clips") / "face.mp4"
     media.write_video(path, driving_frames, 25.0)
     return path
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("single_thread")`):
+    its tiny networks gain nothing from more, and two OpenMP threads competing with any other busy
+    process on a 2-core machine slow the module down several-fold."""
+    from sdk.runtime import torch_threads
+
+    with torch_threads(1):
+        yield

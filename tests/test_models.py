@@ -16,14 +16,7 @@ from sdk.models import (CONFIG_NAMES, DenseMotion, DepthNet, Discriminator, Gene
 VARIANTS = ["fomm", "dagan", "dagan++"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These networks are small: one thread is as fast, and stays fast when other jobs share the cores
-    (two OpenMP threads on a busy 2-core machine stall each other by orders of magnitude)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny(variant: str, seed: int = 0) -> TalkingHeadModel:

@@ -37,14 +37,7 @@ from sdk.training.trainer import train_depth, train_generator
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: these tiny networks gain nothing from more, and two OpenMP threads
-    competing with any other busy process on a 2-core machine slow the module down several-fold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # ----------------------------------------------------------------------------------------------
 # Losses on known inputs
