@@ -495,7 +495,7 @@ def random_inputs(rng, header, frames: int):
     """Per frame (values, timestamp, force_keyframe): smooth walks with wild outliers and jumps."""
     semantic = isinstance(header, SemanticStreamHeader)
     if semantic:
-        sizes, spread = [6 + header.expression_dims], [30.0, 30.0, 30.0, 0.5, 0.5, 0.5] + [3.0] * header.expression_dims
+        spread = [30.0, 30.0, 30.0, 0.5, 0.5, 0.5] + [3.0] * header.expression_dims
     else:
         k = header.num_kp
         spread = [0.7] * (2 * k) + ([2.0] * (4 * k) if header.config.jacobians else []) + [5.0] * header.extra_dims
