@@ -392,7 +392,14 @@ class HeadlessChromium:
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
 
     def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+        """The expression's value, or None while the new page has no execution context yet (it is
+        still being created right after `open`; callers poll with `wait_for`)."""
+        try:
+            return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+        except RuntimeError as exc:
+            if "Cannot find default execution context" in str(exc):
+                return None
+            raise
 
     def screenshot(self) -> np.ndarray:
         png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
