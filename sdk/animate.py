@@ -7,6 +7,9 @@ the last code (counted in the stats). With `crop="none"` both inputs are used as
 size S; with `paste_back` (crop="auto" only) each frame is the whole portrait with the animated
 crop pasted into its face box over a feathered seam, scaled down to at most 1080 rows.
 A portrait whose face (or centre square) has fewer than S² pixels is upscaled, with a warning.
+Face-prior models (issue 12) are driven by the tracked face mesh of each frame (crop="auto" only)
+and take `edits` (`sdk.prior.Edits`, e.g. `--edit yaw=15,smile=0.5`); a frame whose mesh the
+prior flags keeps the last good code and is counted (`flagged_mesh_frames`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from .live.avatars import load_avatar
 from .live.outputs import compose
 from .media import iter_video, probe_video, read_audio, read_image, resize_image, write_video
 from .pipeline import MotionConfig, TalkingHeadPipeline
+from .prior import Edits
 
 DEFAULT_SOURCE = Path(__file__).parent / "assets" / "portrait.jpg"
 DEFAULT_DRIVING = Path(__file__).parent / "assets" / "driving.mp4"
@@ -38,6 +42,7 @@ class AnimationStats:
     frames: int = 0
     no_face_frames: int = 0
     frames_before_first_face: int = 0  # rendered as the unmoved portrait
+    flagged_mesh_frames: int = 0  # face-prior models: meshes the prior could not trust (last good code kept)
     output_size: int = 0  # S: the side of the rendered crops
     frame_width: int = 0  # of the written frames (driver panel and paste-back included)
     frame_height: int = 0
@@ -56,18 +61,20 @@ def _square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return resize_image(image[top:top + side, left:left + side], size, size)
 
 
-def _check_options(crop: str, paste_back: bool) -> None:
+def _check_options(crop: str, paste_back: bool, semantic: bool = False) -> None:
     if crop not in ("auto", "none"):
         raise ValueError(f"crop must be 'auto' or 'none', got {crop!r}")
     if paste_back and crop != "auto":
         raise ValueError("paste-back needs crop 'auto': it pastes into the face box the crop was cut from")
+    if semantic and crop != "auto":
+        raise ValueError("a face-prior model is driven by the tracked face mesh: it needs crop 'auto'")
 
 
 def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Path, out: str | Path,
             crop: Literal["auto", "none"] = "auto", side_by_side: bool = False,
             paste_back: bool = False) -> AnimationStats:
     """Animate `source` (an image file) with `driving` (a video file) into `out` (mp4)."""
-    _check_options(crop, paste_back)
+    _check_options(crop, paste_back, pipeline.is_semantic)
     started = time.perf_counter()
     size = pipeline.output_size
     canvas = None
@@ -97,15 +104,18 @@ def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Pa
         for frame in iter_video(driving):
             stats.frames += 1
             # The driving crop at S: the encoder sees it averaged down to R, the driver panel as it is.
+            mesh = None
             if tracker is not None:
                 track = tracker.update(frame)
                 face = track.box.crop(frame, size) if track.box is not None else None
                 found = track.face_found
+                if found and pipeline.is_semantic:
+                    mesh = track.box.points_to_crop(track.landmarks, size)
             else:
                 face, found = _square_resize(frame, size), True
             if found:
                 tick = time.perf_counter()
-                code = pipeline.encode(face)
+                code = pipeline.encode(face, mesh)
                 encode_seconds += time.perf_counter() - tick
                 encoded += 1
             else:
@@ -133,6 +143,8 @@ def animate(pipeline: TalkingHeadPipeline, source: str | Path, driving: str | Pa
         if tracker is not None:
             tracker.close()
     rendered = stats.frames - stats.frames_before_first_face
+    if pipeline.is_semantic:
+        stats.flagged_mesh_frames = pipeline.encoder_stats.flagged
     stats.encoder_ms = 1000 * encode_seconds / max(encoded, 1)
     stats.render_ms = 1000 * render_seconds / max(rendered, 1)
     stats.seconds = time.perf_counter() - started
@@ -146,9 +158,14 @@ def _run(args: argparse.Namespace) -> int:
         _check_options(args.crop, args.paste_back)  # before the model loads
     except ValueError as exc:
         raise SdkError(str(exc)) from None
+    edits = Edits.parse(args.edit)
     model = load_model(args.model, device=args.device)
     motion = MotionConfig(mode=args.motion, adapt_movement_scale=not args.no_adapt_scale)
-    pipeline = TalkingHeadPipeline(model, motion, device=args.device, output_size=args.size)
+    pipeline = TalkingHeadPipeline(model, motion, device=args.device, output_size=args.size, edits=edits)
+    try:
+        _check_options(args.crop, args.paste_back, pipeline.is_semantic)
+    except ValueError as exc:
+        raise SdkError(str(exc)) from None
     stats = animate(pipeline, args.source, args.driving, args.out, args.crop, args.side_by_side, args.paste_back)
     print(json.dumps({"out": str(args.out), "model": model.cfg.name, **asdict(stats)}, indent=1))
     return 0
@@ -171,5 +188,9 @@ def add_animate_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paste-back", action="store_true",
                         help="paste the animated face into the whole portrait (with --crop auto)")
     parser.add_argument("--side-by-side", action="store_true", help="write the driving crop beside the result")
+    parser.add_argument("--edit", default="", metavar="EDITS",
+                        help="face-prior models: pose and expression edits on top of the driver, e.g. "
+                             "yaw=15,pitch=-5,smile=0.5,mouth_open=1,eyes_closed=1,brows_up=0.5,jaw_left_right=0.3,"
+                             "freeze=pose|expression|all")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(run=_run)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError
-from .files import atomic_file
+from .files import atomic_file, file_sha256
 from .models.config import ModelConfig
 from .models.depth_net import DepthNet
 from .models.macs import count_params
@@ -78,14 +77,6 @@ def load_depth(directory: str | Path, device: str | torch.device = "cpu") -> Dep
     _load_state(stage, tensors, directory)
     stage.to(device).eval()
     return DepthStage(stage.depth_net, stage.pose_net, cfg, metadata)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _resolve(name_or_path: str | Path) -> Path:

@@ -10,7 +10,7 @@ from .errors import SdkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import animate
+    from . import animate, edit
     from .bench import add_bench_verb
     from .data import prepare as data_prepare
     from .eval import reenactment
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     face_cli.add_crop_verb(verbs)
     animate.add_animate_verb(verbs)
+    edit.add_edit_verb(verbs)
     add_live_verb(verbs)
     reenactment.add_eval_verb(verbs)
     data = verbs.add_parser("data", help="prepare training data").add_subparsers(

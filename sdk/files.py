@@ -1,4 +1,4 @@
-"""The one atomic file writer: a reader never sees half a file or half a folder.
+"""The one atomic file writer (a reader never sees half a file or half a folder) and the one file checksum.
 
 A file is written to a temporary name in the same folder (same file system, so the final
 `os.replace` is atomic) and moved over its destination only once it is complete; on any error the
@@ -7,6 +7,7 @@ safetensors make them private; models, graphs and the prior are meant to be ship
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -61,3 +62,12 @@ def replace_directory(final: Path, write: Callable[[Path], Any]) -> Path:
         shutil.rmtree(temporary, ignore_errors=True)
     shutil.rmtree(previous, ignore_errors=True)
     return final
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (shipped models, graphs, the face prior)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -22,6 +22,7 @@ from sdk.data.prepare import PREPARED_COLUMNS
 from sdk.eval.metrics import AKD_RESOLUTION, KeypointDistance, laplacian_variance, mesh_regions
 from sdk.eval.reenactment import MetricSums, clip_scores, evaluate, versus_still
 from sdk.face import crop_portrait
+from sdk.media import resize_image
 from sdk.models import TalkingHeadModel, get_config
 from sdk.pipeline import TalkingHeadPipeline
 
@@ -129,9 +130,10 @@ def prepared(portrait, tmp_path_factory) -> Path:
                 shift = np.float32([[1, 0, 2 * t], [0, 1, t]])
                 frame = cv2.warpAffine(face, shift, face.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
                 cv2.imwrite(str(clip / "frames" / f"{t:06d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                found = akd.landmarks(frame)  # at 256²; prepared landmarks are in crop pixels
+                # The whole mesh (x, y and z, as `data prepare` writes it) in crop pixels.
+                found = akd.landmarker.from_image(resize_image(frame, AKD_RESOLUTION, AKD_RESOLUTION))
                 if found is not None:
-                    landmarks[t, :, :2] = found * (PREPARED_SIZE / AKD_RESOLUTION)
+                    landmarks[t] = found * (PREPARED_SIZE / AKD_RESOLUTION)
             np.save(clip / "landmarks.npy", landmarks)
             rows.append({**{column: "" for column in PREPARED_COLUMNS}, "id": name,
                          "split": "train" if name.endswith("train") else "test",
@@ -191,6 +193,27 @@ def test_eval_resizes_the_prepared_frames_to_another_output_size(prepared, tiny_
     report = evaluate(TalkingHeadPipeline(headless), prepared, frame_stride=3, cross_stride=4, with_identity=False)
     assert report.output_size == 64
     assert main(["eval", "--data", str(prepared), "--model", str(tiny_model_dir), "--size", "96"]) == 2
+
+
+def test_eval_drives_a_face_prior_model_from_the_prepared_meshes_and_scores_the_transferred_expression(
+        prepared, tiny_model_dir):
+    torch.manual_seed(0)
+    pipeline = TalkingHeadPipeline(TalkingHeadModel(get_config("fomm-tiny-prior")).eval())
+    report = evaluate(pipeline, prepared, frame_stride=1, cross_stride=1, with_identity=False)
+    assert report.model == "fomm-tiny-prior" and report.self_reenactment["model"]["frames"] == 6
+    assert pipeline.encoder_stats.ok > 0  # the meshes drove it
+    cross = report.cross_identity
+    assert set(cross) == {"model", "still_frame", "model_vs_transferred", "still_vs_transferred"}
+    assert cross["model"]["frames"] == 8 and cross["model_vs_transferred"]["frames"] > 0
+    # The still frame against the driver's motion moving the source's own mesh: the source does not
+    # move, the target does (a few pixels per frame), so the distance is small but not zero.
+    assert 0 < cross["still_vs_transferred"]["akd"] < cross["still_frame"]["akd"]
+    # Learned models are scored against the same transferred targets.
+    from sdk.checkpoint import load_model
+
+    learned = evaluate(TalkingHeadPipeline(load_model(str(tiny_model_dir))), prepared, frame_stride=3,
+                       cross_stride=1, with_identity=False)
+    assert learned.cross_identity["model_vs_transferred"]["frames"] == cross["model_vs_transferred"]["frames"]
 
 
 # ----------------------------------------------------------------------------------------------

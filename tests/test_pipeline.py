@@ -219,7 +219,8 @@ def test_identity_distance_separates_people():
 
 
 def test_shipped_default_model_loads_checks_and_animates(driving_frames, tmp_path):
-    from sdk.checkpoint import MODELS_DIR, file_sha256, load_model
+    from sdk.checkpoint import MODELS_DIR, load_model
+    from sdk.files import file_sha256
 
     default = MODELS_DIR / "default"
     recorded = (default / "weights.sha256").read_text().split()[0]

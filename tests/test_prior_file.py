@@ -64,7 +64,7 @@ def test_wrong_version_is_refused(shipped, tmp_path, monkeypatch) -> None:
 def test_foreign_safetensors_is_refused(tmp_path) -> None:
     from safetensors.numpy import save_file
 
-    from sdk.checkpoint import file_sha256
+    from sdk.files import file_sha256
 
     path = tmp_path / PRIOR_FILE
     save_file({"weight": np.zeros(3, np.float32)}, path)

@@ -6,7 +6,12 @@ size (L1, PSNR, SSIM, sharpness ratio, AKD, mouth and eye landmark distance, ide
 per clip and over all clips. The still-frame baseline (the source frame repeated) is measured on
 the same frames. Cross-identity: the first frame of each test clip is animated by every other
 test clip (relative motion); AKD is taken against the driver frame and identity distance against
-the source.
+the source, and, for every model, against the driver's *transferred* expression: the driver's
+motion (face-prior code relative to its first frame) applied to the source's own mesh
+(`sdk.prior.AvatarRig`), which is where the avatar's landmarks should be (issue 12).
+
+Face-prior models are driven by the prepared meshes (`landmarks.npy`) of the frames, as a sender
+runs them on the tracker's mesh; their source is rigged with its own prepared mesh.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import torch
 from ..data.datasets import PreparedClip, load_frame, read_prepared_manifest
 from ..media import resize_image, to_tensor
 from ..pipeline import MotionConfig, TalkingHeadPipeline
+from ..prior import AvatarRig, EncoderConfig, SemanticEncoder, load_prior, relative_motion
 from ..training.losses import psnr
 from .metrics import AKD_RESOLUTION, IdentityDistance, KeypointDistance, l1, laplacian_variance, ssim
 
@@ -69,14 +75,21 @@ class MetricSums:
                 self.sharpness += laplacian_variance(prediction) / real
                 self.sharpness_frames += 1
         if akd is not None and target_landmarks is not None and np.isfinite(target_landmarks).all():
-            predicted = akd.landmarks(prediction)
-            if predicted is None:
-                self.akd_missed += 1
-            else:
-                self.akd += KeypointDistance.distance(predicted, target_landmarks)
-                self.mouth_lmd += KeypointDistance.distance(predicted, target_landmarks, akd.regions["mouth"])
-                self.eye_lmd += KeypointDistance.distance(predicted, target_landmarks, akd.regions["eyes"])
-                self.akd_frames += 1
+            self.add_landmarks(akd.landmarks(prediction), target_landmarks, akd)
+
+    def add_landmarks(self, predicted: np.ndarray | None, target_landmarks: np.ndarray | None,
+                      akd: KeypointDistance) -> None:
+        """AKD, mouth and eye distance of a prediction's landmarks (None: no face found, counted as
+        missed) against a target's (478, 2) at 256² (None or NaN: not scored)."""
+        if target_landmarks is None or not np.isfinite(target_landmarks).all():
+            return
+        if predicted is None:
+            self.akd_missed += 1
+            return
+        self.akd += KeypointDistance.distance(predicted, target_landmarks)
+        self.mouth_lmd += KeypointDistance.distance(predicted, target_landmarks, akd.regions["mouth"])
+        self.eye_lmd += KeypointDistance.distance(predicted, target_landmarks, akd.regions["eyes"])
+        self.akd_frames += 1
 
     def __add__(self, other: MetricSums) -> MetricSums:
         return MetricSums(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -160,6 +173,7 @@ class ReenactmentEvaluator:
         self.stride = frame_stride
         self.akd = KeypointDistance()
         self.identity = IdentityDistance() if with_identity and IdentityDistance.available() else None
+        self.prior = pipeline.backend.prior() if pipeline.is_semantic else load_prior("default")
 
     @property
     def frames_resized(self) -> str | None:
@@ -176,9 +190,44 @@ class ReenactmentEvaluator:
         prepared = load_frame(clip.frame_path(index), self.prepared_size)
         return prepared, resize_image(prepared, self.size, self.size)
 
+    def _meshes(self, clip: PreparedClip) -> np.ndarray:
+        """(T, 478, 3) the clip's meshes in prepared-crop pixels (NaN where no face)."""
+        return np.load(clip.directory / "landmarks.npy")
+
     def _landmarks(self, clip: PreparedClip) -> np.ndarray:
         # Prepared landmarks are in prepared-crop pixels; AKD is in pixels at 256².
-        return np.load(clip.directory / "landmarks.npy")[:, :, :2] * (AKD_RESOLUTION / self.prepared_size)
+        return self._meshes(clip)[:, :, :2] * (AKD_RESOLUTION / self.prepared_size)
+
+    def _prepare_source(self, clip: PreparedClip, source: np.ndarray):
+        """The pipeline's state for the clip's first frame (at the output size); face-prior models
+        rig it with its prepared mesh (NoFaceError where it has none)."""
+        if not self.pipeline.is_semantic:
+            return self.pipeline.prepare_source(source)
+        return self.pipeline.prepare_source(source, self._meshes(clip)[0] * (self.size / self.prepared_size))
+
+    def _encode(self, prepared: np.ndarray, mesh: np.ndarray):
+        return self.pipeline.encode(prepared, mesh if self.pipeline.is_semantic else None)
+
+    def _transferred_landmarks(self, source_clip: PreparedClip, driving_clip: PreparedClip, frames: list[int]
+                               ) -> dict[int, np.ndarray]:
+        """Per driving frame index, the source's mesh moved by the driver's motion since its first
+        good frame, (478, 2) at 256² (frames the prior flags, and all when the source has no usable
+        mesh, are left out)."""
+        source_mesh = self._meshes(source_clip)[0]
+        encoder = SemanticEncoder(self.prior, EncoderConfig(image_size=self.prepared_size))
+        if encoder.encode(source_mesh).flagged:
+            return {}
+        rig = AvatarRig(self.prior, source_mesh, self.prepared_size)
+        encoder.reset()
+        meshes, anchor, targets = self._meshes(driving_clip), None, {}
+        for index in frames:
+            encoded = encoder.encode(meshes[index])
+            if encoded.flagged:
+                continue
+            anchor = encoded.code if anchor is None else anchor
+            moved = rig.driven_mesh(relative_motion(encoded.code, anchor))
+            targets[index] = moved[:, :2] * (AKD_RESOLUTION / self.prepared_size)
+        return targets
 
     def _score(self, sums: MetricSums, prediction: np.ndarray, target: np.ndarray,
                target_landmarks: np.ndarray | None, identity_reference: np.ndarray | None,
@@ -196,13 +245,15 @@ class ReenactmentEvaluator:
         self.pipeline.motion = MotionConfig(mode="absolute")
         for clip in self.clips:
             model, still = MetricSums(), MetricSums()
-            landmarks = self._landmarks(clip)
+            landmarks, meshes = self._landmarks(clip), self._meshes(clip)
             _, source = self._load(clip, 0)
-            state = self.pipeline.prepare_source(source)
+            state = self._prepare_source(clip, source)
+            self.pipeline.reset_encoder()
             for index in _frames(clip, self.stride, skip_first=True):
                 prepared, target = self._load(clip, index)
                 reference = self.identity.descriptor(target) if self.identity else None
-                prediction = self.pipeline.render(state, self.pipeline.encode(prepared))
+                code = self._encode(prepared, meshes[index])
+                prediction = source if code is None else self.pipeline.render(state, code)
                 self._score(model, prediction, target, landmarks[index], reference)
                 self._score(still, source, target, landmarks[index], reference)
             per_clip.append(clip_scores(clip.id, model, still))
@@ -210,26 +261,47 @@ class ReenactmentEvaluator:
         return {"model": model_total.summary(), "still_frame": still_total.summary()}, per_clip
 
     def cross_identity(self, motion: MotionConfig = MotionConfig()) -> dict[str, dict]:
-        """Each clip's first frame driven by every other clip (different identities only)."""
-        model, still = MetricSums(), MetricSums()
+        """Each clip's first frame driven by every other clip (different identities only): AKD
+        against the driver frame ("model", "still_frame") and against the driver's expression
+        transferred to the source's mesh ("model_vs_transferred", "still_vs_transferred")."""
+        model, still, model_moved, still_moved = MetricSums(), MetricSums(), MetricSums(), MetricSums()
         self.pipeline.motion = motion
         for source_clip in self.clips:
             _, source = self._load(source_clip, 0)
-            state = self.pipeline.prepare_source(source)
+            state = self._prepare_source(source_clip, source)
             reference = self.identity.descriptor(source) if self.identity else None
+            still_landmarks = self.akd.landmarks(source)
             for driving_clip in self.clips:
                 if driving_clip.identity == source_clip.identity:
                     continue
-                landmarks = self._landmarks(driving_clip)
+                landmarks, meshes = self._landmarks(driving_clip), self._meshes(driving_clip)
+                frames = _frames(driving_clip, self.stride)
+                transferred = self._transferred_landmarks(source_clip, driving_clip, frames)
                 self.pipeline.reset_anchor()
-                for index in _frames(driving_clip, self.stride):
+                self.pipeline.reset_encoder()
+                for index in frames:
                     prepared, driving = self._load(driving_clip, index)
-                    prediction = self.pipeline.render(state, self.pipeline.encode(prepared))
-                    self._score(model, prediction, driving, landmarks[index], reference, with_pixels=False)
-                    self._score(still, source, driving, landmarks[index], reference, with_pixels=False)
+                    code = self._encode(prepared, meshes[index])
+                    prediction = source if code is None else self.pipeline.render(state, code)
+                    predicted = self.akd.landmarks(prediction)
+                    model.frames += 1
+                    still.frames += 1
+                    model.add_landmarks(predicted, landmarks[index], self.akd)
+                    still.add_landmarks(still_landmarks, landmarks[index], self.akd)
+                    if index in transferred:
+                        model_moved.frames += 1
+                        still_moved.frames += 1
+                        model_moved.add_landmarks(predicted, transferred[index], self.akd)
+                        still_moved.add_landmarks(still_landmarks, transferred[index], self.akd)
+                    if self.identity is not None and reference is not None:
+                        descriptor = self.identity.descriptor(prediction)
+                        if descriptor is not None:
+                            model.identity += IdentityDistance.distance(descriptor, reference)
+                            model.identity_frames += 1
         keep = ("frames", "akd", "mouth_lmd", "eye_lmd", "akd_missed", "identity")
-        return {name: {k: v for k, v in sums.summary().items() if k in keep}
-                for name, sums in (("model", model), ("still_frame", still))}
+        rows = (("model", model), ("still_frame", still), ("model_vs_transferred", model_moved),
+                ("still_vs_transferred", still_moved))
+        return {name: {k: v for k, v in sums.summary().items() if k in keep} for name, sums in rows}
 
     def close(self) -> None:
         self.akd.close()
@@ -243,7 +315,7 @@ def evaluate(pipeline: TalkingHeadPipeline, data: str | Path, split: str = "test
     prepared_size = int(next(iter(_prepared_sizes(Path(data)))))
     evaluator = ReenactmentEvaluator(pipeline, clips, prepared_size, frame_stride, with_identity)
     try:
-        report = EvalReport(pipeline.model.cfg.name, split, [c.id for c in clips], frame_stride,
+        report = EvalReport(pipeline.cfg.name, split, [c.id for c in clips], frame_stride,
                             IdentityDistance.NAME if evaluator.identity else None, evaluator.size, prepared_size,
                             evaluator.frames_resized)
         report.self_reenactment, report.per_clip = evaluator.self_reenactment()
@@ -289,9 +361,10 @@ def format_report(report: EvalReport) -> str:
     lines.append(f"  SSIM above still on {ratios['ssim_above_still_clips']} of {ratios['scored_clips']} clips"
                  + (f" ({len(report.per_clip) - ratios['scored_clips']} clips had no scored frame)"
                     if ratios["scored_clips"] < len(report.per_clip) else ""))
-    lines += ["", "cross-identity        frames   AKD(driver)  mouth    eye  AKD-missed  ID-dist(source)"]
+    lines += ["", "cross-identity          frames   AKD(target)  mouth    eye  AKD-missed  ID-dist(source)",
+              "  (target: the driver frame; *_vs_transferred: the driver's motion moving the source's own mesh)"]
     for name, row in report.cross_identity.items():
-        lines.append(f"  {name:<18} {row['frames']:>7} {cell(row['akd'], 2):>13} {cell(row['mouth_lmd'], 2):>6} "
+        lines.append(f"  {name:<20} {row['frames']:>7} {cell(row['akd'], 2):>13} {cell(row['mouth_lmd'], 2):>6} "
                      f"{cell(row['eye_lmd'], 2):>6} {row['akd_missed']:>11} {cell(row['identity'], 3):>16}")
     return "\n".join(lines)
 

@@ -28,26 +28,24 @@ expression (N, E), zero beyond the dimensions the stream carries.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..errors import ModelLoadError
+from ..prior import AvatarRig, FacePrior, MotionDelta, load_prior
 from .config import ModelConfig
 from .depth_net import DepthNet
 from .blocks import downsample
 from .generator import Generator, GeneratorOutput, SourceFeatures
 from .keypoint_detector import KeypointDetector
 from .motion import Keypoints
-from .semantic_inputs import concat_keypoints, expression_array, prior_keypoints
+from .semantic_inputs import avatar_rigs, concat_keypoints, driven_keypoints, rest_keypoints
 
-if TYPE_CHECKING:
-    from ..prior import AvatarRig, FacePrior, MotionDelta
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,6 @@ class TalkingHeadModel(nn.Module):
             raise ValueError(f"{self.cfg.name} uses learned keypoints, not the face prior")
         expected = self.metadata.get("face_prior", {}).get("sha256")
         if self.face_prior is None:
-            from ..prior import load_prior
-
             self.face_prior = load_prior("default", expected)
         elif expected is not None and self.face_prior.sha256 != expected:
             raise ModelLoadError(f"face prior {str(self.face_prior.sha256)[:12]} is not the one {self.cfg.name} was "
@@ -152,22 +148,10 @@ class TalkingHeadModel(nn.Module):
             keypoints = self.kp_detector(image, depth)
             return SourceState(image, depth, keypoints, self.generator.encode_source(image, depth), portrait)
         features = self.generator.encode_source(image, depth)
-        rigs = self._rigs(avatar_mesh, portrait.shape[0], portrait.shape[-1])
-        driven = [rig.drive() for rig in rigs]
-        keypoints = prior_keypoints(np.stack([d.value for d in driven]), np.stack([d.jacobian for d in driven]),
-                                    self.cfg.semantic, image)
+        rigs = avatar_rigs(self.prior(), avatar_mesh, portrait.shape[0], portrait.shape[-1], self.cfg.semantic)
+        keypoints = rest_keypoints(rigs, self.cfg.semantic, image)
         learned = None if self.kp_detector is None else self.kp_detector(image, depth)
         return SourceState(image, depth, concat_keypoints(keypoints, learned), features, portrait, rigs, learned)
-
-    def _rigs(self, avatar_mesh: np.ndarray, count: int, size: int) -> tuple[AvatarRig, ...]:
-        from ..prior import AvatarRig, RigConfig
-
-        meshes = np.asarray(avatar_mesh, dtype=np.float64)
-        meshes = meshes[None] if meshes.ndim == 2 else meshes
-        if len(meshes) != count:
-            raise ValueError(f"{len(meshes)} avatar meshes for {count} portraits")
-        rig_config = RigConfig(num_keypoints=self.cfg.semantic.prior_keypoints)
-        return tuple(AvatarRig(self.prior(), mesh, size, rig_config) for mesh in meshes)
 
     def render(self, state: SourceState, kp_driving: Keypoints) -> GeneratorOutput:
         """Per frame: the avatar moved to `kp_driving` (already made relative if wanted), at the state's output size."""
@@ -177,25 +161,14 @@ class TalkingHeadModel(nn.Module):
               ) -> SemanticInputs:
         """Prior and hybrid, per frame, numpy side: one driver motion per avatar (`relative_motion`
         of its code against its anchor; an expression of any length, used up to E) [+ for hybrid
-        the learned keypoints (N, num_kp, ...), already made relative] -> `SemanticInputs`.
-
-        The keypoints follow the expression the decoder sees: a stream of E' < E dimensions moves
-        the avatar's mesh and modulates the decoder with the same E'.
-        """
+        the learned keypoints (N, num_kp, ...), already made relative] -> `SemanticInputs`
+        (`semantic_inputs.driven_keypoints`)."""
         if state.rigs is None:
             raise ValueError("this source state was prepared without a face mesh (learned keypoints)")
-        if len(motions) != len(state.rigs):
-            raise ValueError(f"{len(motions)} motions for {len(state.rigs)} avatars")
         if (learned is None) != (self.kp_detector is None):
             raise ValueError(f"{self.cfg.name} " + ("needs the driver's learned keypoints too (hybrid)"
                                                      if learned is None else "has no learned keypoints"))
-        dims = self.cfg.semantic.expression_dims
-        motions = [dataclasses.replace(motion, expression=motion.expression[:dims]) for motion in motions]
-        driven = [rig.drive(motion) for rig, motion in zip(state.rigs, motions)]
-        keypoints = prior_keypoints(np.stack([d.value for d in driven]), np.stack([d.jacobian for d in driven]),
-                                    self.cfg.semantic, state.image)
-        expression = torch.as_tensor(expression_array([m.expression for m in motions], dims),
-                                     device=state.image.device).to(state.image.dtype)
+        keypoints, expression = driven_keypoints(state.rigs, motions, self.cfg.semantic, state.image)
         return SemanticInputs(concat_keypoints(keypoints, learned), expression)
 
     def render_semantic(self, state: SourceState, kp_driving: Keypoints, expression: Tensor) -> GeneratorOutput:

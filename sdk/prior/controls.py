@@ -31,7 +31,7 @@ from .features import feature_index
 
 
 class ControlRangeWarning(UserWarning):
-    """An expression control was given a value outside its range and was clamped."""
+    """An edit (an expression control, or a head-rotation offset of `sdk.prior.edits`) was outside its range and was clamped."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..files import atomic_file
+from ..files import atomic_file, file_sha256
 from ..face.landmarks import NUM_LANDMARKS
 from .basis import ExpressionBasis
 from .controls import CONTROL_SPECS, ControlMap
@@ -77,7 +77,6 @@ def save_prior(prior: FacePrior, directory: str | Path, half: bool = True) -> Pa
     .safetensors path; the digest is in the .sha256 file beside it."""
     from safetensors.numpy import save_file
 
-    from ..checkpoint import file_sha256
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -121,7 +120,6 @@ def load_prior(name_or_path: str | Path = "default", expected_sha256: str | None
     """Load and verify a prior written by `save_prior` (arrays as float64)."""
     from safetensors import SafetensorError, safe_open
 
-    from ..checkpoint import file_sha256
 
     path = resolve_prior_path(name_or_path)
     checksum = path.with_suffix(".sha256")

@@ -5,15 +5,23 @@ batch 1): driving frames at the model's internal resolution R, portraits and ren
 backend's `output_size` S (a multiple of R with the composite head, R without);
 `sdk.pipeline.TalkingHeadPipeline` sits on top of it (numpy crops, relative motion). The source
 state is opaque to callers except for `.keypoints`, which relative motion needs.
+
+Face-prior models (`cfg.semantic` set, issue 12): `prepare_source` also takes the avatar's mesh
+and its state carries `.rigs` (one `sdk.prior.AvatarRig` per avatar; hybrid models also
+`.learned`, the avatar's learned keypoints), `render` also takes the expression (1, E), and
+`prior()` gives the face prior the model was trained with; the keypoints they render at come from
+`sdk.models.semantic_inputs.driven_keypoints` (numpy, outside the graphs).
 """
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from ..errors import SdkError
 from ..models import Keypoints, ModelConfig
+from ..prior import FacePrior
 
 
 class BackendError(SdkError):
@@ -44,12 +52,19 @@ class Backend(Protocol):
         """image (1, 3, R, R) float in [0, 1] -> Keypoints ((1, K, 2), (1, K, 2, 2))."""
         ...
 
-    def prepare_source(self, image: torch.Tensor) -> SourceHandle:
-        """portrait (1, 3, S, S) float in [0, 1] at `output_size` -> the avatar's state (once per avatar)."""
+    def prepare_source(self, image: torch.Tensor, avatar_mesh: np.ndarray | None = None) -> SourceHandle:
+        """portrait (1, 3, S, S) float in [0, 1] at `output_size` -> the avatar's state (once per
+        avatar); face-prior models: with the portrait's mesh (478, 3) in its S² pixels."""
         ...
 
-    def render(self, state: SourceHandle, kp_driving: Keypoints) -> torch.Tensor:
-        """The avatar at `kp_driving` (already relative if wanted) -> (1, 3, S, S) float in [0, 1]."""
+    def render(self, state: SourceHandle, kp_driving: Keypoints, expression: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """The avatar at `kp_driving` (already relative if wanted) -> (1, 3, S, S) float in [0, 1];
+        face-prior models: K = cfg.motion_keypoints and the expression (1, E)."""
+        ...
+
+    def prior(self) -> FacePrior:
+        """Face-prior models: the face prior the model was trained with (checked); others: ValueError."""
         ...
 
 

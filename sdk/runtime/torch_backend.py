@@ -1,9 +1,11 @@
 """The torch backend: the model's own modules on CPU or CUDA (the reference the others are checked against)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..models import Keypoints, SourceState, TalkingHeadModel
+from ..prior import FacePrior
 from .base import check_image, check_output_size
 from .threads import Threads, graph_threads, torch_threads
 
@@ -33,12 +35,18 @@ class TorchBackend:
             return self.model.encode(image.to(self.device))
 
     @torch.inference_mode()
-    def prepare_source(self, image: torch.Tensor) -> SourceState:
+    def prepare_source(self, image: torch.Tensor, avatar_mesh: np.ndarray | None = None) -> SourceState:
         check_image(image, self.cfg, self.output_size)
         with torch_threads(graph_threads(self.threads, "source_encoder")):
-            return self.model.prepare_source(image.to(self.device))
+            return self.model.prepare_source(image.to(self.device), avatar_mesh)
 
     @torch.inference_mode()
-    def render(self, state: SourceState, kp_driving: Keypoints) -> torch.Tensor:
+    def render(self, state: SourceState, kp_driving: Keypoints, expression: torch.Tensor | None = None
+               ) -> torch.Tensor:
         with torch_threads(graph_threads(self.threads, "generator")):
-            return self.model.render(state, kp_driving).prediction
+            if expression is None:
+                return self.model.render(state, kp_driving).prediction
+            return self.model.render_semantic(state, kp_driving, expression.to(self.device)).prediction
+
+    def prior(self) -> FacePrior:
+        return self.model.prior()
