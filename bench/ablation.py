@@ -1,4 +1,4 @@
-"""Ablation at an equal training budget: fomm vs dagan vs dagan++ vs the composite head, and the depth net's effect alone.
+"""Ablation at an equal training budget: fomm vs dagan vs dagan++ vs the composite head, the depth net's effect alone, and where the keypoints come from (learned vs the face prior).
 
     python bench/ablation.py --data cache/prepared --depth runs/depth-mobile \\
         --steps 400 --stride 12 --cross-stride 40 --out runs/ablation --json out/ablation.json
@@ -17,7 +17,14 @@ objective (the GAN terms stay off: their warm-up is the whole budget, so no arm 
   depth carries no information: the difference to ``dagan++`` is the depth net's effect alone;
 - ``composite``: the dagan++ network with the composite head (issue 11), trained on the frames at
   256² (the networks see them averaged down to 128²) and evaluated at 256², and at 128² beside
-  the other arms.
+  the other arms;
+- face prior (issue 12), each the ``composite`` arm's network and budget with other keypoints:
+  ``prior keypoints`` (15 keypoints from the tracked mesh, no expression code in the decoder),
+  ``prior + expression`` (the same plus the 32-dim expression code modulating the decoder: the
+  ``dagan++-mobile-prior`` config), ``hybrid`` (10 mesh keypoints + 5 learned, with the code).
+  Their cross-identity AKD against the driver's transferred expression (`sdk.eval`) is the
+  column that decides between them; the code streams' bytes per frame are `bench codec`'s.
+  Run twice with ``--seed 0`` and ``--seed 1`` for the two seeds.
 
 The first four are the named configs without the composite head (`composite=None`): the decoded
 image is the frame, at 128², as before the head existed. Each arm trains with
@@ -58,15 +65,22 @@ class Arm:
     composite: bool = False  # False: the config without the composite head
     output_size: int | None = None  # the frames' size in training (None: the model's default, 128² without the head)
     eval_sizes: tuple[int | None, ...] = (None,)  # evaluated at these output sizes (None: the model's default)
+    expression_code: bool = True  # face-prior configs: False turns the decoder's modulation off
 
     def model_config(self) -> ModelConfig:
         cfg = get_config(self.config)
+        if cfg.semantic is not None and not self.expression_code:
+            cfg = dataclasses.replace(cfg, semantic=dataclasses.replace(cfg.semantic, modulated_stages=0))
         return cfg if self.composite else dataclasses.replace(cfg, composite=None)
 
 
 ARMS = (Arm("fomm", "fomm-mobile", None), Arm("dagan", "dagan-mobile", "trained"),
         Arm("dagan++", "dagan++-mobile", "trained"), Arm("dagan++ flat depth", "dagan++-mobile", "flat"),
-        Arm("composite", "dagan++-mobile", "trained", composite=True, output_size=256, eval_sizes=(256, 128)))
+        Arm("composite", "dagan++-mobile", "trained", composite=True, output_size=256, eval_sizes=(256, 128)),
+        Arm("prior keypoints", "dagan++-mobile-prior", "trained", composite=True, output_size=256, eval_sizes=(256,),
+            expression_code=False),
+        Arm("prior + expression", "dagan++-mobile-prior", "trained", composite=True, output_size=256, eval_sizes=(256,)),
+        Arm("hybrid", "dagan++-mobile-hybrid", "trained", composite=True, output_size=256, eval_sizes=(256,)))
 
 
 def write_flat_depth(trained: Path, out: Path) -> Path:
@@ -164,17 +178,19 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nequal budget: {args.steps} steps × batch {args.batch_size}, test split, every {args.stride}. frame")
     print(f"arm                  size   PSNR   ΔPSNR    SSIM  sharp    AKD  AKD×base  mouth    eye  ID-dist  "
-          f"cross AKD  cross ID  SSIM>still   (base: {rows[0]['arm']})")
+          f"cross AKD  →transf  cross ID  SSIM>still   (base: {rows[0]['arm']})")
     for row in rows:
         report = row["eval"]
         self_row, cross_row = report["self_reenactment"]["model"], report["cross_identity"]["model"]
+        transferred = report["cross_identity"].get("model_vs_transferred", {}).get("akd")
         versus = report["versus_still"]
         row["psnr_minus_baseline"] = self_row["psnr"] - base["psnr"]
         row["akd_ratio_vs_baseline"] = self_row["akd"] / base["akd"]
         print(f"{row['arm']:<20} {report['output_size']:>4} {self_row['psnr']:6.2f} {row['psnr_minus_baseline']:+7.2f} "
               f"{self_row['ssim']:7.3f} {cell(self_row['sharpness'], 6, 2)} {self_row['akd']:6.2f} "
               f"{row['akd_ratio_vs_baseline']:9.2f} {cell(self_row['mouth_lmd'], 6, 2)} {cell(self_row['eye_lmd'], 6, 2)} "
-              f"{cell(self_row['identity'], 8, 3)} {cell(cross_row['akd'], 10, 2)} {cell(cross_row['identity'], 9, 3)} "
+              f"{cell(self_row['identity'], 8, 3)} {cell(cross_row['akd'], 10, 2)} {cell(transferred, 8, 2)} "
+              f"{cell(cross_row['identity'], 9, 3)} "
               f"{versus['ssim_above_still_clips']:>6}/{versus['scored_clips']}")
     still = rows[0]["eval"]["self_reenactment"]["still_frame"]
     print(f"{'still frame':<20} {rows[0]['eval']['output_size']:>4} {still['psnr']:6.2f} {still['psnr'] - base['psnr']:+7.2f} "

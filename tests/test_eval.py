@@ -233,7 +233,11 @@ def ablation():
 
 def test_ablation_arms_are_the_configs_without_the_head_and_the_composite_arm(ablation, tmp_path, capsys):
     arms = {arm.name: arm for arm in ablation.ARMS}
-    assert list(arms) == ["fomm", "dagan", "dagan++", "dagan++ flat depth", "composite"]
+    assert list(arms) == ["fomm", "dagan", "dagan++", "dagan++ flat depth", "composite", "prior keypoints",
+                          "prior + expression", "hybrid"]
+    assert arms["prior keypoints"].model_config().semantic.modulated_stages == 0
+    assert arms["prior + expression"].model_config() == get_config("dagan++-mobile-prior")
+    assert arms["hybrid"].model_config() == get_config("dagan++-mobile-hybrid")
     for name in ("fomm", "dagan", "dagan++", "dagan++ flat depth"):
         cfg = arms[name].model_config()
         assert cfg.composite is None and cfg.default_output_size == cfg.resolution == 128

@@ -6,8 +6,10 @@ bundled clip; tiny untrained models on CPU, so images are only checked for shape
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +202,15 @@ def test_animate_drives_a_prior_model_from_the_tracked_mesh_with_edits(prior_mod
     assert main(["animate", "--driving", str(clip), "--out", str(out), "--edit", "yaw=10"]) == 2
     errors = capsys.readouterr().err
     assert "needs crop 'auto'" in errors and "learned keypoints" in errors
+
+
+def test_the_editing_bench_measures_turns_and_lip_gaps_on_the_renders(prior_model_dir, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("editing", Path(__file__).resolve().parents[1] / "bench" / "editing.py")
+    editing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(editing)
+    out = tmp_path / "editing.json"
+    assert editing.main(["--model", str(prior_model_dir), "--portraits", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["edits"]) == {"none", "yaw=+15", "yaw=-15", "mouth_open=1", "smile=1", "eyes_closed=1"}
+    assert report["portraits"] + report["edits"]["none"]["missed"] == 1  # an untrained model may lose the face
+    assert "yaw ±15° turns the head" in capsys.readouterr().out

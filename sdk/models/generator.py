@@ -124,8 +124,11 @@ class Generator(nn.Module):
                 self.attention.append(CrossModalAttention(gen.channels(scale), gen.channels(scale),
                                                           cfg.resolution // 2 ** scale, gen.attention))
         self.warped_scales = list(range(depth_levels + 1)) if self.skip_decoder else [depth_levels]
+        # Face-prior configs take the expression code; with no modulated stage (the ablation's
+        # "prior keypoints" arm) it is taken and unused.
+        self.takes_expression = cfg.semantic is not None
         self.expression_modulation: ExpressionModulation | None = None
-        if cfg.semantic is not None:
+        if cfg.semantic is not None and cfg.semantic.modulated_stages:
             # Decoder stage j: the bottleneck (j = 0), then up block D - j; coarsest first.
             stage_channels = [gen.channels(depth_levels - j) for j in range(cfg.semantic.modulated_stages)]
             self.expression_modulation = ExpressionModulation(cfg.semantic.expression_dims, cfg.semantic.hidden,
@@ -156,8 +159,8 @@ class Generator(nn.Module):
         internal resolution, portrait (N, 3, S, S) at the output size (composite head only; None:
         the source image, S = R), expression (N, E) relative to the anchor (prior and hybrid
         configs only) -> GeneratorOutput."""
-        if (expression is None) != (self.expression_modulation is None):
-            raise ValueError("this generator " + ("is" if self.expression_modulation is not None else "is not")
+        if (expression is None) == self.takes_expression:
+            raise ValueError("this generator " + ("is" if self.takes_expression else "is not")
                              + " driven by an expression code")
         motion = self.dense_motion(source_image, kp_driving, kp_source)
         warped = []
@@ -185,7 +188,7 @@ class Generator(nn.Module):
         if depth_queries is not None:
             warped = [attention(query, features) for attention, query, features
                       in zip(self.attention, depth_queries, warped)]
-        modulation = () if expression is None else self.expression_modulation(expression)
+        modulation = () if expression is None or self.expression_modulation is None else self.expression_modulation(expression)
         x = self.bottleneck(warped[-1])
         if modulation:
             x = ExpressionModulation.modulate(x, modulation[0])
