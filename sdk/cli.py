@@ -11,6 +11,7 @@ from .errors import SdkError
 
 def build_parser() -> argparse.ArgumentParser:
     from . import animate, edit
+    from .audio.cli import add_audio_verbs
     from .bench import add_bench_verb
     from .data import prepare as data_prepare
     from .eval import reenactment
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_verb(verbs)
     add_bench_verb(verbs)
     add_prior_verb(verbs)
+    add_audio_verbs(verbs)
     return parser
 
 

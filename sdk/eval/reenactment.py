@@ -372,6 +372,11 @@ def format_report(report: EvalReport) -> str:
 def _run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
 
+    if args.audio:
+        from .audio import run_audio_eval
+
+        return run_audio_eval(args.data, args.audio_model, args.split, args.json)
+
     pipeline = TalkingHeadPipeline(load_model(args.model, device=args.device), device=args.device,
                                    output_size=args.size)
     with torch.no_grad():
@@ -396,4 +401,7 @@ def add_eval_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-identity", action="store_true", help="skip the identity distance")
     parser.add_argument("--json", help="also write the report as JSON")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--audio", action="store_true", help="the audio-to-code model instead (sdk.eval.audio): "
+                        "each test clip driven by its own speech, mouth opening and head motion at the mesh level")
+    parser.add_argument("--audio-model", default="default", help="with --audio: the audio model (default sdk/assets/audio)")
     parser.set_defaults(run=_run)

@@ -10,10 +10,13 @@
 - `semantic_inputs`: the face prior's numpy keypoints and codes as the generator's tensors
 - `motion`: `Keypoints`, `relative_keypoints`, `keypoint_hull_area`, `make_coordinate_grid`
 - `macs`: `count_macs`, `count_params`
+- audio to semantic codes (issue 13): `audio_frame_encoder`, `audio_expression`, `audio_motion_space`,
+  `audio_motion`; `audio_to_code.AudioToCodeModel` holds them (`sdk.audio` drives it)
 """
 from __future__ import annotations
 
 from .attention import CrossModalAttention
+from .audio_to_code import AudioModelConfig, AudioToCodeModel
 from .config import (CONFIG_NAMES, MODEL_NAMES, SEMANTIC_CONFIG_NAMES, AttentionConfig, CompositeConfig,
                      DenseMotionConfig, DepthConfig, DiscriminatorConfig, GeneratorConfig, KeypointConfig, ModelConfig,
                      PoseConfig, SemanticConfig, get_config)
@@ -28,7 +31,7 @@ from .motion import Keypoints, keypoint_hull_area, make_coordinate_grid, relativ
 from .pose_net import PoseNet, PoseOutput
 from .talking_head import SemanticInputs, SourceState, TalkingHeadModel
 
-__all__ = ["CONFIG_NAMES", "MODEL_NAMES", "SEMANTIC_CONFIG_NAMES", "AttentionConfig", "CompositeConfig", "CrossModalAttention", "DenseMotion", "DenseMotionConfig",
+__all__ = ["CONFIG_NAMES", "MODEL_NAMES", "SEMANTIC_CONFIG_NAMES", "AttentionConfig", "AudioModelConfig", "AudioToCodeModel", "CompositeConfig", "CrossModalAttention", "DenseMotion", "DenseMotionConfig",
            "DepthConfig", "DepthNet", "Discriminator", "DiscriminatorConfig", "DiscriminatorOutput", "ExpressionModulation",
            "Generator",
            "GeneratorConfig", "GeneratorOutput", "KeypointConfig", "KeypointDetector", "Keypoints", "ModelConfig",

@@ -13,6 +13,8 @@ import argparse
 import os
 from pathlib import Path
 
+from .audio_cli import add_audio_train_stage
+
 
 # Command-line flag -> TrainConfig field, for the settings both stages share.
 _COMMON_FLAGS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "device": "device", "seed": "seed",
@@ -118,4 +120,5 @@ def add_train_verb(subparsers: argparse._SubParsersAction) -> None:
     generator.add_argument("--expression-dropout", type=float, metavar="P", help="-prior and -hybrid configs: share "
                            "of pairs whose expression code keeps only a random number of leading dims (0.5)")
     generator.set_defaults(run=_run_generator)
+    add_audio_train_stage(stages)
 
