@@ -1,7 +1,9 @@
 """`python -m export bench DIR`: per-graph latency of every runnable export against torch, 1 and 2 threads.
 
 Median over `runs` calls after warm-up, on fixed-shape example inputs at the folder's output
-size, for torch (the model's own graph modules) and each ONNX / TFLite group in the folder. Ratios are against torch at the same
+size, for torch (the model's own graph modules) and each ONNX / TFLite group in the folder (the
+graphs it holds: a face-prior "prior" model has no keypoint encoder; its generator is timed on the
+same kind of inputs, keypoints, Jacobians and an expression). Ratios are against torch at the same
 thread count, measured in the same run (the machine is shared: absolute numbers move with load).
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from sdk.timing import median_ms
 from sdk.runtime.graph_backend import as_array
-from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
+from sdk.runtime.graphs import build_graphs, example_inputs, graph_specs
 
 from .manifest import ExportManifest, damaged, incomplete
 from .request import ExportError
@@ -37,10 +39,11 @@ def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs:
     graphs = build_graphs(torch_model, output_size=manifest.output_size)
     specs = graph_specs(torch_model.cfg, manifest.output_size)
     inputs = example_inputs(torch_model.cfg, output_size=manifest.output_size)
+    names = [name for name in specs if name in manifest.graphs]  # the folder's graphs (`--graphs`)
     feeds = {name: {spec: as_array(value) for spec, value in zip(specs[name].input_names, inputs[name])}
-             for name in GRAPH_NAMES}
+             for name in names}
     groups = {key: entries for key, entries in manifest.groups().items()
-              if key[0] in ("onnx", "tflite") and not incomplete(entries)}
+              if key[0] in ("onnx", "tflite") and not incomplete(entries, manifest.graphs)}
     for entries in groups.values():
         problem = damaged(directory, entries)
         if problem:
@@ -51,13 +54,13 @@ def bench_export(directory: str | Path, threads: tuple[int, ...] = (1, 2), runs:
         for count in threads:
             torch.set_num_threads(count)
             baseline = {}
-            for name in GRAPH_NAMES:
+            for name in names:
                 with torch.inference_mode():
                     baseline[name] = median_ms(lambda graph=graphs[name], args=inputs[name]: graph(*args), runs)
                 timings.append(Timing(name, "torch", count, baseline[name], 1.0))
             for (fmt, precision), entries in groups.items():
                 runner = graph_runner(fmt, {entry.graph: directory / entry.path for entry in entries}, count)
-                for name in GRAPH_NAMES:
+                for name in names:
                     ms = median_ms(lambda run=runner.run, graph=name: run(graph, feeds[graph]), runs)
                     timings.append(Timing(name, f"{fmt}-{precision}", count, ms, baseline[name] / ms))
     finally:

@@ -3,7 +3,8 @@
     python -m export.check_coreml_macos DIR [--model default|PATH] [--compute-units cpu|all] [--json OUT]
 
 Inputs are real images shipped with the SDK: `sdk/assets/portrait.jpg` is the avatar and frames of
-`sdk/assets/driving.mp4` drive it (centre-cropped, no face tracking, so it needs no shared data).
+`sdk/assets/driving.mp4` drive it (centre-cropped, no face tracking, so it needs no shared data;
+models driven by the face prior take each image's face mesh from the SDK's landmarker).
 For each precision: max abs error of every output of every graph on identical inputs, and the
 PSNR of the generator's frames against torch's; limits as in `python -m export verify`, and as
 there a precision whose files are missing or differ from the sha256 in export.json is not run
@@ -21,8 +22,6 @@ import numpy as np
 
 from sdk.errors import SdkError
 from sdk.media import iter_video, read_image
-from sdk.runtime.graphs import GRAPH_NAMES
-
 from .files import graph_path
 from .manifest import ExportManifest, damaged, incomplete
 from .verify import TOLERANCES, Reference, exported_model, psnr_db, torch_reference, within_tolerance
@@ -47,15 +46,23 @@ def reference_feeds(model, output_size: int) -> Reference:
             frames.append(centre_square(frame))
         if len(frames) == DRIVING_FRAMES:
             break
-    return torch_reference(model, [portrait, *frames], output_size)
+    images, meshes = [portrait, *frames], None
+    if model.cfg.semantic is not None:
+        from sdk.face import FaceLandmarker
+
+        with FaceLandmarker() as landmarker:
+            found = [(image, landmarker.from_image(image)) for image in images]
+        images = [image for image, mesh in found if mesh is not None]
+        meshes = [mesh for _, mesh in found if mesh is not None]
+    return torch_reference(model, images, output_size, meshes)
 
 
-def check_precision(directory: Path, precision: str, reference: Reference, compute_units) -> dict:
+def check_precision(directory: Path, precision: str, reference: Reference, compute_units, graphs: list[str]) -> dict:
     import coremltools as ct
 
     errors: dict[str, float] = {}
     psnrs = []
-    for graph in GRAPH_NAMES:
+    for graph in graphs:
         mlmodel = ct.models.MLModel(str(graph_path(directory, "coreml", precision, graph)), compute_units=compute_units)
         for feed, expected in zip(reference.feeds[graph], reference.outputs[graph]):
             got = mlmodel.predict(feed)
@@ -64,10 +71,11 @@ def check_precision(directory: Path, precision: str, reference: Reference, compu
                 errors[key] = max(errors.get(key, 0.0), float(np.abs(np.asarray(got[name]) - value).max()))
             if graph == "generator":
                 psnrs.append(psnr_db(np.asarray(got["image"], np.float32), expected["image"]))
-    passed, note = within_tolerance(errors, min(psnrs), precision)
+    passed, note = within_tolerance(errors, min(psnrs) if psnrs else None, precision)
     tolerance = TOLERANCES[precision]
     return {"precision": precision, "status": "pass" if passed else "fail", "max_abs_error": errors,
-            "psnr_mean_db": float(np.mean(psnrs)), "psnr_min_db": float(min(psnrs)), "note": note,
+            "psnr_mean_db": float(np.mean(psnrs)) if psnrs else None,
+            "psnr_min_db": float(min(psnrs)) if psnrs else None, "note": note,
             "limits": {"keypoint_error": tolerance.keypoint_error, "min_psnr_db": tolerance.min_psnr_db}}
 
 
@@ -99,16 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     units = ct.ComputeUnit.CPU_ONLY if args.compute_units == "cpu" else ct.ComputeUnit.ALL
     results = []
     for precision, entries in groups.items():
-        if problem := incomplete(entries):
+        if problem := incomplete(entries, manifest.graphs):
             results.append({"precision": precision, "status": "incomplete", "note": problem})
         elif problem := damaged(args.directory, entries):
             results.append({"precision": precision, "status": "corrupt", "note": problem})
         else:
-            results.append(check_precision(args.directory, precision, reference, units))
+            results.append(check_precision(args.directory, precision, reference, units, manifest.graphs))
     for result in results:
         print(f"coreml {result['precision']}: {result['status'].upper()}  {result['note']}"
-              + (f"  max abs error {max(result['max_abs_error'].values()):.2e}  PSNR mean {result['psnr_mean_db']:.1f} dB"
-                 if "max_abs_error" in result else ""))
+              + (f"  max abs error {max(result['max_abs_error'].values()):.2e}" if result.get("max_abs_error") else "")
+              + (f"  PSNR mean {result['psnr_mean_db']:.1f} dB" if result.get("psnr_mean_db") is not None else ""))
     if args.json:
         args.json.write_text(json.dumps({"model_id": manifest.model_id, "compute_units": args.compute_units,
                                          "results": results}, indent=1) + "\n")

@@ -9,11 +9,14 @@ from pathlib import Path
 
 from sdk.cli import run_command
 
-from .request import FORMATS, PRECISIONS, ExportRequest, parse_choices
+from .request import BUNDLE_PLATFORMS, FORMATS, GRAPH_SETS, PRECISIONS, ExportRequest, parse_choices
 
 EXPORT_EPILOG = """examples:
   python -m export --model default --format onnx,tflite,coreml --precision fp32,fp16 --out exports/default
   python -m export --model runs/gen/best_model --format onnx,tflite --precision fp32,int8 --size 512 --out exports/512
+  python -m export --model runs/prior/best_model --graphs receiver --bundle android --out exports/android \
+      --bundle-dir android-demo/app/src/main
+  python -m export --model default --format coreml --precision fp16 --bundle ios --out exports/ios
   python -m export verify exports/default
   python -m export bench exports/default --threads 1,2 --runs 50 --json out/export_bench.json"""
 
@@ -24,13 +27,26 @@ def export_parser() -> argparse.ArgumentParser:
         description="Export a model's on-device graphs (keypoint encoder, source encoder, generator) "
                     "to ONNX, TFLite and Core ML. Subcommands: `verify DIR`, `bench DIR`.")
     parser.add_argument("--model", default="default", help="'default', a shipped model name, or a model folder")
-    parser.add_argument("--format", default="onnx", help=f"comma-separated: {','.join(FORMATS)} (default: onnx)")
+    parser.add_argument("--format", default=None,
+                        help=f"comma-separated: {','.join(FORMATS)} (default: onnx; with --bundle, its platform's: "
+                             + ", ".join(f"{platform} {fmt}" for platform, fmt in BUNDLE_PLATFORMS.items()) + ")")
     parser.add_argument("--precision", default="fp32",
                         help=f"comma-separated: {','.join(PRECISIONS)} (default: fp32; int8 via quantization)")
     parser.add_argument("--size", type=int, default=None,
                         help="output size S of the rendered frames (a multiple of the model's internal resolution "
                              "with the composite head; default: the model's default output size)")
+    parser.add_argument("--graphs", default="all", choices=GRAPH_SETS,
+                        help="which graphs: sender (the keypoint encoder; a face-prior 'prior' model has none, its "
+                             "sender needs only the prior file), receiver (source encoder + generator) or all "
+                             "(default)")
     parser.add_argument("--out", required=True, help="export folder (created; export.json lists its files)")
+    parser.add_argument("--bundle", choices=tuple(BUNDLE_PLATFORMS),
+                        help="also lay the files out for the demo app: android (TFLite under assets/talking_head/) "
+                             "or ios (Core ML under Resources/talking_head/), with bundle.json (metadata, stream "
+                             "parameters) and the face prior; one --precision")
+    parser.add_argument("--bundle-dir", default=None,
+                        help="where the bundle's assets/ or Resources/ folder goes (default: OUT/<platform>; e.g. "
+                             "android-demo/app/src/main)")
     parser.add_argument("--calibration", default=None,
                         help="int8 calibration frames: a prepared folder, a folder of portraits or a video "
                              "(default: cache/prepared if prepared, else the bundled driving clip)")
@@ -77,9 +93,11 @@ def _export(args: argparse.Namespace) -> int:
     from .int8 import calibration_note
     from .run import run_export, summary_table
 
-    request = ExportRequest(args.model, parse_choices(args.format, FORMATS, "format"),
+    formats = args.format if args.format is not None else BUNDLE_PLATFORMS.get(args.bundle, "onnx")
+    request = ExportRequest(args.model, parse_choices(formats, FORMATS, "format"),
                             parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out), args.size,
-                            args.calibration and Path(args.calibration))
+                            args.calibration and Path(args.calibration), args.graphs, args.bundle,
+                            args.bundle_dir and Path(args.bundle_dir))
     if "int8" in request.precisions:
         print(f"int8: {calibration_note(request.calibration)}", flush=True)
     manifest = run_export(request, show_progress=not args.no_progress)
@@ -88,6 +106,12 @@ def _export(args: argparse.Namespace) -> int:
     print(f"\n{len(manifest.entries) - len(failed)} of {len(manifest.entries)} graphs exported to {args.out} "
           f"(model {manifest.model_id}, sha256 {manifest.model_sha256[:12]}, output {manifest.output_size}², "
           f"bitstream v{manifest.bitstream_version})")
+    if manifest.face_prior is not None:
+        print(f"face prior {manifest.face_prior.sha256[:12]}: {Path(args.out) / manifest.face_prior.path}")
+    if request.bundle is not None:
+        from .bundle import bundle_folder
+
+        print(f"{request.bundle} bundle: {bundle_folder(request.bundle_root, request.bundle)}")
     return 1 if failed else 0
 
 

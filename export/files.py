@@ -1,14 +1,18 @@
-"""Where each exported graph lives in an export folder, and its size and digest (files are written
-with `sdk.files`, so a reader never sees half of one)."""
+"""Where each exported graph (and a face-prior model's prior file) lives in an export folder, and
+its size and digest (files are written with `sdk.files`, so a reader never sees half of one)."""
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
+from sdk.prior.prior_file import PRIOR_FILE
+from sdk.runtime.graph_backend import PRIOR_FOLDER
 from sdk.runtime.onnx_export import onnx_graph_path
 from sdk.runtime.tflite_backend import tflite_graph_path
 
 EXTENSIONS = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
+# The face prior a face-prior model's graphs are driven by, copied into the folder (`load_prior` reads it).
+PRIOR_PATH = Path(PRIOR_FOLDER) / PRIOR_FILE
 
 
 def graph_path(directory: Path, fmt: str, precision: str, graph: str) -> Path:

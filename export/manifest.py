@@ -1,5 +1,6 @@
-"""`export.json`: what an export folder holds — the model, the output size, and one entry per
-format × precision × graph."""
+"""`export.json`: what an export folder holds — the model, the output size, which of the model's
+graphs it is meant to hold (`--graphs`), one entry per format × precision × graph, and for models
+driven by the face prior the prior file their graphs are driven by."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from typing import Literal
 
 from sdk.runtime.graphs import GRAPH_NAMES
 
-from .files import graph_path, path_sha256
+from .files import PRIOR_PATH, graph_path, path_sha256
 from .request import FORMATS, PRECISIONS, ExportError
 
 MANIFEST_FILE = "export.json"
@@ -30,10 +31,20 @@ class ExportEntry:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class PriorEntry:
+    """The face prior file of the folder (`files.PRIOR_PATH`, with its `.sha256` beside it)."""
+    path: str
+    sha256: str
+    bytes: int
+
+
 @dataclass
 class ExportManifest:
     """model_source: what --model was; model_id / model_sha256: `sdk.runtime.model_sha256` identity;
-    output_size: the side of the frames every graph of the folder renders (`graph_specs(cfg, output_size)`)."""
+    output_size: the side of the frames every graph of the folder renders (`graph_specs(cfg, output_size)`);
+    graphs: the graphs every format × precision should have (the model's, or those `--graphs` chose;
+    folders written before it: all three); face_prior: the prior file of face-prior models."""
     model_source: str
     model_id: str
     model_sha256: str
@@ -41,6 +52,8 @@ class ExportManifest:
     sdk_version: str
     output_size: int
     entries: list[ExportEntry] = field(default_factory=list)
+    graphs: list[str] = field(default_factory=lambda: list(GRAPH_NAMES))
+    face_prior: PriorEntry | None = None
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / MANIFEST_FILE
@@ -60,7 +73,8 @@ class ExportManifest:
                 raise ExportError(f"{path}: written before export folders recorded their output size; "
                                   "export again into a new folder")
             entries = [ExportEntry(**entry) for entry in data.pop("entries")]
-            manifest = cls(**data, entries=entries)
+            prior = data.pop("face_prior", None)
+            manifest = cls(**data, entries=entries, face_prior=None if prior is None else PriorEntry(**prior))
             manifest._check()
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ExportError(f"{path}: corrupt or not written by `python -m export` ({exc})") from exc
@@ -75,6 +89,12 @@ class ExportManifest:
         for name in ("bitstream_version", "output_size"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not an integer")
+        if not isinstance(self.graphs, list) or any(graph not in GRAPH_NAMES for graph in self.graphs):
+            raise ValueError(f"graphs {self.graphs!r} are not some of {', '.join(GRAPH_NAMES)}")
+        prior = self.face_prior
+        if prior is not None and (prior.path != str(PRIOR_PATH) or not isinstance(prior.sha256, str)
+                                  or not isinstance(prior.bytes, int)):
+            raise ValueError(f"face prior {prior} is not {PRIOR_PATH} with its sha256 and size")
         for entry in self.entries:
             if entry.format not in FORMATS or entry.precision not in PRECISIONS or entry.graph not in GRAPH_NAMES:
                 raise ValueError(f"unknown format, precision or graph in {entry}")
@@ -94,16 +114,17 @@ class ExportManifest:
         return grouped
 
 
-def incomplete(entries: list[ExportEntry]) -> str | None:
-    """Why a format × precision group cannot run (a graph failed to export or is missing); None when complete."""
+def incomplete(entries: list[ExportEntry], graphs: list[str]) -> str | None:
+    """Why a format × precision group cannot run (a graph failed to export, or one of `graphs`, the
+    folder's, is missing); None when complete."""
     failed = [entry.graph for entry in entries if entry.status != "ok"]
     if failed:
         return "export failed for " + ", ".join(failed)
-    missing = [graph for graph in GRAPH_NAMES if graph not in {entry.graph for entry in entries}]
+    missing = [graph for graph in graphs if graph not in {entry.graph for entry in entries}]
     return "missing graphs " + ", ".join(missing) if missing else None
 
 
-def damaged(directory: Path, entries: list[ExportEntry]) -> str | None:
+def damaged(directory: Path, entries: list[ExportEntry | PriorEntry]) -> str | None:
     """The first file of `entries` that is missing or differs from the sha256 recorded at export; None when intact."""
     for entry in entries:
         path = Path(directory) / entry.path

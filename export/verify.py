@@ -1,13 +1,17 @@
 """`python -m export verify DIR`: run every exported graph that can run here on real frames; compare with torch.
 
 For each format × precision of the folder, at the folder's output size S:
-1. integrity: every file exists and matches the sha256 recorded at export (else "corrupt"), and its
-   metadata names the graph, precision, model, bitstream version and output size expected (else "fail");
+1. integrity: every file (and a face-prior model's prior file) exists and matches the sha256
+   recorded at export (else "corrupt"), and its metadata names the graph, precision, model,
+   bitstream version, output size and face prior expected (else "fail");
 2. graphs, on identical inputs: the keypoint encoder on every frame, the source encoder on the
-   first, the generator on torch's source tensors and driving keypoints — max abs error per output;
+   first, the generator on torch's source tensors and driving keypoints [and expression] — max
+   abs error per output;
 3. end to end: the first frame (cropped at S) is the avatar, the others drive it with relative
    motion through `TalkingHeadPipeline` on the exported backend and on torch — PSNR of the
-   rendered frames (at S);
+   rendered frames (at S). Face-prior models are driven by the frames' face meshes (the avatar
+   rigged by its own, through the folder's prior file), as their receiver is. A folder of part of
+   the graphs (`--graphs`) has no end to end: its generator's PSNR on torch's inputs stands in;
 4. Core ML (no predict on Linux): names, shapes, metadata, op set and compute precision.
 A group passes when its keypoint errors and its lowest PSNR are within `TOLERANCES[precision]`.
 """
@@ -23,9 +27,10 @@ import torch
 from sdk.checkpoint import load_model
 from sdk.errors import SdkError
 from sdk.models import TalkingHeadModel
-from sdk.pipeline import TalkingHeadPipeline
-from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array
-from sdk.runtime.graphs import GRAPH_NAMES, build_graphs, generator_inputs, graph_specs
+from sdk.pipeline import HybridCode, TalkingHeadPipeline
+from sdk.models.semantic_inputs import concat_keypoints, driven_keypoints
+from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array, export_folder_prior
+from sdk.runtime.graphs import build_graphs, generator_inputs, graph_names, graph_specs
 from sdk.runtime.metadata import GraphMetadata, graph_metadata, model_sha256
 from sdk.runtime.torch_backend import TorchBackend
 
@@ -34,7 +39,8 @@ from .manifest import ExportEntry, ExportManifest, damaged, incomplete
 from .request import ExportError
 from .table import format_table
 
-KEYPOINT_OUTPUTS = ("keypoints", "jacobians", "source_keypoints", "source_jacobians")
+KEYPOINT_OUTPUTS = ("keypoints", "jacobians", "source_keypoints", "source_jacobians", "learned_keypoints",
+                    "learned_jacobians")
 PSNR_CAP_DB = 100.0  # identical frames: reported as this instead of infinity
 
 
@@ -82,6 +88,7 @@ class Reference:
     """Torch's outputs on the test frames at one output size: what every exported group is compared with."""
     output_size: int
     frames: list[np.ndarray]  # RGB uint8 crops (S, S, 3)
+    meshes: list[np.ndarray] | None  # face-prior models: each crop's mesh (478, 3) in its pixels
     feeds: dict[str, list[dict[str, np.ndarray]]]  # graph -> one feed per evaluation
     outputs: dict[str, list[dict[str, np.ndarray]]]  # graph -> torch outputs for those feeds
     rendered: list[torch.Tensor]  # end-to-end torch frames, (1, 3, S, S)
@@ -97,9 +104,10 @@ def verify_export(directory: str | Path, model: str | None = None, prepared: str
     directory = Path(directory)
     manifest = ExportManifest.load(directory)
     torch_model = exported_model(directory, manifest, model)
-    clip, crops = test_frames(manifest.output_size, frames, Path(prepared) if prepared else None)
-    reference = torch_reference(torch_model, crops, manifest.output_size)
-    groups = [verify_group(directory, fmt, precision, entries, torch_model, manifest.model_sha256, reference)
+    semantic = torch_model.cfg.semantic is not None
+    clip, crops, meshes = test_frames(manifest.output_size, frames, Path(prepared) if prepared else None, semantic)
+    reference = torch_reference(torch_model, crops, manifest.output_size, meshes)
+    groups = [verify_group(directory, fmt, precision, entries, torch_model, manifest, reference)
               for (fmt, precision), entries in manifest.groups().items()]
     return VerifyReport(str(directory), manifest.model_id, manifest.model_sha256, clip, len(crops), groups)
 
@@ -115,13 +123,16 @@ def exported_model(directory: Path, manifest: ExportManifest, model: str | None 
     return torch_model
 
 
-def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray], output_size: int) -> Reference:
-    """Torch's graph inputs and outputs and end-to-end frames at `output_size`; crops[0] is the avatar."""
+def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray], output_size: int,
+                    meshes: list[np.ndarray] | None = None) -> Reference:
+    """Torch's graph inputs and outputs and end-to-end frames at `output_size`; crops[0] is the
+    avatar (face-prior models: with `meshes`, each crop's mesh in its pixels)."""
     pipeline = TalkingHeadPipeline(TorchBackend(model, output_size=output_size))
     graphs = build_graphs(model, output_size=output_size)
     specs = graph_specs(model.cfg, output_size)
-    feeds: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
-    outputs: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in GRAPH_NAMES}
+    feeds: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in specs}
+    outputs: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in specs}
+    meshes_or_none = meshes or [None] * len(crops)
 
     def record(graph: str, inputs: tuple[torch.Tensor, ...]) -> None:
         with torch.inference_mode():
@@ -130,66 +141,102 @@ def torch_reference(model: TalkingHeadModel, crops: list[np.ndarray], output_siz
         feeds[graph].append({name: as_array(value) for name, value in zip(specs[graph].input_names, inputs)})
         outputs[graph].append({name: as_array(value) for name, value in zip(specs[graph].output_names, result)})
 
-    for crop in crops:
-        record("keypoint_encoder", (pipeline.to_model_input(crop),))
-    state = pipeline.prepare_source(crops[0])
-    record("source_encoder", (state.image,))  # the portrait averaged down to R, as the backends feed it
+    if "keypoint_encoder" in specs:
+        for crop in crops:
+            record("keypoint_encoder", (pipeline.to_model_input(crop),))
+    state = pipeline.prepare_source(crops[0], meshes_or_none[0])
+    record("source_encoder", (state.image,))  # the portrait averaged down to R, as the backends feed them
     rendered = []
-    for crop in crops[1:]:
-        driving = pipeline.driving_keypoints(state, pipeline.encode(crop))
-        record("generator", generator_inputs(state, driving, specs))
-        rendered.append(pipeline.backend.render(state, driving))
-    return Reference(output_size, crops, feeds, outputs, rendered)
+    for crop, mesh in zip(crops[1:], meshes_or_none[1:]):
+        code = pipeline.encode(crop, mesh)
+        if code is None:
+            raise ExportError("the face prior cannot trust the mesh of the first driving frame (no code to drive "
+                              "with); verify on another clip (--data)")
+        if pipeline.anchor is None:
+            pipeline.set_anchor(code)  # the first driving frame, as `render_tensor` would make it
+        driving, expression = _generator_motion(pipeline, state, code)
+        record("generator", generator_inputs(state, driving, specs, expression))
+        rendered.append(pipeline.render_tensor(state, code))
+    return Reference(output_size, crops, meshes, feeds, outputs, rendered)
+
+
+def _generator_motion(pipeline: TalkingHeadPipeline, state, code) -> tuple[Keypoints, torch.Tensor | None]:
+    """(driving keypoints, expression or None) the generator gets for `code` (a graph-level check:
+    a hybrid model's learned keypoints go in as the encoder gave them)."""
+    if not pipeline.is_semantic:
+        return pipeline.driving_keypoints(state, code), None
+    semantic, learned = (code.semantic, code.learned) if isinstance(code, HybridCode) else (code, None)
+    keypoints, expression = driven_keypoints(state.rigs, [pipeline.driving_motion(state, semantic)],
+                                             pipeline.cfg.semantic, state.keypoints.value)
+    return concat_keypoints(keypoints, learned), expression
 
 
 def verify_group(directory: Path, fmt: str, precision: str, entries: list[ExportEntry], model: TalkingHeadModel,
-                 sha256: str, reference: Reference) -> GroupResult:
+                 manifest: ExportManifest, reference: Reference) -> GroupResult:
     result = GroupResult(fmt, precision, "error")
-    problem = incomplete(entries)
+    problem = incomplete(entries, manifest.graphs)
     if problem:
         result.status, result.note = "incomplete", problem
         return result
-    problem = damaged(directory, entries)
+    problem = damaged(directory, [*entries, *([manifest.face_prior] if manifest.face_prior else [])])
     if problem:
         result.status, result.note = "corrupt", problem
         return result
     files = {entry.graph: directory / entry.path for entry in entries}
     specs = graph_specs(model.cfg, reference.output_size)
-    expected = {graph: graph_metadata(model, specs[graph], precision, sha256) for graph in GRAPH_NAMES}
+    expected = {graph: graph_metadata(model, specs[graph], precision, manifest.model_sha256) for graph in files}
     if fmt == "coreml":
         return _check_coreml_group(result, files, expected)
+    whole = set(files) == set(graph_names(model.cfg))
     try:
         runner = graph_runner(fmt, files)
-        problems = [f"{graph}: {problem}" for graph in GRAPH_NAMES
+        problems = [f"{graph}: {problem}" for graph in files
                     for problem in runner.metadata[graph].mismatches(expected[graph])]
         if problems:
             result.status, result.note = "fail", "; ".join(problems)
             return result
-        backend = GraphBackend(runner, f"{fmt}-{precision}")
-        for graph in GRAPH_NAMES:
+        for graph in files:
             for feeds, outputs in zip(reference.feeds[graph], reference.outputs[graph]):
                 got = runner.run(graph, feeds)
                 for name, value in outputs.items():
                     key = f"{graph}.{name}"
                     error = float(np.abs(got[name] - value).max())
                     result.max_abs_error[key] = max(result.max_abs_error.get(key, 0.0), error)
-        psnrs = _end_to_end_psnr(backend, reference)
+        if whole:
+            backend = GraphBackend(runner, f"{fmt}-{precision}", export_folder_prior(directory, None))
+            psnrs = _end_to_end_psnr(backend, reference)
+        elif "generator" in files:
+            psnrs = [psnr_db(runner.run("generator", feeds)["image"], outputs["image"])
+                     for feeds, outputs in zip(reference.feeds["generator"], reference.outputs["generator"])]
+        else:
+            psnrs = []
     except SdkError as exc:
         result.note = str(exc)
         return result
-    result.psnr_mean_db, result.psnr_min_db = float(np.mean(psnrs)), float(np.min(psnrs))
+    if psnrs:
+        result.psnr_mean_db, result.psnr_min_db = float(np.mean(psnrs)), float(np.min(psnrs))
     passed, result.note = within_tolerance(result.max_abs_error, result.psnr_min_db, precision)
+    if not whole:
+        result.note += f"; {', '.join(files)} only: " + (
+            "generator PSNR on torch's inputs, no end to end" if "generator" in files else "no frames rendered")
     result.status = "pass" if passed else "fail"
     return result
 
 
-def within_tolerance(max_abs_error: dict[str, float], psnr_min_db: float, precision: str) -> tuple[bool, str]:
-    """Whether the worst keypoint / Jacobian error and the lowest PSNR pass `TOLERANCES[precision]`, and a note."""
+def within_tolerance(max_abs_error: dict[str, float], psnr_min_db: float | None, precision: str) -> tuple[bool, str]:
+    """Whether the worst keypoint / Jacobian error and the lowest PSNR pass `TOLERANCES[precision]`, and a note
+    (a group without keypoint outputs, e.g. a face-prior model's receiver, or without frames is judged on the rest)."""
     tolerance = TOLERANCES[precision]
-    worst_keypoint = max(error for key, error in max_abs_error.items() if key.split(".")[1] in KEYPOINT_OUTPUTS)
-    passed = worst_keypoint <= tolerance.keypoint_error and psnr_min_db >= tolerance.min_psnr_db
-    return passed, (f"keypoint error {worst_keypoint:.2g} (limit {tolerance.keypoint_error:g}), "
-                    f"min PSNR {psnr_min_db:.1f} dB (limit {tolerance.min_psnr_db:g})")
+    keypoint_errors = [error for key, error in max_abs_error.items() if key.split(".")[1] in KEYPOINT_OUTPUTS]
+    notes, passed = [], True
+    if keypoint_errors:
+        worst_keypoint = max(keypoint_errors)
+        passed = worst_keypoint <= tolerance.keypoint_error
+        notes.append(f"keypoint error {worst_keypoint:.2g} (limit {tolerance.keypoint_error:g})")
+    if psnr_min_db is not None:
+        passed = passed and psnr_min_db >= tolerance.min_psnr_db
+        notes.append(f"min PSNR {psnr_min_db:.1f} dB (limit {tolerance.min_psnr_db:g})")
+    return passed, ", ".join(notes) or "nothing to compare"
 
 
 def psnr_db(rendered: np.ndarray | torch.Tensor, expected: np.ndarray | torch.Tensor) -> float:
@@ -216,9 +263,10 @@ def graph_runner(fmt: str, files: dict[str, Path], threads: int | None = None) -
 
 def _end_to_end_psnr(backend: GraphBackend, reference: Reference) -> list[float]:
     pipeline = TalkingHeadPipeline(backend)
-    state = pipeline.prepare_source(reference.frames[0])
-    return [psnr_db(pipeline.render_tensor(state, pipeline.encode(crop)), expected)
-            for crop, expected in zip(reference.frames[1:], reference.rendered)]
+    meshes = reference.meshes or [None] * len(reference.frames)
+    state = pipeline.prepare_source(reference.frames[0], meshes[0])
+    return [psnr_db(pipeline.render_tensor(state, pipeline.encode(crop, mesh)), expected)
+            for crop, mesh, expected in zip(reference.frames[1:], meshes[1:], reference.rendered)]
 
 
 def _check_coreml_group(result: GroupResult, files: dict[str, Path], expected: dict[str, GraphMetadata]

@@ -13,8 +13,11 @@ Pairs: from a prepared folder, a source and a driving frame of the same clip (se
 as in training); from a video, two frames of it; from an image folder, each image is a source
 driven by the next image. Crops are loaded at the output size S the graphs are made for: the
 generator's ``portrait`` is the source crop itself, and the encoders see the crops averaged down
-to the internal resolution, as the backends feed them. `graph_feeds` runs the fp32 torch graphs on the pairs to get every
-graph's inputs.
+to the internal resolution, as the backends feed them. Each crop comes with its face mesh in its
+pixels where the source has one (prepared `landmarks.npy`, the tracker's mesh, the landmarker's on
+a portrait): models driven by the face prior calibrate on what their receiver feeds the
+generator, the source's rig keypoints and the driver's code relative to it. `graph_feeds` runs
+the fp32 torch graphs on the pairs to get every graph's inputs.
 """
 from __future__ import annotations
 
@@ -26,10 +29,10 @@ import cv2
 import numpy as np
 import torch
 
-from sdk.data.datasets import load_frame, read_prepared_manifest
+from sdk.data.datasets import load_frame, load_landmarks, read_prepared_manifest
 from sdk.errors import NoFaceError
 from sdk.media import to_tensor
-from sdk.models import TalkingHeadModel
+from sdk.models import Keypoints, TalkingHeadModel
 from sdk.models.talking_head import to_internal
 
 from .errors import QuantizationError
@@ -69,11 +72,14 @@ class CalibrationConfig:
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """RGB uint8 crops (S, S, 3) at the output size: sources[i] is driven by drivers[i]."""
+    """RGB uint8 crops (S, S, 3) at the output size: sources[i] is driven by drivers[i]; their face
+    meshes (478, 3) in the crops' pixels (None, or NaN points, where there is none)."""
     sources: list[np.ndarray]
     drivers: list[np.ndarray]
     frames_without_face: int  # drawn frames the detector found no face in (dropped)
     origin: str  # what the frames came from, for reports
+    source_meshes: list[np.ndarray | None] | None = None  # None: the source gave no meshes
+    driver_meshes: list[np.ndarray | None] | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -111,7 +117,8 @@ def _prepared_pairs(source: Path, config: CalibrationConfig, size: int) -> Calib
     clips = read_prepared_manifest(source, config.split, min_frames=2)
     rng = np.random.default_rng(config.seed)
     detector = _FaceCheck()
-    sources, drivers, without_face = [], [], 0
+    sources, drivers, source_meshes, driver_meshes, without_face = [], [], [], [], 0
+    meshes: dict[str, np.ndarray | None] = {}
     try:
         # One draw per requested pair, spread over the clips. A pair with a faceless frame is dropped and
         # counted, not redrawn, so a set without faces ends (with NoFaceError) instead of looping.
@@ -123,12 +130,17 @@ def _prepared_pairs(source: Path, config: CalibrationConfig, size: int) -> Calib
             if missing:
                 without_face += missing
                 continue
+            if clip.id not in meshes:
+                meshes[clip.id] = load_landmarks(clip, size)
+            clip_meshes = meshes[clip.id]
             sources.append(pair[0])
             drivers.append(pair[1])
+            source_meshes.append(None if clip_meshes is None else clip_meshes[int(first)])
+            driver_meshes.append(None if clip_meshes is None else clip_meshes[int(second)])
     finally:
         detector.close()
     origin = f"{source} ({config.split} split, {len(clips)} clips)"
-    return _checked(CalibrationSet(sources, drivers, without_face, origin), source)
+    return _checked(CalibrationSet(sources, drivers, without_face, origin, source_meshes, driver_meshes), source)
 
 
 def _video_pairs(source: Path, config: CalibrationConfig, size: int) -> CalibrationSet:
@@ -137,25 +149,28 @@ def _video_pairs(source: Path, config: CalibrationConfig, size: int) -> Calibrat
     from sdk.media import iter_video, probe_video
 
     tracker = FaceTracker(TrackerConfig(fps=probe_video(source).fps))
-    crops, without_face = [], 0
+    crops, meshes, without_face = [], [], 0
     try:
         for frame in itertools.islice(iter_video(source), MAX_VIDEO_FRAMES):
             track = tracker.update(frame)  # every frame, so the tracker follows the face
             if track.face_found and track.box is not None:
                 crops.append(track.box.crop(frame, size))
+                meshes.append(None if track.landmarks is None else track.box.points_to_crop(track.landmarks, size))
             else:
                 without_face += 1
     finally:
         tracker.close()
-    sources, drivers = [], []
+    sources, drivers, source_meshes, driver_meshes = [], [], [], []
     if len(crops) >= 2:
         rng = np.random.default_rng(config.seed)
         for _ in range(config.pairs):
             first, second = rng.choice(len(crops), 2, replace=False)
             sources.append(crops[int(first)])
             drivers.append(crops[int(second)])
+            source_meshes.append(meshes[int(first)])
+            driver_meshes.append(meshes[int(second)])
     origin = f"{source} (video, {len(crops)} tracked frames with a face)"
-    return _checked(CalibrationSet(sources, drivers, without_face, origin), source)
+    return _checked(CalibrationSet(sources, drivers, without_face, origin, source_meshes, driver_meshes), source)
 
 
 def _image_pairs(source: Path, config: CalibrationConfig, size: int) -> CalibrationSet:
@@ -164,7 +179,7 @@ def _image_pairs(source: Path, config: CalibrationConfig, size: int) -> Calibrat
     paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise QuantizationError(f"{source}: no manifest.csv and no images ({', '.join(IMAGE_SUFFIXES)})")
-    crops, without_face = [], 0
+    crops, meshes, without_face = [], [], 0
     landmarker = FaceLandmarker()
     try:
         for path in paths[:config.pairs]:
@@ -174,10 +189,12 @@ def _image_pairs(source: Path, config: CalibrationConfig, size: int) -> Calibrat
                 without_face += 1
                 continue
             crops.append(crop)
+            meshes.append(landmarker.from_image(crop))
     finally:
         landmarker.close()
-    drivers = crops[1:] + crops[:1]
-    return _checked(CalibrationSet(crops, drivers, without_face, f"{source} ({len(paths)} images)"), source)
+    drivers, driver_meshes = crops[1:] + crops[:1], meshes[1:] + meshes[:1]
+    return _checked(CalibrationSet(crops, drivers, without_face, f"{source} ({len(paths)} images)", meshes,
+                                   driver_meshes), source)
 
 
 def _checked(calibration: CalibrationSet, source: Path) -> CalibrationSet:
@@ -212,22 +229,79 @@ def graph_feeds(model: TalkingHeadModel, calibration: CalibrationSet) -> dict[st
     keypoint_encoder: the driving frames; source_encoder: the source frames; generator: the source
     encoder's outputs and the source crop (``portrait``) with the driving frames' keypoints
     (absolute motion). The encoders' frames are the crops averaged down to the internal resolution.
+    Face-prior models: the generator's keypoints are the source mesh's rig keypoints and those of
+    the rig driven by the driver's code relative to the source's (self-reenactment), with that
+    code's expression (the driving frame's learned keypoints after them, hybrid); pairs without a
+    usable mesh on either side are dropped (NoFaceError when none is left).
     """
     from sdk.runtime.graphs import build_graphs, graph_specs
 
     size, resolution = calibration.sources[0].shape[0], model.cfg.resolution
     graphs = build_graphs(model, output_size=size)
     specs = graph_specs(model.cfg, size)
+    semantic = None if model.cfg.semantic is None else _SemanticDriver(model, size)
     feeds: dict[str, list[Feeds]] = {name: [] for name in specs}
-    for source, driver in zip(calibration.sources, calibration.drivers):
+    meshes = zip(calibration.source_meshes or [None] * len(calibration),
+                 calibration.driver_meshes or [None] * len(calibration))
+    for source, driver, (source_mesh, driver_mesh) in zip(calibration.sources, calibration.drivers, meshes):
         portrait = to_tensor(source)
         source_image, driving_image = to_internal(portrait, resolution), to_internal(to_tensor(driver), resolution)
         outputs = dict(zip(specs["source_encoder"].output_names, graphs["source_encoder"](source_image)))
-        keypoints, jacobians = graphs["keypoint_encoder"](driving_image)
-        available = {**outputs, "source_image": source_image, "portrait": portrait, "driving_keypoints": keypoints,
-                     "driving_jacobians": jacobians}
-        feeds["keypoint_encoder"].append({"image": driving_image.numpy()})
+        if semantic is None:
+            keypoints, jacobians = graphs["keypoint_encoder"](driving_image)
+            motion = {"driving_keypoints": keypoints, "driving_jacobians": jacobians}
+        else:
+            learned = None
+            if "keypoint_encoder" in graphs:  # hybrid: the source's and the driver's learned keypoints
+                learned = (Keypoints(outputs["learned_keypoints"], outputs["learned_jacobians"]),
+                           Keypoints(*graphs["keypoint_encoder"](driving_image)))
+            motion = semantic.inputs(source_mesh, driver_mesh, learned, source_image)
+            if motion is None:
+                continue
+        available = {**outputs, "source_image": source_image, "portrait": portrait, **motion}
+        if "keypoint_encoder" in feeds:
+            feeds["keypoint_encoder"].append({"image": driving_image.numpy()})
         feeds["source_encoder"].append({"image": source_image.numpy()})
         feeds["generator"].append({name: available[name].numpy() for name in specs["generator"].input_names})
+    if not feeds["generator"]:
+        raise NoFaceError(f"{calibration.origin}: no calibration pair has a usable face mesh on both sides, which "
+                          f"{model.cfg.name} (driven by the face prior) needs; calibrate on a prepared folder or a "
+                          "video of a face")
     return feeds
 
+
+class _SemanticDriver:
+    """The receiver's numpy side for calibration: a source mesh and a driver mesh -> the generator's
+    keypoint and expression inputs (`sdk.models.semantic_inputs`), or None when either is unusable."""
+
+    def __init__(self, model: TalkingHeadModel, size: int):
+        from sdk.prior import EncoderConfig, SemanticEncoder
+
+        self.cfg = model.cfg
+        self.prior = model.prior()
+        self.encoder = SemanticEncoder(self.prior, EncoderConfig(image_size=size))
+        self.size = size
+
+    def inputs(self, source_mesh: np.ndarray | None, driver_mesh: np.ndarray | None,
+               learned: tuple[Keypoints, Keypoints] | None, like: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """learned: hybrid models' (source, driver) learned keypoints, which follow the prior's."""
+        from sdk.models.semantic_inputs import avatar_rigs, concat_keypoints, driven_keypoints, rest_keypoints
+        from sdk.prior import relative_motion
+
+        if source_mesh is None or driver_mesh is None or np.isnan(source_mesh).any():
+            return None
+        self.encoder.reset()  # no last good code carried over from another pair
+        encoded = self.encoder.encode(driver_mesh)
+        if encoded.flagged:
+            return None
+        try:
+            rigs = avatar_rigs(self.prior, source_mesh, 1, self.size, self.cfg.semantic)
+        except NoFaceError:
+            return None
+        source = rest_keypoints(rigs, self.cfg.semantic, like)
+        driving, expression = driven_keypoints(rigs, [relative_motion(encoded.code, rigs[0].code)], self.cfg.semantic,
+                                               like)
+        if learned is not None:  # absolute motion, as for learned keypoints
+            source, driving = concat_keypoints(source, learned[0]), concat_keypoints(driving, learned[1])
+        return {"source_keypoints": source.value, "source_jacobians": source.jacobian,
+                "driving_keypoints": driving.value, "driving_jacobians": driving.jacobian, "expression": expression}

@@ -29,7 +29,7 @@ class LayerSensitivity:
 
 
 class FrameRenderer:
-    """Renders calibration pairs through the three graphs, any one of them swapped for a variant.
+    """Renders calibration pairs through the model's graphs, any one of them swapped for a variant.
 
     feeds: the fp32 torch inputs of every graph (`calibration.graph_feeds`); float_models: the
     float ONNX graphs by name. Inputs the swapped graph does not change are reused.
@@ -48,15 +48,27 @@ class FrameRenderer:
             feeds = dict(generator_feeds)
             if "keypoint_encoder" in variants:
                 keypoints, jacobians = variants["keypoint_encoder"].run(None, self.feeds["keypoint_encoder"][index])
-                feeds.update(driving_keypoints=keypoints, driving_jacobians=jacobians)
+                feeds.update(driving_keypoints=_learned_last(feeds["driving_keypoints"], keypoints),
+                             driving_jacobians=_learned_last(feeds["driving_jacobians"], jacobians))
             if "source_encoder" in variants:
-                outputs = variants["source_encoder"].run(None, self.feeds["source_encoder"][index])
-                feeds.update({name: value for name, value in zip(self.source_outputs, outputs) if name in feeds})
+                run = variants["source_encoder"].run(None, self.feeds["source_encoder"][index])
+                outputs = dict(zip(self.source_outputs, run))
+                feeds.update({name: value for name, value in outputs.items() if name in feeds})
+                if "learned_keypoints" in outputs:  # hybrid: the source's learned keypoints follow the prior's
+                    feeds.update(
+                        source_keypoints=_learned_last(feeds["source_keypoints"], outputs["learned_keypoints"]),
+                        source_jacobians=_learned_last(feeds["source_jacobians"], outputs["learned_jacobians"]))
             frames.append(variants.get("generator", self.generator).run(None, feeds)[0])
         return frames
 
     def mse(self, frames: list[np.ndarray]) -> float:
         return float(np.mean([np.mean((frame - reference) ** 2) for frame, reference in zip(frames, self.reference)]))
+
+
+def _learned_last(keypoints: np.ndarray, learned: np.ndarray) -> np.ndarray:
+    """The generator's keypoints (1, K, ...) with their last `learned.shape[1]` replaced by `learned`:
+    all of them for learned keypoints, the ones after the face prior's for hybrid models."""
+    return np.concatenate([keypoints[:, :keypoints.shape[1] - learned.shape[1]], learned], axis=1)
 
 
 def psnr_from_mse(mse: float) -> float:

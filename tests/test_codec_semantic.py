@@ -147,13 +147,38 @@ def test_config_validation_and_presets():
     with pytest.raises(CodecError, match="unknown semantic codec preset"):
         SemanticCodecConfig.preset("ultra")
     assert SemanticCodecConfig.preset("default") == SemanticCodecConfig()
+    with pytest.raises(CodecError, match="expression_dims"):
+        SemanticCodecConfig(expression_dims=256)
     assert SemanticCodecConfig(pose_steps=[1.0] * 6).pose_steps == (1.0,) * 6  # any sequence, kept as a tuple
+
+
+def test_presets_are_encoder_settings_not_format_changes():
+    """The default preset (issue 12: E = 16, coarser steps) is one more setting the version-2 header
+    carries; the former default stays selectable as "fine", and "robust" is still its keyframe-
+    referenced twin (the golden vectors hold their headers)."""
+    fine = SemanticCodecConfig.preset("fine")
+    assert (fine.pose_steps, fine.expression_step, fine.keyframe_interval, fine.hysteresis, fine.expression_dims) == (
+        (0.625, 0.625, 0.25, 1 / 512, 1 / 512, 5 / 1024), 5 / 64, 25, 0.25, None)
+    assert SemanticCodecConfig.preset("robust") == dataclasses.replace(fine, reference="keyframe")
+    default = SemanticCodecConfig.preset("default")
+    assert default.expression_dims == 16 and default.keyframe_interval == 50
+    # A header's config holds the E it sends, so a parsed header equals the one written.
+    header = make_header(default, 5)
+    assert header.config.expression_dims == 5 and header.config.pose_steps == default.pose_steps
+    assert SemanticStreamHeader.from_bytes(header.to_bytes()) == header
+    unbounded = dataclasses.replace(default, expression_dims=None)
+    assert make_header(default, 5).to_bytes() == make_header(unbounded, 5).to_bytes()
 
 
 def test_header_for_prior_and_the_prior_check():
     header = SemanticStreamHeader.for_prior(StubPrior(), "m", MODEL_SHA, 128, 25.0, expression_dims=16)
     assert (header.prior_sha256, header.expression_dims) == (PRIOR_SHA[:16], 16)
-    assert SemanticStreamHeader.for_prior(StubPrior(), "m", MODEL_SHA, 128, 25.0).expression_dims == 32
+    # Without an explicit E: the config's (the default preset sends 16), at most the prior's; None: all of them.
+    assert SemanticStreamHeader.for_prior(StubPrior(), "m", MODEL_SHA, 128, 25.0).expression_dims == 16
+    every = SemanticStreamHeader.for_prior(StubPrior(), "m", MODEL_SHA, 128, 25.0, SemanticCodecConfig.preset("fine"))
+    assert every.expression_dims == 32 and every.config.expression_dims == 32
+    few = SemanticStreamHeader.for_prior(StubPrior(components=8), "m", MODEL_SHA, 128, 25.0)
+    assert few.expression_dims == few.config.expression_dims == 8
     with pytest.raises(CodecError, match="has 32"):
         SemanticStreamHeader.for_prior(StubPrior(), "m", MODEL_SHA, 128, 25.0, expression_dims=33)
     with pytest.raises(CodecError, match="loaded from"):
@@ -365,7 +390,7 @@ def golden_streams() -> list[dict]:
     """The golden vectors: streams of every preset shape (both references, E = 0 / 5 / 16), with a
     forced keyframe, a clamped value, escapes and timestamp jitter; inputs are rounded to 1e-6 so
     they are exact decimal numbers."""
-    specs = [("default", 5, 30, 1), ("high", 16, 12, 2), ("robust", 0, 12, 3), ("low", 5, 12, 4)]
+    specs = [("fine", 5, 30, 1), ("high", 16, 12, 2), ("robust", 0, 12, 3), ("low", 5, 12, 4)]
     streams = []
     for preset, dims, frames, seed in specs:
         header = SemanticStreamHeader("dagan++-mobile", MODEL_SHA, PRIOR_SHA, dims, 128, 25.0,
@@ -398,7 +423,7 @@ def test_golden_vectors():
     A failure means the codec changed: a bitstream change needs a new version (docs/bitstream.md §10)."""
     golden = json.loads(GOLDEN.read_text())
     assert [(s["preset"], s["expression_dims"]) for s in golden["streams"]] == [
-        ("default", 5), ("high", 16), ("robust", 0), ("low", 5)]
+        ("fine", 5), ("high", 16), ("robust", 0), ("low", 5)]  # "fine" was the default before issue 12's E = 16 one
     for stream in golden["streams"]:
         header = SemanticStreamHeader("dagan++-mobile", MODEL_SHA, PRIOR_SHA, stream["expression_dims"], 128, 25.0,
                                       SemanticCodecConfig.preset(stream["preset"]))
@@ -516,26 +541,56 @@ def test_decoder_rejects_non_bytes_and_trailing_bytes():
 # -- bench/semantic_codec.py ----------------------------------------------------------------------------
 
 def test_semantic_codec_bench_runs_tiny(prepared_small, tmp_path, capsys):
-    """The measurement end to end on the tiny prepared set's test clip, a few frames, with the baseline."""
+    """The measurement end to end on the tiny prepared set's test clip, a few frames, with the baseline,
+    and rendered with a tiny random face-prior model beside the learned one (Fig. 7's table)."""
+    import torch
+
+    from sdk.checkpoint import save_model
+    from sdk.models import TalkingHeadModel, get_config
+
     spec = importlib.util.spec_from_file_location("semantic_codec",
                                                   Path(__file__).resolve().parents[1] / "bench" / "semantic_codec.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules["semantic_codec"] = bench  # its dataclasses resolve their annotations through it
+    torch.manual_seed(0)
+    prior_model = save_model(TalkingHeadModel(get_config("dagan++-tiny-prior")).eval(), tmp_path / "prior", half=False)
     try:
         spec.loader.exec_module(bench)
         out = tmp_path / "semantic.json"
         assert bench.main(["--data", str(prepared_small), "--presets", "default", "low", "--dims", "0,8",
-                           "--frames", "6", "--json", str(out)]) == 0
+                           "--frames", "6", "--json", str(out), "--render-model", str(prior_model),
+                           "--render-clips", "1", "--render-frames", "7", "--render-stride", "3",
+                           "--render-learned-presets", "default"]) == 0
         report = json.loads(out.read_text())
-        assert [(row["preset"], row["dims"]) for row in report["rows"]] == [("default", 0), ("default", 8),
-                                                                            ("low", 0), ("low", 8)]
+        # each preset at every --dims, and the default preset at its own E too
+        assert [(row["preset"], row["dims"]) for row in report["rows"]] == [
+            ("default", 0), ("default", 8), ("default", 16), ("low", 0), ("low", 8)]
         assert report["frames"] == 6 and all(row["kbps"] > 0 for row in report["rows"])
         assert all(row["quantization_px"]["all"] >= 0 and row["prior_px"]["mouth"] > 0 for row in report["rows"])
+        # what the stream loses of the whole code grows as fewer coefficients are sent
+        default = {row["dims"]: row["code_px"]["all"] for row in report["rows"] if row["preset"] == "default"}
+        assert default[0] > default[16] > 0 and default[8] >= default[16]
         assert report["baseline"]["kbps"] > 0 and report["baseline"]["num_kp"] > 0
-        assert "| default | 8 |" in capsys.readouterr().out
+        render = report["render"]
+        assert render["model"] == "dagan++-tiny-prior" and render["learned_model"] == report["baseline"]["model"]
+        assert [(row["code"], row["preset"], row["dims"]) for row in render["rows"]] == [
+            # the tiny model takes 16 coefficients
+            ("semantic", "uncoded", 16), ("semantic", "default", 16), ("semantic", "low", 16),
+            ("learned", "uncoded", None), ("learned", "default", None)]
+        for row in render["rows"]:
+            assert row["quality"]["frames"] == 2 and row["quality"]["psnr"] > 0  # frames 3 and 6
+            assert (row["kbps"] > 0) == (row["preset"] != "uncoded")
+        printed = capsys.readouterr().out
+        assert "| default | 8 |" in printed and "| semantic | default | 16 |" in printed
+        assert "| learned | uncoded | - |" in printed and "target: default preset <= 1.2 kbit/s" in printed
         assert bench.main(["--data", str(prepared_small), "--dims", "33", "--no-baseline",
                            "--json", str(out)]) == 2
         assert "error: --dims [33]" in capsys.readouterr().err
+        learned = TalkingHeadModel(get_config("dagan++-tiny")).eval()
+        learned_model = save_model(learned, tmp_path / "learned", half=False)
+        assert bench.main(["--data", str(prepared_small), "--presets", "default", "--dims", "8", "--no-baseline",
+                           "--frames", "4", "--json", str(out), "--render-model", str(learned_model)]) == 2
+        assert "uses learned keypoints; give a face-prior model" in capsys.readouterr().err
     finally:
         del sys.modules["semantic_codec"]
 

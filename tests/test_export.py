@@ -260,3 +260,133 @@ def test_verify_reports_corrupt_exports(export_dir, tmp_path, capsys):
     assert "no such export folder" in capsys.readouterr().err
     assert main(["bench", str(export_dir), "--threads", "one"]) == 2
     assert "expected comma-separated integers" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Models driven by the face prior (issue 12), `--graphs` and `--bundle` (issue 15)
+
+
+def save_semantic_model(name: str, directory):
+    """A tiny face-prior model saved with the prior it is driven by, every path counting."""
+    from sdk.prior import load_prior
+
+    torch.manual_seed(0)
+    model = TalkingHeadModel(get_config(name))
+    for attention in model.generator.attention:
+        attention.gamma.data.fill_(0.5)
+    torch.nn.init.normal_(model.generator.composite_head.weight, std=0.3)
+    torch.nn.init.normal_(model.generator.expression_modulation.mlp[-1].weight, std=0.1)
+    save_model(model, directory, extra_metadata={"face_prior": {"sha256": load_prior("default").sha256}})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prior_export(tmp_path_factory):
+    """dagan++-tiny-prior in ONNX and TFLite (fp32), with its Android bundle."""
+    model_dir = save_semantic_model("dagan++-tiny-prior", tmp_path_factory.mktemp("model") / "prior")
+    out = tmp_path_factory.mktemp("export") / "prior"
+    assert main(["--model", str(model_dir), "--format", "onnx,tflite", "--bundle", "android", "--out", str(out),
+                 "--no-progress"]) == 0
+    return model_dir, out
+
+
+def test_a_prior_model_exports_its_receiver_graphs_and_its_prior(prior_export, capsys):
+    from sdk.codec import SemanticStreamHeader, read_stream_header
+    from sdk.prior import load_prior
+
+    model_dir, out = prior_export
+    prior = load_prior("default")
+    manifest = ExportManifest.load(out)
+    assert manifest.graphs == ["source_encoder", "generator"] and len(manifest.entries) == 4
+    assert manifest.face_prior.sha256 == prior.sha256 and manifest.bitstream_version == SemanticStreamHeader.VERSION
+    assert load_prior(out / "prior").sha256 == prior.sha256  # the copy verifies
+    assert read_tflite_metadata(out / "tflite" / "fp32" / "generator.tflite").face_prior_sha256 == prior.sha256
+    # The Android bundle: the TFLite graphs, the prior, and what the app needs to know.
+    bundle = out / "android" / "assets" / "talking_head"
+    assert sorted(path.name for path in bundle.iterdir()) == [
+        "bundle.json", "face_prior.safetensors", "face_prior.sha256", "generator.tflite", "source_encoder.tflite"]
+    document = json.loads((bundle / "bundle.json").read_text())
+    assert document["sender"] == [] and document["receiver"] == ["source_encoder", "generator"]
+    assert document["keypoint_source"] == "prior" and document["output_size"] == 128 and document["resolution"] == 64
+    generator = document["graphs"]["generator"]
+    assert generator["sha256"] == path_sha256(bundle / "generator.tflite")
+    assert [tensor["name"] for tensor in generator["metadata"]["inputs"]][2:7] == [
+        "source_keypoints", "source_jacobians", "driving_keypoints", "driving_jacobians", "expression"]
+    assert document["face_prior"]["sha256"] == prior.sha256 and len(document["face_prior"]["keypoint_indices"]) == 15
+    (stream,) = document["streams"]
+    header = read_stream_header(bytes.fromhex(stream["header_hex"]))
+    assert stream["kind"] == "semantic" and isinstance(header, SemanticStreamHeader)
+    assert header.prior_sha256 == prior.sha256[:16] and header.model_sha256 == manifest.model_sha256[:16]
+    # A prior model's sender has no graph: its export is the prior file alone.
+    sender = out.parent / "sender"
+    assert main(["--model", str(model_dir), "--graphs", "sender", "--out", str(sender), "--no-progress"]) == 0
+    assert "0 of 0 graphs exported" in capsys.readouterr().out
+    manifest = ExportManifest.load(sender)
+    assert manifest.graphs == [] and manifest.entries == [] and (sender / "prior" / "face_prior.sha256").is_file()
+
+
+def test_a_prior_model_verifies_and_runs_on_tflite_and_onnx(prior_export, capsys):
+    from sdk.prior import load_prior, similarity_from_pose
+
+    model_dir, out = prior_export
+    assert main(["verify", str(out), "--frames", "3"]) == 0
+    report = json.loads((out / "verify.json").read_text())
+    assert {(g["format"], g["status"]) for g in report["groups"]} == {("onnx", "pass"), ("tflite", "pass")}
+    assert all(group["psnr_min_db"] >= 40 for group in report["groups"])
+    model, prior = load_model(model_dir), load_prior("default")
+    mesh = similarity_from_pose(np.array([5.0, 0, 0, 0, 0, np.log(0.5)]), 128).apply(prior.canonical)
+    portrait = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    backend, reference = create_backend(model, "tflite", graphs=out), create_backend(model, "torch")
+    state, expected = backend.prepare_source(portrait, mesh), reference.prepare_source(portrait, mesh)
+    expression = torch.full((1, 16), 0.5)
+    assert torch.allclose(backend.render(state, state.keypoints, expression),
+                          reference.render(expected, expected.keypoints, expression), atol=1e-4)
+    from export.bench import bench_export
+
+    timings = bench_export(out, threads=(1,), runs=1)
+    assert {(t.graph, t.runtime) for t in timings} == {(graph, runtime) for graph in ("source_encoder", "generator")
+                                                       for runtime in ("torch", "onnx-fp32", "tflite-fp32")}
+
+
+def test_a_hybrid_receiver_bundles_for_ios_and_verifies_what_it_holds(tmp_path):
+    model_dir = save_semantic_model("fomm-tiny-hybrid", tmp_path / "hybrid")
+    out = tmp_path / "export"
+    assert main(["--model", str(model_dir), "--graphs", "receiver", "--format", "onnx,coreml", "--bundle", "ios",
+                 "--bundle-dir", str(tmp_path / "app"), "--out", str(out), "--no-progress"]) == 0
+    bundle = tmp_path / "app" / "Resources" / "talking_head"
+    document = json.loads((bundle / "bundle.json").read_text())
+    assert document["receiver"] == ["source_encoder", "generator"] and document["sender"] == []
+    assert (bundle / "generator.mlpackage" / "Manifest.json").is_file() and (bundle / "face_prior.safetensors").is_file()
+    assert document["streams"] == [] and "hybrid" in document["streams_note"]
+    outputs = [tensor["name"] for tensor in document["graphs"]["source_encoder"]["metadata"]["outputs"]]
+    assert outputs[:2] == ["learned_keypoints", "learned_jacobians"]
+    # A receiver-only folder verifies what it holds: its generator on torch's inputs, no end to end.
+    assert main(["verify", str(out), "--frames", "2"]) == 0
+    status = {g["format"]: g for g in json.loads((out / "verify.json").read_text())["groups"]}
+    assert status["onnx"]["status"] == "pass" and "source_encoder, generator only" in status["onnx"]["note"]
+    assert status["coreml"]["status"] == "checked"
+    # The bundle ships one precision of its platform's format, and only graphs that exported.
+    assert main(["--model", str(model_dir), "--bundle", "ios", "--precision", "fp32,fp16", "--out", str(out),
+                 "--no-progress"]) == 2
+    assert main(["--model", str(model_dir), "--bundle", "android", "--format", "onnx", "--out", str(out),
+                 "--no-progress"]) == 2
+
+
+def test_int8_calibrates_a_prior_model_on_the_meshes_of_the_bundled_clip(tmp_path, monkeypatch, capsys):
+    from export import int8
+    from quantization import calibration
+    from quantization.calibration import CalibrationConfig
+    from quantization.onnx_int8 import Int8Config
+
+    model_dir = save_semantic_model("fomm-tiny-prior", tmp_path / "prior")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(calibration, "MAX_VIDEO_FRAMES", 6)
+    monkeypatch.setattr(int8, "_int8_config", lambda source: Int8Config(CalibrationConfig(source, pairs=3),
+                                                                        target_psnr_db=0.0, sensitivity_pairs=2))
+    out = tmp_path / "out"
+    assert main(["--model", str(model_dir), "--precision", "int8", "--out", str(out), "--no-progress"]) == 0
+    assert "2 of 2 graphs exported" in capsys.readouterr().out
+    record = json.loads((out / "onnx" / "int8" / "quantization.json").read_text())
+    assert record["calibration"]["pairs"] == 3 and record["psnr_vs_float_db"] > 25
+    backend = create_backend(load_model(model_dir), "onnx-int8", graphs=out)
+    assert backend.precision == "int8" and backend.prior().sha256 == ExportManifest.load(out).face_prior.sha256

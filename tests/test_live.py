@@ -13,7 +13,7 @@ from sdk import media
 from sdk.checkpoint import save_model
 from sdk.cli import main
 from sdk.codec import CodecConfig
-from sdk.errors import MediaReadError, NoFaceError
+from sdk.errors import MediaReadError, NoFaceError, SdkError
 from sdk.live import (DROP_STAGES, CameraError, CaptureConfig, LiveConfig, LiveControls, LiveError,
                       ModelMismatchError, OutputConfig, TransportConfig, live_camera)
 from sdk.live.avatars import DEFAULT_PORTRAIT, decode_portrait, encode_portrait, load_avatars
@@ -22,6 +22,7 @@ from sdk.live.outputs import PreviewWindow, compose
 from sdk.live.queues import DropOldestQueue, GeneratorGate
 from sdk.live.stream import parse_and_check_header, stream_header
 from sdk.models import TalkingHeadModel, get_config
+from sdk.prior import Edits
 from sdk.runtime import ThreadBudget, model_sha256
 from sdk.transport import Impairment, SessionKey, SessionTimeoutError
 
@@ -426,3 +427,226 @@ def test_sender_half_quits_while_waiting_for_a_receiver(tmp_path, clip, tiny_mod
     stats = live_camera(headless(clip, transport=transport), model=tiny_model, controls=controls)
     assert time.monotonic() - began < 20
     assert stats.stop_reason == "quit" and stats.frames_sent == 0
+
+
+# -- face-prior models: the semantic code stream, edits, keys -------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_prior_model():
+    torch.manual_seed(0)
+    return TalkingHeadModel(get_config("dagan++-tiny-prior")).eval()
+
+
+class StreamSpy:
+    """Records what the sender's stream encoder is given and what the receiver renders."""
+
+    def __init__(self, monkeypatch):
+        from sdk.live import receiver, session
+
+        self.sent, self.rendered, self.edits = [], [], []
+        make_encoder, to_code = session.stream_encoder, receiver.pipeline_code
+
+        def stream_encoder(header):
+            encoder = make_encoder(header)
+            encode = encoder.encode
+
+            def recording(first, second, timestamp_ms):
+                self.sent.append((np.array(first), np.array(second)))
+                return encode(first, second, timestamp_ms)
+            encoder.encode = recording
+            return encoder
+
+        def pipeline_code(code, device):
+            converted = to_code(code, device)
+            self.rendered.append(converted)
+            return converted
+
+        from sdk.pipeline import TalkingHeadPipeline
+        driving_motion = TalkingHeadPipeline.driving_motion
+
+        def recording_motion(pipeline, state, code):
+            self.edits.append(pipeline.edits)
+            return driving_motion(pipeline, state, code)
+
+        monkeypatch.setattr(session, "stream_encoder", stream_encoder)
+        monkeypatch.setattr(receiver, "pipeline_code", pipeline_code)
+        monkeypatch.setattr(TalkingHeadPipeline, "driving_motion", recording_motion)
+
+
+@pytest.mark.parametrize("kind", ["inproc", "udp"])
+def test_face_prior_model_sends_semantic_codes_and_applies_edits_and_keys(kind, clip, tiny_prior_model, monkeypatch):
+    from sdk.codec import SEMANTIC_PRESETS
+    from sdk.prior import SemanticCode
+
+    spy = StreamSpy(monkeypatch)
+    controls = LiveControls()
+    seen = []
+
+    def press_keys(frame):
+        seen.append(frame)
+        if len(seen) == 3:
+            controls.handle_key(ord("j"))  # yaw +5
+            controls.handle_key(ord("1"))  # mouth_open 0.25
+            controls.handle_key(0xFF52)  # the up arrow (GTK): pitch -5
+
+    config = dataclasses.replace(headless(clip, transport=TransportConfig(kind=kind), queue_capacity=CLIP_FRAMES),
+                                 backend="auto", edits=Edits.parse("yaw=10,smile=0.5"))
+    stats = live_camera(config, model=tiny_prior_model, on_frame=press_keys, controls=controls)
+    stream = stats.codec["stream"]
+    dims = min(SEMANTIC_PRESETS["default"].expression_dims or 32, tiny_prior_model.cfg.semantic.expression_dims)
+    assert stream["kind"] == "semantic" and stream["expression_dims"] == dims
+    assert stats.frames_sent == stats.frames_rendered == CLIP_FRAMES and stats.frames_dropped_total == 0
+    assert stats.backend == "torch-cpu" and stats.backend_choice["chosen"] == "torch"
+    assert "face-prior" in stats.backend_choice["reason"]
+    assert stats.flagged_mesh_frames == {"missing": 0, "out_of_range": 0, "poor_fit": 0}
+    assert stats.kbps > 0 and stats.encoder_ms > 0
+    # Every code arrives as sent, within the quantization error; the coefficients not sent are 0.
+    config_used = SEMANTIC_PRESETS["default"]
+    limits = (0.5 + config_used.hysteresis) * np.array([*config_used.pose_steps, config_used.expression_step]) + 1e-9
+    assert len(spy.sent) == len(spy.rendered) == CLIP_FRAMES
+    for (pose, expression), code in zip(spy.sent, spy.rendered):
+        assert isinstance(code, SemanticCode) and len(code.expression) == tiny_prior_model.prior().components
+        assert (np.abs(code.pose - pose) <= limits[:6]).all()
+        assert (np.abs(code.expression[:dims] - expression[:dims]) <= limits[6]).all()
+        assert not code.expression[dims:].any()
+    # The edits reach the renderer, and the keys change them from the next frame on.
+    assert spy.edits[0] == Edits.parse("yaw=10,smile=0.5")
+    assert spy.edits[-1] == Edits.parse("yaw=15,pitch=-5,smile=0.5,mouth_open=0.25")
+    assert stats.edits == "yaw=15,pitch=-5,smile=0.5,mouth_open=0.25" and stats.edit_changes == 1
+    assert_every_frame_accounted_for(stats)
+
+
+def test_flagged_meshes_repeat_the_last_code_and_are_counted(clip, tiny_prior_model, monkeypatch):
+    from sdk.face import FaceTracker
+    from sdk.face.pose import rotation_from_angles
+
+    update, calls = FaceTracker.update, []
+
+    def damaged(self, *args):
+        track = update(self, *args)
+        calls.append(track)
+        points = None if track.landmarks is None else track.landmarks.astype(np.float64)
+        index = len(calls) - 1
+        if index == 0:  # before the first good mesh: nothing to send yet
+            points[13] = np.nan
+        elif index == 3:  # a profile beyond the prior's yaw range
+            centre = points.mean(0)
+            points = (points - centre) @ rotation_from_angles(75.0, 0.0, 0.0).T + centre
+        elif index == 5:  # a distorted mesh
+            points = points + np.random.default_rng(0).normal(0, 25.0, points.shape)
+        return dataclasses.replace(track, landmarks=points)
+
+    monkeypatch.setattr(FaceTracker, "update", damaged)
+    stats = live_camera(headless(clip, queue_capacity=CLIP_FRAMES), model=tiny_prior_model)
+    assert stats.flagged_mesh_frames == {"missing": 1, "out_of_range": 1, "poor_fit": 1}
+    assert stats.frames_before_first_face == 1 and stats.no_face_frames == 0
+    assert stats.frames_sent == stats.frames_rendered == CLIP_FRAMES - 1
+    assert_every_frame_accounted_for(stats)
+
+
+def test_udp_halves_with_a_face_prior_model(tmp_path, clip, tiny_prior_model):
+    key_file = SessionKey.generate().save(tmp_path / "session.key")
+    address = ("127.0.0.1", _free_udp_port())
+    results = {}
+
+    def receiver():
+        config = LiveConfig(backend="torch", output=OutputConfig(window=False), queue_capacity=CLIP_FRAMES,
+                            edits=Edits(yaw=-20.0),
+                            transport=TransportConfig(kind="udp", listen=address, key_file=key_file,
+                                                      session_timeout_s=30.0, idle_timeout_s=3.0))
+        results["receiver"] = live_camera(config, model=tiny_prior_model)
+
+    listening = threading.Thread(target=receiver)
+    listening.start()
+    sent = live_camera(headless(clip, transport=TransportConfig(kind="udp", connect=address, key_file=key_file,
+                                                                session_timeout_s=30.0)), model=tiny_prior_model)
+    listening.join(60)
+    received = results["receiver"]
+    assert sent.codec["stream"] == received.codec["stream"] and sent.codec["stream"]["kind"] == "semantic"
+    assert sent.frames_sent == CLIP_FRAMES and received.frames_rendered == received.frames_received == CLIP_FRAMES
+    assert received.avatar == "sender's portrait" and received.edits == "yaw=-20" and sent.edits == ""
+    assert received.bytes_per_frame == pytest.approx(sent.bytes_per_frame)
+
+
+def test_stream_kind_follows_the_model_and_receivers_refuse_the_other(tiny_model, tiny_prior_model):
+    from sdk.codec import PriorMismatchError, SemanticCodecConfig, SemanticStreamHeader
+    from sdk.live.stream import codec_config
+
+    prior = tiny_prior_model.prior()
+    semantic = stream_header(tiny_prior_model.cfg, model_sha256(tiny_prior_model), 25.0,
+                             SemanticCodecConfig(expression_dims=40), prior)
+    assert isinstance(semantic, SemanticStreamHeader)  # E: at most the model's and the prior's
+    assert semantic.expression_dims == min(tiny_prior_model.cfg.semantic.expression_dims, prior.components)
+    parsed = parse_and_check_header(semantic.to_bytes(), tiny_prior_model.cfg, model_sha256(tiny_prior_model), prior)
+    assert parsed == semantic
+    with pytest.raises(ModelMismatchError, match="semantic codes .* a learned-keypoint model"):
+        parse_and_check_header(semantic.to_bytes(), tiny_model.cfg, model_sha256(tiny_model))
+    learned = stream_header(tiny_model.cfg, model_sha256(tiny_model), 25.0, CodecConfig()).to_bytes()
+    with pytest.raises(ModelMismatchError, match="learned keypoints .* a face-prior model"):
+        parse_and_check_header(learned, tiny_prior_model.cfg, model_sha256(tiny_prior_model), prior)
+    other_prior = dataclasses.replace(semantic, prior_sha256="ab" * 32).to_bytes()
+    with pytest.raises(PriorMismatchError, match="load the same prior file"):
+        parse_and_check_header(other_prior, tiny_prior_model.cfg, model_sha256(tiny_prior_model), prior)
+    assert codec_config("low", tiny_prior_model.cfg) == SemanticCodecConfig.preset("low")
+    assert codec_config("low", tiny_model.cfg) == CodecConfig.preset("low")
+    with pytest.raises(LiveError, match="not one of dagan\\+\\+-tiny-prior's"):
+        codec_config("no-jacobians", tiny_prior_model.cfg)
+    with pytest.raises(LiveError, match="takes a CodecConfig"):
+        codec_config(SemanticCodecConfig(), tiny_model.cfg)
+    with pytest.raises(LiveError, match="hybrid"):
+        codec_config("default", get_config("dagan++-tiny-hybrid"))
+
+
+def test_cli_edit_errors(tmp_path, clip, tiny_model, tiny_prior_model, capsys):
+    model_dirs = {"learned": save_model(tiny_model, tmp_path / "learned", half=False),
+                  "prior": save_model(tiny_prior_model, tmp_path / "prior", half=False)}
+    key = str(SessionKey.generate().save(tmp_path / "k"))
+    cases = [("learned", ["--edit", "yaw=15,smile=0.5"], "edits need a face-prior model"),
+             ("prior", ["--edit", "yaw=15", "--connect", "127.0.0.1:9", "--key-file", key],
+              "a sender half (connect) renders none"),
+             ("prior", ["--edit", "wink=1"], "unknown edit 'wink'"),
+             ("prior", ["--codec", "no-jacobians"], "not one of dagan++-tiny-prior's")]
+    for model, argv, message in cases:
+        code = main(["live", "--camera", str(clip), "--model", str(model_dirs[model]), "--backend", "torch",
+                     "--headless", "--frames", "2", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+
+
+def test_edit_keys_nudge_cycle_and_reset():
+    from sdk.live.controls import KEY_BINDINGS, format_edits
+
+    controls = LiveControls()
+    assert not controls.handle_key(ord("j")) and controls.edits == Edits()  # a learned model takes no edits
+    with pytest.raises(SdkError, match="face-prior model"):
+        controls.nudge(yaw=5)
+    controls.enable_edits(Edits.parse("roll=3"))
+    assert controls.take_edits() == Edits(roll=3.0) and controls.take_edits() is None
+    # j, J, the left arrow: GTK (and with NumLock), Windows, macOS
+    for key in (ord("j"), ord("J"), 0xFF51, 0x10FF51, 0x250000, 0xF702):
+        assert controls.handle_key(key)
+    assert controls.edits.yaw == 30.0
+    for key in (ord("l"), 0xFF53, ord("k"), 0x280000, ord("i"), ord("u"), ord("o"), ord("o")):
+        assert controls.handle_key(key)
+    assert (controls.edits.yaw, controls.edits.pitch, controls.edits.roll) == (20.0, 5.0, 8.0)
+    for _ in range(50):  # clamped to its range
+        controls.handle_key(ord("j"))
+    assert controls.edits.yaw == 45.0
+    levels = []
+    for _ in range(5):  # 0.25, 0.5, 0.75, 1, then off
+        controls.handle_key(ord("1"))
+        levels.append(dict(controls.edits.controls).get("mouth_open"))
+    assert levels == [0.25, 0.5, 0.75, 1.0, None]
+    assert controls.handle_key(ord("6")) and dict(controls.edits.controls) == {"jaw_left_right": 0.25}
+    modes = []
+    for _ in range(4):
+        controls.handle_key(ord("f"))
+        modes.append((controls.edits.freeze_pose, controls.edits.freeze_expression))
+    assert modes == [(True, False), (False, True), (True, True), (False, False)]
+    assert Edits.parse(format_edits(controls.edits)) == controls.edits
+    assert controls.handle_key(ord("0")) and controls.edits == Edits() and format_edits(Edits()) == ""
+    assert controls.take_edits() == Edits()
+    # Arrow keys are not characters: the left arrow's GTK code (0xFF51) no longer reads as "Q" (quit).
+    assert not controls.quit_requested.is_set() and not controls.handle_key(0xFFBE)  # F1: nothing
+    assert controls.handle_key(ord("q") | 0x100000) and controls.quit_requested.is_set()  # q with NumLock (GTK)
+    assert all(key in KEY_BINDINGS for key in ("j/l", "i/k", "u/o", "1-6", "f", "0"))

@@ -407,3 +407,156 @@ def test_example_inputs_follow_the_specs(model, size):
     specs = graph_specs(model.cfg, size)
     for name, inputs in example_inputs(model.cfg, output_size=size).items():
         assert [tuple(t.shape) for t in inputs] == [t.shape for t in specs[name].inputs]
+
+
+# ----------------------------------------------------------------------------------------------
+# Models driven by the face prior (issue 12): graphs, graph backends, their prior
+
+
+@pytest.fixture(scope="module")
+def face_prior():
+    from sdk.prior import load_prior
+
+    return load_prior("default")
+
+
+def semantic_model(name: str, prior, seed: int = 0) -> TalkingHeadModel:
+    """A tiny prior / hybrid model with every path counting (attention, composite mask, expression modulation)."""
+    model = tiny_model(name, seed)
+    torch.nn.init.normal_(model.generator.expression_modulation.mlp[-1].weight, std=0.1)
+    model.face_prior = prior
+    return model
+
+
+def posed_mesh(prior, pose, expression=(), size: int = 128) -> np.ndarray:
+    """(478, 3) pixels of a size² crop: the prior's neutral face with `expression`, posed by `pose` (6,)."""
+    from sdk.prior import similarity_from_pose
+
+    offsets = prior.basis.decode(np.asarray(expression, dtype=np.float64)) if len(expression) else 0.0
+    return similarity_from_pose(np.asarray(pose, dtype=np.float64), size).apply(prior.canonical + offsets)
+
+
+AVATAR_POSE = [8.0, -4.0, 3.0, 0.02, 0.04, np.log(0.5)]
+DRIVER_POSE = [-12.0, 5.0, -2.0, 0.06, 0.0, np.log(0.53)]
+
+
+def driver_motion(prior, state, size: int = 128):
+    from sdk.prior import EncoderConfig, SemanticEncoder, relative_motion
+
+    code = SemanticEncoder(prior, EncoderConfig(image_size=size)).encode(posed_mesh(prior, DRIVER_POSE, [0.5, -0.3]))
+    return relative_motion(code.code, state.rigs[0].code)
+
+
+@pytest.mark.parametrize("name", ["dagan++-tiny-prior", "dagan++-tiny-hybrid", "fomm-tiny-prior"])
+def test_semantic_graphs_compute_what_the_model_computes(name, face_prior, images):
+    model = semantic_model(name, face_prior)
+    cfg, specs = model.cfg, graph_specs(model.cfg)
+    graphs = build_graphs(model)
+    # A prior model's sender runs no network; the generator takes the rig's keypoints and the expression.
+    assert list(specs) == (["source_encoder", "generator"] if cfg.num_kp == 0 else
+                           ["keypoint_encoder", "source_encoder", "generator"]) == list(graphs)
+    outputs = specs["source_encoder"].output_names
+    assert "source_keypoints" not in outputs
+    assert ("learned_keypoints" in outputs) == (cfg.num_kp > 0) and ("depth" in outputs) == cfg.uses_depth
+    inputs = {tensor.name: tensor.shape for tensor in specs["generator"].inputs}
+    assert inputs["source_keypoints"] == inputs["driving_keypoints"] == (1, 15, 2)
+    assert inputs["expression"] == (1, cfg.semantic.expression_dims)
+    names = specs["generator"].input_names
+    assert names.index("expression") == names.index("driving_jacobians") + 1
+    with torch.no_grad():
+        state = model.prepare_source(images["portrait"], posed_mesh(face_prior, AVATAR_POSE))
+        learned = None if model.kp_detector is None else model.encode(images["driving"])
+        driving = model.drive(state, [driver_motion(face_prior, state)], learned)
+        expected = model.render_semantic(state, driving.keypoints, driving.expression).prediction
+        source_outputs = graphs["source_encoder"](state.image)
+        feeds = generator_inputs(state, driving.keypoints, specs, driving.expression)
+        for generator in (graphs["generator"], GeneratorGraph(model, row_gather_warp)):
+            assert torch.allclose(generator(*feeds), expected, atol=1e-5)
+    assert [tuple(t.shape) for t in source_outputs] == [t.shape for t in specs["source_encoder"].outputs]
+    if learned is not None:
+        assert torch.equal(source_outputs[outputs.index("learned_keypoints")], state.learned.value)
+    assert [tuple(t.shape) for t in example_inputs(cfg)["generator"]] == list(inputs.values())
+
+
+@pytest.mark.parametrize("name", ["dagan++-tiny-prior", "dagan++-tiny-hybrid"])
+def test_semantic_models_run_on_onnx_like_torch_with_their_prior(name, face_prior, images, tmp_path):
+    from sdk.models.semantic_inputs import concat_keypoints, driven_keypoints
+
+    model = semantic_model(name, face_prior)
+    backend = create_backend(model, "onnx", cache_dir=tmp_path, show_progress=False)
+    reference = create_backend(model, "torch")
+    assert backend.prior() is face_prior and backend.cfg.motion_keypoints == 15
+    metadata = backend.runner.metadata["generator"]
+    assert metadata.face_prior_sha256 == face_prior.sha256 and metadata.bitstream_version == 2
+    mesh = posed_mesh(face_prior, AVATAR_POSE)
+    state, expected_state = backend.prepare_source(images["portrait"], mesh), reference.prepare_source(images["portrait"], mesh)
+    assert torch.allclose(state.keypoints.value, expected_state.keypoints.value, atol=1e-5)
+    assert torch.allclose(state.keypoints.jacobian, expected_state.keypoints.jacobian, atol=1e-5)
+    assert len(state.rigs) == 1 and (state.learned is None) == (model.cfg.num_kp == 0)
+    keypoints, expression = driven_keypoints(state.rigs, [driver_motion(face_prior, state)], model.cfg.semantic,
+                                             state.keypoints.value)
+    learned = None
+    if model.cfg.num_kp:
+        learned = backend.encode(images["driving"])
+        assert torch.allclose(learned.value, reference.encode(images["driving"]).value, atol=1e-5)
+    driving = concat_keypoints(keypoints, learned)
+    rendered = backend.render(state, driving, expression)
+    assert rendered.shape == (1, 3, 128, 128)
+    assert torch.allclose(rendered, reference.render(expected_state, driving, expression), atol=1e-4)
+    # The same through the pipeline, from crops and meshes, on both backends.
+    crop = (images["portrait"][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    frames = []
+    for runner in (backend, reference):
+        pipeline = TalkingHeadPipeline(runner)
+        avatar = pipeline.prepare_source(crop, mesh)
+        frames.append(pipeline.render(avatar, pipeline.encode(crop, posed_mesh(face_prior, DRIVER_POSE, [0.4]))))
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1
+    # What a face-prior backend refuses.
+    if model.cfg.num_kp == 0:
+        with pytest.raises(BackendError, match="has no keypoint encoder"):
+            backend.encode(images["driving"])
+    with pytest.raises(BackendError, match="needs the avatar's face mesh"):
+        backend.prepare_source(images["portrait"])
+    with pytest.raises(BackendError, match="is driven by an expression code"):
+        backend.render(state, driving)
+    with pytest.raises(BackendError, match=r"expected an expression of shape \(1, 16\)"):
+        backend.render(state, driving, expression[:, :4])
+
+
+def test_graph_backends_refuse_another_face_prior(face_prior, tmp_path):
+    from sdk.prior import load_prior, save_prior
+    from sdk.runtime.onnx_backend import cached_graphs_dir
+
+    model = semantic_model("fomm-tiny-prior", face_prior)
+    backend = create_backend(model, "onnx", cache_dir=tmp_path / "cache", show_progress=False)
+    directory = cached_graphs_dir(tmp_path / "cache", model_sha256(model), 128)
+    save_prior(replace(face_prior, residual_limit=face_prior.residual_limit * 2), tmp_path / "other")
+    other = load_prior(tmp_path / "other")
+    mine, theirs = face_prior.sha256[:12], other.sha256[:12]
+    with pytest.raises(BackendError, match=f"driven by face prior {mine}: .*{theirs} is not the one"):
+        OnnxBackend.from_export_dir(directory, prior=tmp_path / "other")
+    with pytest.raises(BackendError, match=f"driven by face prior {mine}, not the {theirs} given"):
+        OnnxBackend(backend.runner.files, prior=other)
+    # A model holding another prior than its graphs' is refused by the factory too.
+    model.face_prior = other
+    with pytest.raises(BackendError, match=f"driven by face prior {mine}, not the {theirs} given"):
+        create_backend(model, "onnx", graphs=directory)
+    # Learned-keypoint files carry no face prior at all: their metadata is what it was.
+    learned = graph_metadata(tiny_model(), graph_specs(get_config("dagan++-tiny"))["generator"], "fp32")
+    assert learned.face_prior_sha256 is None and "sdk.face_prior_sha256" not in learned.to_strings()
+    strings = backend.runner.metadata["generator"].to_strings()
+    with pytest.raises(ValueError, match="face prior's sha256 is recorded exactly"):
+        GraphMetadata.from_strings({key: value for key, value in strings.items() if key != "sdk.face_prior_sha256"}, "g")
+    # A folder without its keypoint encoder is refused for a model that has one.
+    hybrid = create_backend(semantic_model("fomm-tiny-hybrid", face_prior), "onnx", cache_dir=tmp_path / "cache",
+                            show_progress=False)
+    files = {name: path for name, path in hybrid.runner.files.items() if name != "keypoint_encoder"}
+    with pytest.raises(BackendError, match="missing graph files: keypoint_encoder of fomm-tiny-hybrid"):
+        OnnxBackend(files)
+
+
+def test_auto_times_semantic_models_on_their_avatar_mesh(face_prior, tmp_path):
+    model = semantic_model("fomm-tiny-hybrid", face_prior)
+    choice = choose_backend(model, cache_dir=tmp_path, runs=1, warmup=0, export_int8=False, show_progress=False)
+    assert set(choice.frame_ms) == {"torch", "onnx"} and choice.skipped == {}
+    assert choice.backend.cfg.name == "fomm-tiny-hybrid"

@@ -6,7 +6,8 @@
   `MissingReferenceError` after a lost packet, `StalePacketError` for duplicates).
 - Works on numpy: keypoints (K, 2) float32 in [-1, 1] x first, Jacobians (K, 2, 2).
 - The semantic-code kind (version 2): head pose + expression coefficients of `sdk.prior`.
-  `SemanticCodecConfig` (`.preset(name)`), `SemanticStreamHeader` (`.for_prior(prior, ...)`),
+  `SemanticCodecConfig` (`.preset(name)`: steps, prediction and E, the coefficients sent; the
+  default sends 16 of 32 at <= 1.2 kbit/s), `SemanticStreamHeader` (`.for_prior(prior, ...)`),
   `SemanticCodeEncoder(header).encode(pose, expression, timestamp_ms) -> bytes`,
   `SemanticCodeDecoder(header, prior).decode(packet) -> SemanticFrameCode` (a receiver holding
   another prior gets `PriorMismatchError`). `read_stream_header(data)` parses either kind.

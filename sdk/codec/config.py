@@ -10,7 +10,7 @@ carried as 32-bit integers in units of 2^-16 (docs/bitstream.md §11).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from .errors import CodecError
@@ -110,17 +110,23 @@ class SemanticCodecConfig:
     expression_step: quantization step of every expression coefficient (one unit of a
         coefficient moves the mesh ~2.5 px RMS at 256²: the basis is orthonormal).
     keyframe_interval, reference, hysteresis: as in `CodecConfig`.
-    Which coefficients are sent (E, the other bitrate knob) is the stream header's
-    `expression_dims`: the receiver zero-fills the rest.
+    expression_dims: the most expression coefficients to send (E, the other bitrate knob; None:
+        all the prior has). A header made by `SemanticStreamHeader.for_prior` sends the first
+        min(this, the prior's E); the header carries the E it sends (`expression_dims`), its
+        config holds that E, and the receiver zero-fills the rest. Encoder-side, like the
+        hysteresis: not a format change.
     """
 
-    pose_steps: tuple[float, ...] = (0.625, 0.625, 0.25, 1 / 512, 1 / 512, 5 / 1024)
-    expression_step: float = 5 / 64
-    keyframe_interval: int = 25
+    pose_steps: tuple[float, ...] = (1.25, 1.25, 0.5, 1 / 256, 1 / 256, 5 / 512)
+    expression_step: float = 5 / 32
+    keyframe_interval: int = 50
     reference: Literal["previous", "keyframe"] = "previous"
-    hysteresis: float = 0.25
+    hysteresis: float = 0.375
+    expression_dims: int | None = 16
 
     def __post_init__(self) -> None:
+        if self.expression_dims is not None and not 0 <= self.expression_dims <= 255:
+            raise CodecError(f"SemanticCodecConfig.expression_dims={self.expression_dims!r}: must be 0..255 or None")
         steps = tuple(self.pose_steps)
         object.__setattr__(self, "pose_steps", steps)
         if len(steps) != len(POSE_LIMITS):
@@ -136,7 +142,7 @@ class SemanticCodecConfig:
 
     @classmethod
     def preset(cls, name: str) -> SemanticCodecConfig:
-        """A named setting: see `SEMANTIC_PRESETS` ("default", "low", "high", "robust")."""
+        """A named setting: see `SEMANTIC_PRESETS` ("default", "fine", "low", "high", "robust")."""
         try:
             return SEMANTIC_PRESETS[name]
         except KeyError:
@@ -147,15 +153,19 @@ class SemanticCodecConfig:
         return tuple(round(step / STEP_UNIT) for step in (*self.pose_steps, self.expression_step))
 
 
-# Measured with E = 16 on the 14 test clips (bench/semantic_codec.py, 25 fps; "px": the mesh error
-# the quantization adds at 256², mean per point; the prior's own error at E = 16 is 0.39 px).
+# Measured on the 14 test clips (bench/semantic_codec.py, 25 fps; "code px": what the stream loses of
+# the sender's whole code, truncation to E and quantization together, mean per mesh point at 256²;
+# the learned-keypoint stream's default loses 0.89 px per keypoint at 2.2 kbit/s). docs/bitstream.md §11.6.
+FINE = SemanticCodecConfig((0.625, 0.625, 0.25, 1 / 512, 1 / 512, 5 / 1024), 5 / 64, 25, "previous", 1 / 4, None)
 SEMANTIC_PRESETS: dict[str, SemanticCodecConfig] = {
-    # 1.65 kbit/s (0.76x the learned keypoints' default), 0.28 px (lips 0.39)
+    # E = 16 of 32, steps twice the fine ones, keyframes every 2 s: 1.17 kbit/s, code px 0.86
     "default": SemanticCodecConfig(),
-    # 1.20 kbit/s, 0.62 px (lips 0.86): more than the prior's own error, for tight links
-    "low": SemanticCodecConfig((1.25, 1.25, 5 / 16, 1 / 256, 1 / 256, 1 / 128), 7 / 32, 50, hysteresis=1 / 8),
-    # 2.04 kbit/s, 0.18 px (lips 0.22)
-    "high": SemanticCodecConfig((0.5, 0.5, 0.125, 1 / 512, 1 / 512, 1 / 256), 3 / 64, hysteresis=1 / 8),
-    # deltas from the keyframe: a lost packet costs one frame even without transport redundancy
-    "robust": SemanticCodecConfig(reference="keyframe"),
+    # the default until the expression-dropout models (all 32 coefficients: 1.92 kbit/s; E = 16: 1.65)
+    "fine": FINE,
+    # 1.20 kbit/s at E = 16, for tight links (quantization 0.62 px)
+    "low": SemanticCodecConfig((1.25, 1.25, 5 / 16, 1 / 256, 1 / 256, 1 / 128), 7 / 32, 50, "previous", 1 / 8, None),
+    # 2.04 kbit/s at E = 16, quantization 0.18 px
+    "high": SemanticCodecConfig((0.5, 0.5, 0.125, 1 / 512, 1 / 512, 1 / 256), 3 / 64, 25, "previous", 1 / 8, None),
+    # as fine, deltas from the keyframe: a lost packet costs one frame even without transport redundancy
+    "robust": replace(FINE, reference="keyframe"),
 }

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from .config import STEP_UNIT, CodecConfig, SemanticCodecConfig
@@ -239,14 +239,21 @@ class SemanticStreamHeader:
         object.__setattr__(self, "prior_sha256", prior[:SHA_PREFIX_BYTES].hex())
         if not 0 <= self.expression_dims <= 255:
             raise CodecError(f"SemanticStreamHeader.expression_dims={self.expression_dims!r}: must be 0..255")
+        # The config records the E this stream sends (a preset's E is only the most it asks for).
+        object.__setattr__(self, "config", replace(self.config, expression_dims=self.expression_dims))
 
     @classmethod
     def for_prior(cls, prior: FacePrior, model_id: str, model_sha256: str, resolution: int, fps: float,
                   config: SemanticCodecConfig = SemanticCodecConfig(),
                   expression_dims: int | None = None) -> SemanticStreamHeader:
         """The header of a stream of `prior`'s codes, sending its first `expression_dims`
-        coefficients (None: all of them)."""
-        dims = prior.components if expression_dims is None else expression_dims
+        coefficients (None: the config's `expression_dims`, at most the prior's E; all of them
+        when that is None too)."""
+        if expression_dims is None:
+            wanted = config.expression_dims
+            dims = prior.components if wanted is None else min(wanted, prior.components)
+        else:
+            dims = expression_dims
         if prior.sha256 is None:
             raise CodecError("a stream needs a face prior loaded from (or saved to) a file: its sha256 "
                              "identifies it to the receiver")

@@ -1,8 +1,13 @@
-"""Live sessions: camera -> keypoint codes -> (network) -> generator -> window, callback or file.
+"""Live sessions: camera -> codes -> (network) -> generator -> window, callback or file.
+
+The codes are the model's: learned keypoints, or for face-prior models the semantic code (head
+pose + expression) of the tracker's mesh, in the code stream kind the header names; face-prior
+models also take pose and expression edits on the receiver (`LiveConfig.edits`, the window's keys).
 
 - `live_camera(LiveConfig(...), model=None, on_frame=None, controls=None) -> LiveStats`
 - configs: `LiveConfig`, `CaptureConfig`, `TransportConfig`, `OutputConfig`
-- `LiveFrame` (what `on_frame` receives), `LiveControls` (quit, re-anchor, switch avatar, side by side)
+- `LiveFrame` (what `on_frame` receives), `LiveControls` (quit, re-anchor, switch avatar, side by
+  side, edits)
 - errors: `LiveError`, `CameraError`, `ModelMismatchError`
 - `python -m sdk live` (`cli.add_live_verb`) is a thin wrapper over `live_camera`.
 """

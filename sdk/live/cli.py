@@ -5,8 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..codec import PRESETS, CodecConfig
+from ..codec import PRESETS, SEMANTIC_PRESETS
 from ..pipeline import MotionConfig
+from ..prior import Edits
 from ..runtime import BACKEND_KINDS
 from .avatars import DEFAULT_PORTRAIT
 from .capture import DEFAULT_DRIVING, CaptureConfig
@@ -48,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
         portrait=Path(args.portrait) if args.portrait else None,
         model=args.model, backend=args.backend, graphs=Path(args.graphs) if args.graphs else None,
         device=args.device, threads=args.threads, output_size=args.size, paste_back=args.paste_back,
-        motion=MotionConfig(mode=args.motion), codec=CodecConfig.preset(args.codec),
+        motion=MotionConfig(mode=args.motion), codec=args.codec, edits=Edits.parse(args.edit),
         transport=TransportConfig(kind=kind, listen=args.listen, connect=args.connect,
                                   key_file=Path(args.key_file) if args.key_file else None,
                                   session_timeout_s=args.session_timeout),
@@ -80,7 +81,8 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
     keys = "; ".join(f"{key}: {what}" for key, what in KEY_BINDINGS.items())
     parser = subparsers.add_parser(
         "live", help="animate a portrait live from a camera (or a video), in-process or over UDP",
-        description="Camera -> face tracking -> keypoint codes -> transport -> generator -> window / "
+        description="Camera -> face tracking -> codes (learned keypoints, or a face-prior model's head pose + "
+                    "expression from the tracked mesh) -> transport -> generator -> window / "
                     f"video / stats. Window keys: {keys}. With --transport udp, --connect runs the "
                     "sender half (camera -> network) and --listen the receiver half (network -> outputs).")
     parser.add_argument("--camera", default=str(DEFAULT_DRIVING),
@@ -127,7 +129,13 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", type=float, default=None, help="the stream's frame rate: a video file is paced at it, a camera "
                              "delivering faster is held to it (default: the rate the file or camera reports)")
     parser.add_argument("--motion", choices=["relative", "absolute"], default="relative")
-    parser.add_argument("--codec", choices=list(PRESETS), default="default", help="code stream preset")
+    parser.add_argument("--codec", choices=list(dict.fromkeys([*PRESETS, *SEMANTIC_PRESETS])), default="default",
+                        help=f"code stream preset of the model's stream kind (learned-keypoint models: "
+                             f"{', '.join(PRESETS)}; face-prior models: {', '.join(SEMANTIC_PRESETS)})")
+    parser.add_argument("--edit", default="", metavar="EDITS",
+                        help="face-prior models: pose and expression edits where frames are rendered (the stream "
+                             "is the driver's), e.g. yaw=15,pitch=-5,smile=0.5,mouth_open=1,eyes_closed=1,"
+                             "freeze=pose|expression|all; the window's keys change them")
     parser.add_argument("--transport", choices=["inproc", "udp"], default=None,
                         help="inproc: both halves here (default); udp: over UDP (both halves on "
                              "127.0.0.1 unless --listen or --connect)")

@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..codec import CodecConfig
+from ..codec import PRESETS, SEMANTIC_PRESETS, CodecConfig, SemanticCodecConfig
 from ..pipeline import MotionConfig
+from ..prior import Edits
 from ..runtime import ThreadBudget
 from ..transport import Impairment, JitterConfig
 from .capture import CaptureConfig
@@ -83,7 +84,13 @@ class LiveConfig:
     paste_back: the receiver pastes each frame into the whole portrait over a feathered seam
         (scaled down to at most 1080 rows); needs the portrait itself, not the sender's crop.
     motion: relative motion against the anchor (the driver's first code, or re-anchored).
-    codec: the code stream's quantization and keyframe interval (`CodecConfig.preset(...)`).
+    codec: the code stream's setting: a preset name, looked up among the presets of the model's
+        stream kind (`sdk.codec.PRESETS` for learned-keypoint models, `SEMANTIC_PRESETS` for
+        face-prior models, whose sender sends the semantic code of the tracked mesh), or a
+        `CodecConfig` / `SemanticCodecConfig` of that kind.
+    edits: face-prior models: pose and expression edits applied where frames are rendered
+        (`sdk.prior.Edits`, e.g. `Edits.parse("yaw=15,smile=0.5")`; the window's keys change
+        them); they do not change the stream. Edits with a learned-keypoint model are an error.
     queue_capacity: frames each queue between two stages holds before it drops the oldest; 1
         (the default) keeps latency lowest: a stage that frees up takes the newest frame.
     """
@@ -98,7 +105,8 @@ class LiveConfig:
     output_size: int | None = None
     paste_back: bool = False
     motion: MotionConfig = field(default_factory=MotionConfig)
-    codec: CodecConfig = field(default_factory=CodecConfig)
+    codec: str | CodecConfig | SemanticCodecConfig = "default"
+    edits: Edits = field(default_factory=Edits)
     transport: TransportConfig = field(default_factory=TransportConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     queue_capacity: int = 1
@@ -114,6 +122,12 @@ class LiveConfig:
             raise ValueError(f"LiveConfig.output_size must be >= 1, got {self.output_size}")
         if self.paste_back and self.transport.mode == "udp-sender":
             raise ValueError("paste-back happens where frames are rendered: a sender half (connect) renders none")
+        if isinstance(self.codec, str) and self.codec not in PRESETS and self.codec not in SEMANTIC_PRESETS:
+            raise ValueError(f"unknown codec preset {self.codec!r} (learned-keypoint models: {', '.join(PRESETS)}; "
+                             f"face-prior models: {', '.join(SEMANTIC_PRESETS)})")
+        if not self.edits.is_identity and self.transport.mode == "udp-sender":
+            raise ValueError("edits are applied where frames are rendered: a sender half (connect) renders none; "
+                             "pass --edit to the receiver")
         if self.paste_back and self.transport.mode == "udp-receiver" and self.portrait is None:
             raise ValueError("paste-back needs the whole portrait, and a sender sends only its face crop: "
                              "give this receiver its own portrait (--portrait, LiveConfig.portrait)")

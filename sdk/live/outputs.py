@@ -165,7 +165,7 @@ class PreviewWindow:
 
     def poll(self) -> None:
         """Let the window draw and handle one key; closing the window quits."""
-        self.controls.handle_key(cv2.waitKey(1))
+        self.controls.handle_key(cv2.waitKeyEx(1))  # the full code: arrow keys are not characters
         if self._shown and cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) < 1:
             self.controls.quit()
 

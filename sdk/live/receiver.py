@@ -1,9 +1,11 @@
 """The receiver half: packets -> codes (network thread), codes -> avatar frames (generator thread).
 
-The network thread decodes every packet in order (delta codes depend on the previous one) and
-queues the codes; the generator takes the oldest queued code, so when it is slower than the
-stream the queue drops the oldest code and latency stays bounded. When no packet is due the
-outputs keep showing the last frame; nothing is rendered twice.
+The network thread decodes every packet in order (delta codes depend on the previous one), with
+the decoder of the stream's kind (learned keypoints or the semantic code), and queues the codes;
+the generator takes the oldest queued code, so when it is slower than the stream the queue drops
+the oldest code and latency stays bounded. When no packet is due the
+outputs keep showing the last frame; nothing is rendered twice. Face-prior models render the
+decoded semantic code on the avatar's own mesh, with the session's edits on top (`LiveControls`).
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..codec import CodecError, CodeDecoder, FrameCode
+from ..codec import CodecError, CodeDecoder, FrameCode, SemanticCodeDecoder, SemanticFrameCode
 from ..face.crop import PasteCanvas
 from ..models import Keypoints
-from ..pipeline import TalkingHeadPipeline
+from ..pipeline import Code, TalkingHeadPipeline
+from ..prior import MotionDelta, SemanticCode
 from ..transport import PacketReceiver
 from .avatars import AvatarRing
 from .controls import LiveControls
@@ -35,7 +38,7 @@ class ReceivedCode:
     """A decoded code and when it arrived; `captured_at` is on this process's time.monotonic()
     clock: exact when the sender runs in this process, else estimated (see LiveStats)."""
 
-    code: FrameCode
+    code: FrameCode | SemanticFrameCode
     arrived_at: float
     captured_at: float
 
@@ -62,7 +65,8 @@ class ReceiverCounts:
 class CodeReceiver:
     """The network thread: transport -> codec decoder -> queue of codes."""
 
-    def __init__(self, transport: PacketReceiver, decoder: CodeDecoder, sent_log: SentFrameLog | None,
+    def __init__(self, transport: PacketReceiver, decoder: CodeDecoder | SemanticCodeDecoder,
+                 sent_log: SentFrameLog | None,
                  idle_timeout_s: float | None, first_packet_timeout_s: float | None):
         """Timeouts end the session after that long without a packet (None: never, for a sender
         in this process, which says when it is done)."""
@@ -113,7 +117,7 @@ class CodeReceiver:
         finally:
             out.close()
 
-    def _captured_at(self, code: FrameCode, arrived_at: float) -> float:
+    def _captured_at(self, code: FrameCode | SemanticFrameCode, arrived_at: float) -> float:
         sent = self.sent_log.get(code.sequence) if self.sent_log is not None else None
         if sent is not None:
             return sent.captured_at
@@ -133,9 +137,17 @@ def code_to_keypoints(code: FrameCode, device: torch.device) -> Keypoints:
     return Keypoints(value.to(device), jacobian.to(device))
 
 
+def pipeline_code(code: FrameCode | SemanticFrameCode, device: torch.device) -> Code:
+    """A decoded frame -> the code `TalkingHeadPipeline.render` takes (Keypoints or SemanticCode)."""
+    if isinstance(code, SemanticFrameCode):
+        return SemanticCode(code.pose, code.expression)
+    return code_to_keypoints(code, device)
+
+
 class AvatarRenderer:
-    """The generator thread: codes -> frames of the current avatar, with relative motion; with
-    `paste_back` each frame is pasted into the avatar's whole portrait (`Avatar.portrait`)."""
+    """The generator thread: codes -> frames of the current avatar, with relative motion (and the
+    controls' edits, face-prior models); with `paste_back` each frame is pasted into the avatar's
+    whole portrait (`Avatar.portrait`)."""
 
     def __init__(self, pipeline: TalkingHeadPipeline, avatars: AvatarRing, controls: LiveControls,
                  paste_back: bool = False):
@@ -146,11 +158,15 @@ class AvatarRenderer:
         self.rendering = StageTimer()
         self.reanchors = 0
         self.avatar_switches = 0
+        self.edit_changes = 0
         self._states: dict[int, object] = {}
         self._canvases: dict[int, PasteCanvas] = {}
         # Warm-up: the first render pays for lazy initialisation; it must not count as a live frame.
         state = self.prepare_current()
-        self.pipeline.render(state, state.keypoints)
+        if self.pipeline.is_semantic:
+            self.pipeline.render_motion(state, MotionDelta.identity(0))
+        else:
+            self.pipeline.render(state, state.keypoints)
         self.pipeline.reset_anchor()
 
     def prepare_current(self) -> object:
@@ -179,7 +195,7 @@ class AvatarRenderer:
     def render(self, received: ReceivedCode) -> RenderedFrame:
         state = self.prepare_current()
         tick = time.perf_counter()
-        avatar = self.pipeline.render(state, code_to_keypoints(received.code, self.pipeline.device))
+        avatar = self.pipeline.render(state, pipeline_code(received.code, self.pipeline.device))
         self.rendering.add(time.perf_counter() - tick)
         if self.paste_back:
             avatar = self._canvas().paste(avatar)
@@ -203,3 +219,7 @@ class AvatarRenderer:
             self.avatars.step(steps)
             self.avatar_switches += 1
             log.info("avatar: %s", self.avatars.current.name)
+        edits = self.controls.take_edits()
+        if edits is not None and edits != self.pipeline.edits:
+            self.pipeline.edits = edits
+            self.edit_changes += 1

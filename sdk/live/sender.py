@@ -1,10 +1,13 @@
-"""The sender half, per frame: track the face, crop it, encode its keypoints, pack them, send.
+"""The sender half, per frame: track the face, crop it, encode its code, pack it, send.
 
-Frames without a face send the last good code again (a cheap delta packet), so the receiver
-holds the avatar still, keeps its frame rate, and moves on when the face returns; until the
-first face there is no code to send and those frames are counted, not sent. With a generator
-in this process, the sender takes a frame only when the generator is not behind
-(`GeneratorGate`): frames skipped meanwhile are never tracked or encoded.
+The code is the model's: learned keypoints (the keypoint encoder on the crop) or, for face-prior
+models, the semantic code of the tracker's own mesh (`TalkingHeadPipeline.encode(crop, mesh)`: no
+second landmarker, no network); a mesh the prior cannot trust repeats the last good code, counted
+by status in `pipeline.encoder_stats`. Frames without a face send the last good code again (a
+cheap delta packet), so the receiver holds the avatar still, keeps its frame rate, and moves on
+when the face returns; until the first face there is no code to send and those frames are
+counted, not sent. With a generator in this process, the sender takes a frame only when the
+generator is not behind (`GeneratorGate`): frames skipped meanwhile are never tracked or encoded.
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codec import CodeEncoder
+from ..codec import CodeEncoder, SemanticCodeEncoder
 from ..face import FaceTracker
+from ..models import Keypoints
 from ..pipeline import TalkingHeadPipeline
+from ..prior import SemanticCode
 from ..transport import PacketSender
 from .capture import CapturedFrame
 from .queues import POLL_S, DropOldestQueue, GeneratorGate
@@ -62,7 +67,7 @@ class SentFrameLog:
 class SenderCounts:
     sent: int = 0               # packets sent (one per frame once a face has been seen)
     no_face_frames: int = 0
-    before_first_face: int = 0  # no code yet: not sent
+    before_first_face: int = 0  # no code yet (no face, or no mesh the prior trusts, so far): not sent
     packet_bytes: int = 0
 
 
@@ -75,7 +80,7 @@ class CodeSender:
         self.tracker = tracker
         self.transport = transport
         self.log = log
-        self.encoder: CodeEncoder | None = None  # given to `run`, once the session's header is fixed
+        self.encoder: CodeEncoder | SemanticCodeEncoder | None = None  # given to `run`, once the header is fixed
         self.epoch = 0.0  # time.monotonic() of stream timestamp 0
         self.gate: GeneratorGate | None = None  # given to `run`
         self.counts = SenderCounts()
@@ -83,8 +88,8 @@ class CodeSender:
         self.encoding = StageTimer()
         self._last_code: tuple[np.ndarray, np.ndarray] | None = None
 
-    def run(self, frames: DropOldestQueue[CapturedFrame], abort: threading.Event, encoder: CodeEncoder,
-            epoch: float, gate: GeneratorGate | None = None) -> None:
+    def run(self, frames: DropOldestQueue[CapturedFrame], abort: threading.Event,
+            encoder: CodeEncoder | SemanticCodeEncoder, epoch: float, gate: GeneratorGate | None = None) -> None:
         """Process frames until `frames` is finished or `abort`; `epoch` is stream time 0.
 
         gate: the in-process generator's; while it is behind, frames wait in `frames` (whose
@@ -110,19 +115,20 @@ class CodeSender:
         crop = track.box.crop(frame.image, size) if track.box is not None else None
         self.tracking.add(time.perf_counter() - tick)
         if track.face_found:
+            mesh = track.box.points_to_crop(track.landmarks, size) if self.pipeline.is_semantic else None
             tick = time.perf_counter()
-            code = self.pipeline.encode(crop)
+            code = self.pipeline.encode(crop, mesh)
             self.encoding.add(time.perf_counter() - tick)
-            self._last_code = (code.value[0].cpu().numpy(), code.jacobian[0].cpu().numpy())
+            if code is not None:  # None: the prior has trusted no mesh yet
+                self._last_code = code_arrays(code)
         else:
             self.counts.no_face_frames += 1
-            if self._last_code is None:
-                self.counts.before_first_face += 1
-                return
+        if self._last_code is None:
+            self.counts.before_first_face += 1
+            return
         timestamp_ms = max(0, round(1000 * (frame.captured_at - self.epoch)))
-        keypoints, jacobians = self._last_code
         sequence = self.counts.sent
-        packet = self.encoder.encode(keypoints, jacobians, timestamp_ms)
+        packet = self.encoder.encode(*self._last_code, timestamp_ms)
         if self.log is not None:
             self.log.add(sequence, SentFrame(frame.captured_at, crop, not track.face_found))
         if self.gate is not None:
@@ -130,3 +136,13 @@ class CodeSender:
         self.transport.send(packet)
         self.counts.sent += 1
         self.counts.packet_bytes += len(packet)
+
+
+def code_arrays(code: Keypoints | SemanticCode) -> tuple[np.ndarray, np.ndarray]:
+    """What the stream's encoder takes of a code: (keypoints (K, 2), Jacobians (K, 2, 2)) or
+    (pose (6,), expression (E,))."""
+    if isinstance(code, SemanticCode):
+        return code.pose, code.expression
+    if isinstance(code, Keypoints):
+        return code.value[0].cpu().numpy(), code.jacobian[0].cpu().numpy()
+    raise TypeError(f"no code stream carries a {type(code).__name__}")

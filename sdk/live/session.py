@@ -1,4 +1,5 @@
-"""`live_camera()`: camera -> face -> keypoint encoder -> codec -> transport -> generator -> outputs.
+"""`live_camera()`: camera -> face -> code (keypoint encoder | face prior) -> codec -> transport -> generator
+-> outputs.
 
 Threads, joined by bounded drop-oldest queues of `LiveConfig.queue_capacity` frames each:
 
@@ -8,6 +9,12 @@ Threads, joined by bounded drop-oldest queues of `LiveConfig.queue_capacity` fra
 
 Which halves run here follows `TransportConfig.mode`. The outputs (window, callback, video file)
 run on the calling thread, as OpenCV windows need.
+
+The stream's kind follows the model (`stream.py`): learned-keypoint models send their keypoints;
+face-prior models send the semantic code of the tracker's mesh, the receiver picks the decoder
+from the header and renders the code on the avatar's own mesh with `LiveConfig.edits` (and the
+window's edit keys) on top. Face-prior models run on the torch backend ("auto" picks it and says
+why in the stats: their exported graphs are not timed here yet).
 
 The scheduler: each stage runs with the intra-op threads of a `ThreadBudget` (`LiveConfig.threads`,
 default `ThreadBudget.auto()` from the cores this process may use), and with both halves here the
@@ -30,10 +37,11 @@ from pathlib import Path
 
 import cv2
 
-from ..codec import CodeDecoder, CodeEncoder, StreamHeader
+from ..codec import SemanticStreamHeader, StreamHeader
 from ..face import FaceTracker, TrackerConfig
 from ..models import TalkingHeadModel
 from ..pipeline import TalkingHeadPipeline
+from ..prior.encoder import STATUSES
 from ..runtime import Backend, ThreadBudget, choose_backend, create_backend, model_sha256
 from ..transport import (
     PacketReceiver,
@@ -57,19 +65,23 @@ from .avatars import (
 )
 from .capture import Camera, CapturedFrame, CaptureStats, run_capture
 from .config import LiveConfig
-from .controls import LiveControls
+from .controls import LiveControls, format_edits
 from .errors import LiveError
 from .outputs import LiveFrame, PreviewWindow, VideoFileSink, compose
 from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .receiver import AvatarRenderer, CodeReceiver, ReceivedCode, RenderedFrame
 from .sender import CodeSender, SentFrameLog
 from .stats import LatencyLog, LiveStats
-from .stream import parse_and_check_header, stream_header
+from .stream import (codec_config, parse_and_check_header, stream_decoder, stream_description, stream_encoder,
+                     stream_header, stream_kind)
 from .views import Views, open_views
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 10.0
+FLAG_STATUSES = tuple(status for status in STATUSES if status != "ok")
+FACE_PRIOR_AUTO_REASON = ("a face-prior model: auto picks torch until the exported graphs of face-prior models are "
+                          "timed here; --backend onnx / onnx-int8 / tflite with --graphs DIR runs an export")
 
 
 def live_camera(config: LiveConfig | None = None, *, model: TalkingHeadModel | None = None,
@@ -152,7 +164,7 @@ class _LiveSession:
         self.capture_stats = CaptureStats()
         self.delivered = 0
         self.last_output_at: float | None = None
-        self.header: StreamHeader | None = None
+        self.header: StreamHeader | SemanticStreamHeader | None = None
         self.fps = 0.0  # the stream's nominal frame rate (sender side)
         self.portrait_to_send: bytes | None = None
         self.sent_log = SentFrameLog() if self.has_sender and self.has_receiver else None
@@ -201,10 +213,16 @@ class _LiveSession:
             from ..checkpoint import load_model
             model = load_model(config.model, device=config.device)
         self.cfg = model.cfg
+        self.kind = stream_kind(self.cfg)  # a hybrid model fails here, before any backend is built
+        self.codec = codec_config(config.codec, self.cfg)
+        if not config.edits.is_identity and self.kind != "semantic":
+            raise LiveError(f"--edit (LiveConfig.edits): {self.cfg.name} uses learned keypoints; pose and "
+                            "expression edits need a face-prior model (e.g. dagan++-mobile-prior)")
         self.model_sha256 = model_sha256(model)
         backend = self._backend(model)
         self.backend_name = backend.name
         self.output_size = backend.output_size
+        self.prior = backend.prior() if self.kind == "semantic" else None
         avatars = self._local_avatars()
         self._open_transport(key)
         if self.has_sender:
@@ -213,18 +231,28 @@ class _LiveSession:
             self.tracker = FaceTracker(TrackerConfig(fps=self.fps))
             self.code_sender = CodeSender(TalkingHeadPipeline(backend, config.motion), self.tracker,
                                           transport=self.sender_transport, log=self.sent_log)
-            self.code_sender.pipeline.encode(avatars[0].crop)  # warm-up: lazy initialisation is not a frame
+            if self.kind == "keypoints":  # warm-up: lazy initialisation is not a frame (the prior's code has none)
+                self.code_sender.pipeline.encode(avatars[0].crop)
             self.portrait_to_send = encode_portrait(avatars[0]) if self.mode == "udp-sender" else None
         if self.has_receiver:
-            self.receive_pipeline = TalkingHeadPipeline(backend, config.motion)
+            self.receive_pipeline = TalkingHeadPipeline(backend, config.motion, edits=config.edits)
+            if self.kind == "semantic":
+                self.controls.enable_edits(config.edits)
             if avatars:  # prepared now, so the first codes do not wait for the source encoder
                 self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing(avatars), self.controls,
                                                config.paste_back)
 
     def _backend(self, model: TalkingHeadModel) -> Backend:
-        """The configured backend with the session's thread budget; "auto" times the candidates so."""
+        """The configured backend with the session's thread budget; "auto" times the candidates so
+        (face-prior models: torch, for now)."""
         config = self.config
         options = dict(graphs=config.graphs, threads=self.budget, output_size=config.output_size)
+        if config.backend == "auto" and self.kind == "semantic":
+            backend = create_backend(model, "torch", config.device, **options)
+            self.backend_choice = {"chosen": "torch", "backend": backend.name, "frame_ms": {}, "skipped": {},
+                                   "reason": FACE_PRIOR_AUTO_REASON}
+            log.info("auto backend: torch (%s)", FACE_PRIOR_AUTO_REASON)
+            return backend
         if config.backend != "auto":
             return create_backend(model, config.backend, config.device, **options)
         choice = choose_backend(model, config.device, **options)
@@ -288,7 +316,7 @@ class _LiveSession:
     def _sender_main(self) -> None:
         assert self.code_sender is not None and self.sender_transport is not None
         try:
-            header = stream_header(self.cfg, self.model_sha256, self.fps, self.config.codec)
+            header = stream_header(self.cfg, self.model_sha256, self.fps, self.codec, self.prior)
             self.header = header
             try:
                 self.sender_transport.start_session(header.to_bytes(), self.portrait_to_send)
@@ -298,7 +326,7 @@ class _LiveSession:
                 raise
             epoch = time.monotonic()  # stream time 0, before the first frame is captured
             self.capture_ready.set()
-            self.code_sender.run(self.frames, self.threads.abort, CodeEncoder(header), epoch, self.gate)
+            self.code_sender.run(self.frames, self.threads.abort, stream_encoder(header), epoch, self.gate)
         finally:
             self.sender_transport.close()  # tells the receiver the session ended
             self.sender_done.set()
@@ -309,7 +337,7 @@ class _LiveSession:
         start = self._wait_for_session(transport.session_timeout_s)
         if start is None:
             return
-        header = parse_and_check_header(start.header, self.cfg, self.model_sha256)
+        header = parse_and_check_header(start.header, self.cfg, self.model_sha256, self.prior)
         self.header = self.header or header
         if self.renderer is None:
             if start.portrait is None:
@@ -318,7 +346,7 @@ class _LiveSession:
             self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing([decode_portrait(start.portrait)]),
                                            self.controls, self.config.paste_back)
         remote = not self.has_sender
-        self.code_receiver = CodeReceiver(self.receiver_transport, CodeDecoder(header), self.sent_log,
+        self.code_receiver = CodeReceiver(self.receiver_transport, stream_decoder(header, self.prior), self.sent_log,
                                           transport.idle_timeout_s if remote else None,
                                           transport.session_timeout_s if remote else None)
         self.session_ready.set()
@@ -439,6 +467,8 @@ class _LiveSession:
                           output_size=self.output_size, paste_back=self.config.paste_back,
                           threads=self.budget.as_dict(), backend_choice=self.backend_choice)
         fps = self.header.fps if self.header is not None else 0.0
+        if self.header is not None:
+            stats.codec["stream"] = stream_description(self.header)
         if self.has_sender:
             self._sender_stats(stats, fps)
         if self.has_receiver:
@@ -461,6 +491,9 @@ class _LiveSession:
         stats.frames_sent = counts.sent
         stats.no_face_frames = counts.no_face_frames
         stats.frames_before_first_face = counts.before_first_face
+        if self.kind == "semantic":
+            flagged = self.code_sender.pipeline.encoder_stats
+            stats.flagged_mesh_frames = {status: getattr(flagged, status) for status in FLAG_STATUSES}
         stats.tracker_ms = self.code_sender.tracking.mean_ms
         stats.encoder_ms = self.code_sender.encoding.mean_ms
         stats.bytes_per_frame = counts.packet_bytes / counts.sent if counts.sent else 0.0
@@ -501,6 +534,8 @@ class _LiveSession:
             stats.generator_ms = self.renderer.rendering.mean_ms
             stats.reanchors = self.renderer.reanchors
             stats.avatar_switches = self.renderer.avatar_switches
+            stats.edits = format_edits(self.receive_pipeline.edits) if self.kind == "semantic" else ""
+            stats.edit_changes = self.renderer.edit_changes
             stats.avatar = self.renderer.avatars.current.name
             stats.portrait_upscaled = any(avatar.crop.shape[0] < self.output_size
                                           for avatar in self.renderer.avatars.avatars)

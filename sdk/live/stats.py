@@ -31,6 +31,10 @@ class LiveStats:
         busy: oldest code dropped), "output" (the outputs were busy: oldest frame dropped).
     no_face_frames: frames without a face; each was sent as the last good code again (the
         avatar holds still), or held back when no face had been seen yet.
+    flagged_mesh_frames: face-prior models (empty otherwise): frames with a face whose mesh the
+        prior did not trust, by status ("missing": NaN points, "out_of_range": a profile beyond
+        the prior's yaw / pitch, "poor_fit": a distorted mesh); each was sent as the last good
+        code again, or held back before the first good mesh (then in frames_before_first_face).
     fps: frames rendered per second from the first capture (or arrival) to the last output.
     kbps, bytes_per_frame: the code stream (codec packets) at the stream's nominal frame rate;
         wire_kbps: every datagram sent (encryption, handshake, retransmissions) per wall second.
@@ -38,12 +42,18 @@ class LiveStats:
         this process captured the frame; "estimated" on a receiver half, where the sender's
         clock is unknown: relative to the fastest packet's transit (so transit beyond it counts,
         the fixed part does not).
-    tracker_ms, encoder_ms, generator_ms: mean per frame of face tracking + crop, keypoint
-        encoder, and relative motion + generator.
+    tracker_ms, encoder_ms, generator_ms: mean per frame of face tracking + crop, the code
+        (keypoint encoder, or the face prior's code of the tracked mesh), and relative motion
+        (+ edits) + generator.
     output_size: the side S of rendered frames; paste_back: they were pasted into the whole
         portrait; portrait_upscaled: an avatar's face had fewer than S² pixels (upscaled crop).
     threads: the `ThreadBudget` the stages ran with (intra-op threads per stage, and the cores).
-    backend_choice: with backend "auto", what it timed and picked (`BackendChoice.as_dict`).
+    backend_choice: with backend "auto", what it timed and picked (`BackendChoice.as_dict`;
+        for a face-prior model, torch with the "reason").
+    edits: the receiver's edits at the end (`Edits.parse` text, "" for none); edit_changes: how
+        often the keys (or `LiveControls`) changed them.
+    codec: "stream": the stream's kind ("keypoints" or "semantic"), its expression_dims (E sent;
+        semantic only) and the codec setting; "encoder" / "decoder": their counters.
     """
 
     mode: str = ""
@@ -58,6 +68,7 @@ class LiveStats:
     frames_dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_STAGES, 0))
     no_face_frames: int = 0
     frames_before_first_face: int = 0
+    flagged_mesh_frames: dict[str, int] = field(default_factory=dict)
     fps: float = 0.0
     capture_fps: float = 0.0
     kbps: float = 0.0
@@ -77,6 +88,8 @@ class LiveStats:
     stop_reason: str = ""
     reanchors: int = 0
     avatar_switches: int = 0
+    edits: str = ""
+    edit_changes: int = 0
     threads: dict[str, int] = field(default_factory=dict)
     backend_choice: dict[str, Any] | None = None
     transport: dict[str, Any] = field(default_factory=dict)

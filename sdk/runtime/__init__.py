@@ -1,7 +1,8 @@
-"""Runtime backends: the model's three graphs run by torch or ONNX Runtime behind one interface.
+"""Runtime backends: the model's graphs run by torch, ONNX Runtime or LiteRT behind one interface.
 
-- `graphs`: the export units (`keypoint_encoder`, `source_encoder`, `generator`) as nn.Modules with
-  fixed shapes and flat named tensors (`graph_specs(cfg, output_size)`).
+- `graphs`: the export units (`keypoint_encoder`, `source_encoder`, `generator`; a face-prior
+  "prior" model has no keypoint encoder, `graph_names`) as nn.Modules with fixed shapes and flat
+  named tensors (`graph_specs(cfg, output_size)`).
 - `base`: the `Backend` protocol (`name`, `cfg`, `device`, `output_size`, `encode`, `prepare_source`, `render`),
   `BackendError`.
 - `torch_backend.TorchBackend`; `graph_backend.GraphBackend` over exported files, with

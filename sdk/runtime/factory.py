@@ -12,7 +12,9 @@ can be made (the quantization extra is installed; `export_int8`), and tflite whe
 folder has them. The timings are logged; `choose_backend` returns them too (`BackendChoice`).
 Pass the same `threads` the backend will run with (a `ThreadBudget`: per stage) for a fair
 comparison. Every backend renders at one `output_size` (None: the model's default); an export
-folder's graphs must have been exported at it.
+folder's graphs must have been exported at it. Models driven by the face prior run on every kind
+alike; their graph backends are driven by the model's own prior (`TalkingHeadModel.prior`), which
+must be the one their graphs' metadata names.
 """
 from __future__ import annotations
 
@@ -23,13 +25,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from ..models import TalkingHeadModel
+from ..models import Keypoints, TalkingHeadModel
+from ..models.semantic_inputs import concat_keypoints
 from ..timing import median_ms
 from .base import Backend, BackendError, check_output_size
 from .graph_backend import GraphBackend, check_graph_output_size
 from .metadata import model_sha256
+from .graphs import graph_names
 from .onnx_backend import OnnxBackend, OrtSettings, cached_graphs_dir, has_onnx_graphs
 from .tflite_backend import TfliteBackend
 from .threads import Threads
@@ -37,6 +42,8 @@ from .torch_backend import TorchBackend
 
 if TYPE_CHECKING:
     from quantization.onnx_int8 import Int8Config
+
+    from ..prior import FacePrior
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +152,9 @@ def auto_candidates(request: _Request) -> list[str]:
     if onnx_runtime_available():
         kinds.append("onnx")
         cached = cached_graphs_dir(request.cache_dir, model_sha256(request.model), request.output_size)
-        if ((request.graphs is not None and has_onnx_graphs(request.graphs, "int8")) or has_onnx_graphs(cached, "int8")
+        names = graph_names(request.model.cfg)
+        if ((request.graphs is not None and has_onnx_graphs(request.graphs, "int8", names))
+                or has_onnx_graphs(cached, "int8", names)
                 or (request.export_int8 and int8_export_available())):
             kinds.append("onnx-int8")
     if (request.graphs is not None and (request.graphs / "tflite" / "fp32").is_dir()
@@ -161,7 +170,8 @@ def _auto_builder(kind: str) -> Callable[[_Request], Backend]:
         return _BUILDERS[kind]
 
     def build(request: _Request) -> Backend:
-        if request.graphs is not None and not has_onnx_graphs(request.graphs, precision):
+        names = graph_names(request.model.cfg)
+        if request.graphs is not None and not has_onnx_graphs(request.graphs, precision, names):
             request = replace(request, graphs=None)
         return _BUILDERS[kind](request)
     return build
@@ -176,12 +186,13 @@ def _onnx(request: _Request, precision: str = "fp32") -> GraphBackend:
     if request.graphs is None:
         if precision == "int8" and not request.export_int8:
             directory = cached_graphs_dir(request.cache_dir, model_sha256(request.model), request.output_size)
-            if not has_onnx_graphs(directory, "int8"):
+            if not has_onnx_graphs(directory, "int8", graph_names(request.model.cfg)):
                 raise BackendError(f"no INT8 graphs of this model in the cache ({directory}) and making them is off: "
                                    "pass graphs=DIR written by `python -m export --precision int8`")
         return OnnxBackend.from_model(request.model, settings, request.cache_dir, precision, request.output_size,
                                       request.int8_config, request.show_progress)
-    return _same_model(OnnxBackend.from_export_dir(request.graphs, precision, settings), request.model,
+    return _same_model(OnnxBackend.from_export_dir(request.graphs, precision, settings, prior=_prior(request.model)),
+                       request.model,
                        request.graphs, request.output_size)
 
 
@@ -192,7 +203,8 @@ def _tflite(request: _Request) -> TfliteBackend:
     if request.graphs is None:
         raise BackendError("the tflite backend loads an export folder: pass graphs=DIR written by "
                            "`python -m export --format tflite`")
-    return _same_model(TfliteBackend.from_export_dir(request.graphs, "fp32", request.threads), request.model,
+    return _same_model(TfliteBackend.from_export_dir(request.graphs, "fp32", request.threads, _prior(request.model)),
+                       request.model,
                        request.graphs, request.output_size)
 
 
@@ -217,6 +229,9 @@ def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHea
                    warmup: int = AUTO_WARMUP_FRAMES) -> BackendChoice:
     """Build each candidate and time encode + render on one avatar (a portrait at `output_size`,
     None: the model's default) after `warmup` untimed frames; the fastest with the timings.
+    Face-prior models: the avatar's mesh is the prior's neutral face in the middle of the portrait,
+    rendered at its own keypoints with a zero expression (the numpy rig costs every backend alike),
+    and "prior" models time render alone (their sender runs no network).
 
     A candidate that fails to build is skipped (and reported); if all fail, BackendError.
     """
@@ -224,6 +239,7 @@ def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHea
     size, side = check_output_size(model.cfg, output_size), model.cfg.resolution
     portrait = torch.rand((1, 3, size, size), generator=generator)
     frame = torch.rand((1, 3, side, side), generator=generator)
+    mesh = None if model.cfg.semantic is None else neutral_avatar_mesh(model.prior(), size)
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
     built: dict[str, Backend] = {}
@@ -234,20 +250,50 @@ def choose_fastest(builders: dict[str, Callable[[], Backend]], model: TalkingHea
             skipped[name] = str(exc)
             continue
         built[name] = backend
-        timings[name] = _median_frame_ms(backend, portrait, frame, runs, warmup)
+        timings[name] = _median_frame_ms(backend, portrait, frame, mesh, runs, warmup)
     if not built:
         raise BackendError("no runtime backend could be built: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
     chosen = min(timings, key=timings.__getitem__)
     return BackendChoice(built[chosen], chosen, timings, skipped)
 
 
-def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, runs: int, warmup: int) -> float:
-    state = backend.prepare_source(portrait.to(backend.device))
-    frame = frame.to(backend.device)
+def neutral_avatar_mesh(prior: FacePrior, size: int) -> np.ndarray:
+    """(478, 3) the prior's neutral face, frontal, centred, half the side of a size² portrait."""
+    from ..prior import similarity_from_pose
 
-    def one_frame() -> None:
-        backend.render(state, backend.encode(frame))
-        if backend.device.type == "cuda":
-            torch.cuda.synchronize(backend.device)
+    return similarity_from_pose(np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.log(0.5)]), size).apply(prior.canonical)
+
+
+def _median_frame_ms(backend: Backend, portrait: torch.Tensor, frame: torch.Tensor, mesh: np.ndarray | None,
+                     runs: int, warmup: int) -> float:
+    frame = frame.to(backend.device)
+    if mesh is None:
+        state = backend.prepare_source(portrait.to(backend.device))
+
+        def one_frame() -> None:
+            backend.render(state, backend.encode(frame))
+            _synchronize(backend)
+    else:
+        state = backend.prepare_source(portrait.to(backend.device), mesh)
+        expression = torch.zeros((1, backend.cfg.semantic.expression_dims), device=backend.device)
+        prior_count = backend.cfg.semantic.prior_keypoints
+
+        def one_frame() -> None:
+            driving = state.keypoints
+            if backend.cfg.num_kp:  # hybrid: the driver's learned keypoints after the prior's
+                own = Keypoints(driving.value[:, :prior_count], driving.jacobian[:, :prior_count])
+                driving = concat_keypoints(own, backend.encode(frame))
+            backend.render(state, driving, expression)
+            _synchronize(backend)
 
     return median_ms(one_frame, runs, warmup)  # the warm-up frames pay for lazy initialisation
+
+
+def _synchronize(backend: Backend) -> None:
+    if backend.device.type == "cuda":
+        torch.cuda.synchronize(backend.device)
+
+
+def _prior(model: TalkingHeadModel) -> FacePrior | None:
+    """The face prior a face-prior model's graphs must be driven by (the model's own), None for learned keypoints."""
+    return None if model.cfg.semantic is None else model.prior()

@@ -1,4 +1,4 @@
-"""The three on-device graphs of a `TalkingHeadModel`, with fixed shapes and flat, named tensor I/O.
+"""The on-device graphs of a `TalkingHeadModel`, with fixed shapes and flat, named tensor I/O.
 
 These are the export units (ONNX, TFLite, Core ML) and what every runtime backend runs:
 
@@ -8,6 +8,17 @@ These are the export units (ONNX, TFLite, Core ML) and what every runtime backen
   (``depth_query_<i>``, dagan variants).
 - ``generator`` (receiver, per frame): the source tensors plus the driving keypoints and
   jacobians -> image (dense motion, warping, attention, decoder, composite).
+
+Models driven by the face prior (`cfg.semantic`, issue 12): the receiver derives the source and
+driving keypoints of the K = `cfg.motion_keypoints` the dense motion blends from the avatar's
+mesh (`sdk.prior.AvatarRig`, numpy, outside the graphs), so the source encoder outputs no
+keypoints and the generator takes ``source_keypoints`` / ``source_jacobians`` as inputs from the
+caller, like the driving ones, plus the expression code ``expression`` (1, E). A "prior" model
+has no keypoint encoder (its sender sends the mesh's semantic code, `sdk.prior.SemanticEncoder`):
+its graphs are the source encoder and the generator (`graph_names`). A "hybrid" model keeps the
+keypoint encoder for its `num_kp` learned keypoints, and its source encoder outputs the avatar's
+learned ones (``learned_keypoints`` / ``learned_jacobians``), which follow the prior's in the
+generator's ``source_keypoints``. Learned-keypoint models' graphs are what they were.
 
 A set of graphs is made for one output size S (`graph_specs(cfg, output_size)`): with the
 composite head the generator also takes the portrait at S (``portrait``), upsamples the flow to
@@ -29,9 +40,12 @@ from torch import Tensor, nn
 
 from ..models import Keypoints, ModelConfig, SourceState, TalkingHeadModel
 from ..models.blocks import downsample
+from ..models.generator import SourceFeatures
 from ..models.motion import invert_2x2, warp
 
-GRAPH_NAMES: tuple[str, ...] = ("keypoint_encoder", "source_encoder", "generator")
+GRAPH_NAMES: tuple[str, ...] = ("keypoint_encoder", "source_encoder", "generator")  # every graph, in order
+SENDER_GRAPHS: tuple[str, ...] = ("keypoint_encoder",)
+RECEIVER_GRAPHS: tuple[str, ...] = ("source_encoder", "generator")
 # Bumped whenever the graphs' I/O or ops change, so caches of exported graphs are not reused across.
 GRAPHS_VERSION = 3  # 3: output size, composite head (`portrait` input, `image` at S)
 
@@ -41,6 +55,12 @@ KEYPOINT_NORMALISATION = "keypoints in [-1, 1] image coordinates, x first"
 JACOBIAN_NORMALISATION = "2x2 local affine Jacobian per keypoint, row-major"
 DEPTH_NORMALISATION = "depth divided by its per-image maximum, in (0, 1]"
 FEATURE_NORMALISATION = "opaque float32 features, passed unchanged from source_encoder to generator"
+PRIOR_KEYPOINT_NORMALISATION = (KEYPOINT_NORMALISATION + "; the face prior's keypoints of the avatar's mesh "
+                                "(sdk.prior.AvatarRig), then the learned ones (hybrid)")
+LEARNED_KEYPOINT_NORMALISATION = (KEYPOINT_NORMALISATION + "; the avatar's learned keypoints (hybrid), which "
+                                  "follow the prior's in the generator's source_keypoints")
+EXPRESSION_NORMALISATION = ("expression coefficients of the face prior relative to the anchor "
+                            "(sdk.prior.relative_motion); zero beyond the dimensions the stream carries")
 
 
 @dataclass(frozen=True)
@@ -84,12 +104,20 @@ def _source_feature_specs(cfg: ModelConfig) -> list[TensorSpec]:
     return specs
 
 
+def graph_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """The graphs `cfg`'s model has, in `GRAPH_NAMES` order: all three, or for a "prior" model
+    (no learned keypoints: its sender runs no network) the source encoder and the generator."""
+    return GRAPH_NAMES if cfg.num_kp else RECEIVER_GRAPHS
+
+
 def graph_specs(cfg: ModelConfig, output_size: int | None = None) -> dict[str, GraphSpec]:
-    """The three graphs' specs for `cfg` at `output_size` (None: `cfg.default_output_size`), keyed
-    by graph name (see `GRAPH_NAMES`); ValueError for a size the model cannot render at.
+    """The graphs' specs for `cfg` at `output_size` (None: `cfg.default_output_size`), keyed by
+    graph name (`graph_names(cfg)`); ValueError for a size the model cannot render at.
 
     With the composite head the generator takes ``portrait`` (1, 3, S, S) after ``source_image``
     and its ``image`` is (1, 3, S, S); without it (S = R only) the graphs have no S-sized tensor.
+    Models driven by the face prior: see the module docstring (no ``source_keypoints`` out of the
+    source encoder; ``expression`` into the generator after ``driving_jacobians``).
     """
     size = cfg.check_output_size(cfg.default_output_size if output_size is None else output_size)
     r, k = cfg.resolution, cfg.num_kp
@@ -97,23 +125,33 @@ def graph_specs(cfg: ModelConfig, output_size: int | None = None) -> dict[str, G
     keypoints = TensorSpec("keypoints", (1, k, 2), KEYPOINT_NORMALISATION)
     jacobians = TensorSpec("jacobians", (1, k, 2, 2), JACOBIAN_NORMALISATION)
     source_outputs = [TensorSpec("depth", (1, 1, r, r), DEPTH_NORMALISATION)] if cfg.uses_depth else []
-    source_outputs += [TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
-                       TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
-                       *_source_feature_specs(cfg)]
+    if cfg.semantic is None:
+        source_outputs += [TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
+                           TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning)]
+        motion = (keypoints, jacobians)
+        expression = []
+    else:
+        if k:
+            source_outputs += [TensorSpec("learned_keypoints", keypoints.shape, LEARNED_KEYPOINT_NORMALISATION),
+                               TensorSpec("learned_jacobians", jacobians.shape, JACOBIAN_NORMALISATION)]
+        motion = (TensorSpec("keypoints", (1, cfg.motion_keypoints, 2), PRIOR_KEYPOINT_NORMALISATION),
+                  TensorSpec("jacobians", (1, cfg.motion_keypoints, 2, 2), JACOBIAN_NORMALISATION))
+        expression = [TensorSpec("expression", (1, cfg.semantic.expression_dims), EXPRESSION_NORMALISATION)]
+    source_outputs += _source_feature_specs(cfg)
     portrait = [] if cfg.composite is None else [TensorSpec("portrait", (1, 3, size, size), OUTPUT_IMAGE_NORMALISATION)]
     frame = image if cfg.composite is None else TensorSpec("image", (1, 3, size, size), OUTPUT_IMAGE_NORMALISATION)
     generator_inputs = (TensorSpec("source_image", image.shape, image.meaning),
                         *portrait,
-                        TensorSpec("source_keypoints", keypoints.shape, keypoints.meaning),
-                        TensorSpec("source_jacobians", jacobians.shape, jacobians.meaning),
-                        TensorSpec("driving_keypoints", keypoints.shape, keypoints.meaning),
-                        TensorSpec("driving_jacobians", jacobians.shape, jacobians.meaning),
+                        *(TensorSpec(f"{role}_{spec.name}", spec.shape, spec.meaning)
+                          for role in ("source", "driving") for spec in motion),
+                        *expression,
                         *_source_feature_specs(cfg))
-    return {
+    specs = {
         "keypoint_encoder": GraphSpec("keypoint_encoder", (image,), (keypoints, jacobians), size),
         "source_encoder": GraphSpec("source_encoder", (image,), tuple(source_outputs), size),
         "generator": GraphSpec("generator", generator_inputs, (frame,), size),
     }
+    return {name: specs[name] for name in graph_names(cfg)}
 
 
 # (features, x, y, weight or None) -> features sampled at (x, y) times weight. See `row_gather_warp`.
@@ -223,20 +261,29 @@ class KeypointEncoderGraph(nn.Module):
 
 class SourceEncoderGraph(nn.Module):
     """image (1, 3, R, R) -> ([depth (1, 1, R, R)], source_keypoints, source_jacobians,
-    appearance_<s> (1, C_s, R/2^s, R/2^s)..., [depth_query_<i> (1, d, q, q)...])."""
+    appearance_<s> (1, C_s, R/2^s, R/2^s)..., [depth_query_<i> (1, d, q, q)...]).
+
+    Face-prior models: no source keypoints (they come from the avatar's mesh); hybrid ones output
+    the avatar's learned keypoints instead (``learned_keypoints``, ``learned_jacobians``)."""
 
     def __init__(self, model: TalkingHeadModel):
         super().__init__()
         self.model = model
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
-        return source_state_tensors(self.model.prepare_source(image))
+        model = self.model
+        if model.cfg.semantic is None:
+            return source_state_tensors(model.prepare_source(image))
+        # `TalkingHeadModel.prepare_source` without the rig: the mesh is the caller's (numpy).
+        depth = model.estimate_depth(image)
+        learned = None if model.kp_detector is None else model.kp_detector(image, depth)
+        return _flat_source(depth, learned, model.generator.encode_source(image, depth))
 
 
 class GeneratorGraph(nn.Module):
     """The generator spec's inputs, in its order (source_image (1, 3, R, R), [portrait (1, 3, S, S)],
-    source_keypoints, source_jacobians, driving_keypoints, driving_jacobians, appearance_<s>...,
-    [depth_query_<i>...]) -> image (1, 3, S, S) in [0, 1].
+    source_keypoints, source_jacobians, driving_keypoints, driving_jacobians, [expression (1, E)],
+    appearance_<s>..., [depth_query_<i>...]) -> image (1, 3, S, S) in [0, 1].
 
     The per-frame path of `Generator.render` written with ops every target converts and runs
     fast: coordinates live in separate x and y planes (`sparse_motions_planar`), the K+1 motions
@@ -260,6 +307,7 @@ class GeneratorGraph(nn.Module):
     def forward(self, *inputs: Tensor) -> Tensor:
         named = dict(zip(self.input_names, inputs))
         gen = self.model.generator
+        expression = named.get("expression")  # face-prior models only
         deformation_x, deformation_y, occlusion = self._dense_motion(
             named["source_image"], Keypoints(named["driving_keypoints"], named["driving_jacobians"]),
             Keypoints(named["source_keypoints"], named["source_jacobians"]))
@@ -267,7 +315,7 @@ class GeneratorGraph(nn.Module):
                             gen._occlusion_at(occlusion, side))
                   for scale, side in zip(gen.warped_scales, self.sides)]
         queries = [named[name] for name in self.input_names if name.startswith("depth_query_")]
-        decoded, mask_logits = gen.decode(warped, queries or None)
+        decoded, mask_logits = gen.decode(warped, queries or None, expression)
         if mask_logits is None:
             return decoded
         warped_portrait = self.warp(named["portrait"],
@@ -303,35 +351,45 @@ class GeneratorGraph(nn.Module):
         return deformation_x, deformation_y, torch.sigmoid(dm.occlusion_head(hourglass))
 
 
+def _flat_source(depth: Tensor | None, keypoints: Keypoints | None, features: SourceFeatures) -> tuple[Tensor, ...]:
+    """The source encoder's outputs in order: [depth], [keypoints, jacobians], appearance..., [queries...]."""
+    return (*(() if depth is None else (depth,)),
+            *(() if keypoints is None else (keypoints.value, keypoints.jacobian)),
+            *features.appearance, *(features.depth_queries or ()))
+
+
 def source_state_tensors(state: SourceState) -> tuple[Tensor, ...]:
-    """A `SourceState` flattened in the source encoder's output order."""
-    depth = () if state.depth is None else (state.depth,)
-    queries = state.features.depth_queries or ()
-    return (*depth, state.keypoints.value, state.keypoints.jacobian, *state.features.appearance, *queries)
+    """A `SourceState` flattened in the source encoder's output order (face-prior models: the
+    learned keypoints of a hybrid one, none of a prior one; the prior's come from the mesh)."""
+    keypoints = state.keypoints if state.rigs is None else state.learned
+    return _flat_source(state.depth, keypoints, state.features)
 
 
-def generator_inputs(state: SourceState, kp_driving: Keypoints, specs: dict[str, GraphSpec]) -> tuple[Tensor, ...]:
+def generator_inputs(state: SourceState, kp_driving: Keypoints, specs: dict[str, GraphSpec],
+                     expression: Tensor | None = None) -> tuple[Tensor, ...]:
     """The generator graph's inputs, in `specs["generator"]` order, for a torch `SourceState` (made
-    at the specs' output size) and driving keypoints."""
+    at the specs' output size), driving keypoints and, for face-prior models, the expression (1, E)."""
     available = dict(zip(specs["source_encoder"].output_names, source_state_tensors(state)))
-    available.update(source_image=state.image, portrait=state.portrait, driving_keypoints=kp_driving.value,
-                     driving_jacobians=kp_driving.jacobian)
+    available.update(source_image=state.image, portrait=state.portrait, source_keypoints=state.keypoints.value,
+                     source_jacobians=state.keypoints.jacobian, driving_keypoints=kp_driving.value,
+                     driving_jacobians=kp_driving.jacobian, expression=expression)
     return tuple(available[name] for name in specs["generator"].input_names)
 
 
 def build_graphs(model: TalkingHeadModel, warp: Warp = grid_sample_warp, output_size: int | None = None
                  ) -> dict[str, nn.Module]:
-    """The three graph modules at `output_size` (None: the model's default), sharing `model`'s
-    weights, keyed by graph name, in eval mode."""
+    """The model's graph modules (`graph_names`) at `output_size` (None: the model's default),
+    sharing `model`'s weights, keyed by graph name, in eval mode."""
     model.eval()
-    return {"keypoint_encoder": KeypointEncoderGraph(model).eval(),
-            "source_encoder": SourceEncoderGraph(model).eval(),
-            "generator": GeneratorGraph(model, warp, output_size).eval()}
+    modules = {"keypoint_encoder": lambda: KeypointEncoderGraph(model),
+               "source_encoder": lambda: SourceEncoderGraph(model),
+               "generator": lambda: GeneratorGraph(model, warp, output_size)}
+    return {name: modules[name]().eval() for name in graph_names(model.cfg)}
 
 
 def example_inputs(cfg: ModelConfig, seed: int = 0, output_size: int | None = None) -> dict[str, tuple[Tensor, ...]]:
     """Plausible inputs for tracing each graph at `output_size`: random images, keypoints near a
-    grid, identity Jacobians."""
+    grid, identity Jacobians, [expressions of a few units]."""
     generator = torch.Generator().manual_seed(seed)
     specs = graph_specs(cfg, output_size)
     inputs: dict[str, tuple[Tensor, ...]] = {}
@@ -342,6 +400,8 @@ def example_inputs(cfg: ModelConfig, seed: int = 0, output_size: int | None = No
                 value = torch.eye(2).expand(tensor.shape).clone()
             elif tensor.name.endswith("keypoints"):
                 value = torch.rand(tensor.shape, generator=generator) * 1.6 - 0.8
+            elif tensor.name == "expression":
+                value = torch.randn(tensor.shape, generator=generator)
             else:
                 value = torch.rand(tensor.shape, generator=generator)
             tensors.append(value)

@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: the three exported graphs in ORT sessions (CPU; CUDA / TensorRT when present).
+"""The ONNX Runtime backend: a model's exported graphs in ORT sessions (CPU; CUDA / TensorRT when present).
 
 Graph files come from an export folder (`python -m export`, layout ``DIR/onnx/<precision>/``) or,
 for a model in memory, from a cache folder keyed by `model_sha256`, the output size (and
@@ -29,14 +29,16 @@ import numpy as np
 from ..errors import SdkError
 from ..models import TalkingHeadModel
 from .base import BackendError, check_output_size
-from .graph_backend import GraphBackend, check_precision
-from .graphs import GRAPH_NAMES, GRAPHS_VERSION
+from .graph_backend import GraphBackend, check_precision, export_folder_prior, missing_runner_files, present_graph_files
+from .graphs import GRAPH_NAMES, GRAPHS_VERSION, graph_names
 from .metadata import GraphMetadata, model_sha256
 from .onnx_export import export_onnx, onnx_graph_path
 from .threads import Threads, graph_threads
 
 if TYPE_CHECKING:
     from quantization.onnx_int8 import Int8Config
+
+    from ..prior import FacePrior
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +127,16 @@ def session_options(settings: OrtSettings, graph: str):
 
 
 class OrtRunner:
-    """The three graph files in ONNX Runtime sessions (a `GraphRunner`)."""
+    """A model's graph files (by graph name) in ONNX Runtime sessions (a `GraphRunner`)."""
 
     def __init__(self, files: dict[str, Path], settings: OrtSettings = OrtSettings()):
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise BackendError(f"ONNX Runtime is not installed here ({exc}); install onnxruntime") from exc
-        missing = [str(files.get(name, name)) for name in GRAPH_NAMES
-                   if name not in files or not Path(files[name]).is_file()]
-        if missing:
-            raise BackendError("missing ONNX graph files: " + ", ".join(missing))
+        missing_runner_files(files, "ONNX")
         providers = execution_providers(settings, ort.get_available_providers())
-        self.files = {name: Path(files[name]) for name in GRAPH_NAMES}
+        self.files = {name: Path(files[name]) for name in GRAPH_NAMES if name in files}
         self.sessions: dict[str, ort.InferenceSession] = {}
         self.metadata: dict[str, GraphMetadata] = {}
         for name, path in self.files.items():
@@ -152,7 +151,7 @@ class OrtRunner:
             except ValueError as exc:
                 raise BackendError(str(exc)) from exc
         self.outputs = {name: [node.name for node in session.get_outputs()] for name, session in self.sessions.items()}
-        self.provider = self.sessions["generator"].get_providers()[0].removesuffix("ExecutionProvider").lower()
+        self.provider = next(iter(self.sessions.values())).get_providers()[0].removesuffix("ExecutionProvider").lower()
 
     def io_shapes(self, graph: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
         session = self.sessions[graph]
@@ -168,23 +167,27 @@ class OrtRunner:
 
 
 class OnnxBackend(GraphBackend):
-    """The three graphs in ONNX Runtime; see the module docstring."""
+    """A model's graphs in ONNX Runtime; see the module docstring. `prior`: as for `GraphBackend`."""
 
-    def __init__(self, graph_files: dict[str, Path], settings: OrtSettings = OrtSettings(), kind: str = "onnx"):
-        super().__init__(OrtRunner(graph_files, settings), kind)
+    def __init__(self, graph_files: dict[str, Path], settings: OrtSettings = OrtSettings(), kind: str = "onnx",
+                 prior: FacePrior | str | Path | None = None):
+        super().__init__(OrtRunner(graph_files, settings), kind, prior)
         self.settings = settings
 
     @classmethod
     def from_export_dir(cls, directory: str | Path, precision: str = "fp32", settings: OrtSettings = OrtSettings(),
-                        kind: str | None = None) -> OnnxBackend:
-        """Load ``directory/onnx/<precision>/*.onnx`` (a `python -m export` output folder)."""
-        files = {name: onnx_graph_path(directory, precision, name) for name in GRAPH_NAMES}
-        if not any(path.is_file() for path in files.values()):
-            raise BackendError(f"{directory}: no ONNX {precision} graphs (expected {files['generator'].parent}/); "
+                        kind: str | None = None, prior: FacePrior | str | Path | None = None) -> OnnxBackend:
+        """Load ``directory/onnx/<precision>/*.onnx`` (a `python -m export` output folder); face-prior
+        graphs are driven by `prior`, else the folder's copy of their prior (``directory/prior/``), else
+        the shipped one."""
+        files = present_graph_files({name: onnx_graph_path(directory, precision, name) for name in GRAPH_NAMES})
+        if "generator" not in files:
+            raise BackendError(f"{directory}: no ONNX {precision} graphs (expected "
+                               f"{onnx_graph_path(directory, precision, 'generator').parent}/); "
                                f"run `python -m export --format onnx --precision {precision}`"
                                + (" after `python -m quantization`" if precision == "int8" else ""))
-        return check_precision(cls(files, settings, kind or ("onnx" if precision == "fp32" else f"onnx-{precision}")),
-                               precision)
+        return check_precision(cls(files, settings, kind or ("onnx" if precision == "fp32" else f"onnx-{precision}"),
+                                   export_folder_prior(directory, prior)), precision)
 
     @classmethod
     def from_model(cls, model: TalkingHeadModel, settings: OrtSettings = OrtSettings(),
@@ -201,7 +204,8 @@ class OnnxBackend(GraphBackend):
         size = check_output_size(model.cfg, output_size)
         sha256 = model_sha256(model)
         directory = cached_graphs_dir(cache_dir, sha256, size)
-        missing = tuple(name for name in GRAPH_NAMES if not onnx_graph_path(directory, precision, name).is_file())
+        missing = tuple(name for name in graph_names(model.cfg)
+                        if not onnx_graph_path(directory, precision, name).is_file())
         if missing and precision == "int8":
             export_int8_graphs(model, directory, size, int8_config, show_progress)
         elif missing:
@@ -212,7 +216,8 @@ class OnnxBackend(GraphBackend):
             for name in tqdm(missing, desc=f"ONNX {precision} graphs of {model.cfg.name} at {size}²", unit="graph",
                              disable=not show_progress, leave=False):
                 export_onnx(model, directory, precision, (name,), sha256=sha256, output_size=size)
-        return cls.from_export_dir(directory, precision, settings)
+        return cls.from_export_dir(directory, precision, settings,
+                                   prior=None if model.cfg.semantic is None else model.prior())
 
 
 def cached_graphs_dir(cache_dir: str | Path | None, sha256: str, size: int) -> Path:
@@ -220,9 +225,10 @@ def cached_graphs_dir(cache_dir: str | Path | None, sha256: str, size: int) -> P
     return Path(cache_dir or default_cache_dir()) / "onnx-graphs" / f"v{GRAPHS_VERSION}-{sha256}-{size}"
 
 
-def has_onnx_graphs(directory: str | Path, precision: str) -> bool:
-    """Whether `directory` (an export or cache folder) holds all three ONNX graphs at `precision`."""
-    return all(onnx_graph_path(directory, precision, name).is_file() for name in GRAPH_NAMES)
+def has_onnx_graphs(directory: str | Path, precision: str, graphs: tuple[str, ...] = GRAPH_NAMES) -> bool:
+    """Whether `directory` (an export or cache folder) holds every ONNX graph of `graphs` (a
+    model's `graph_names`) at `precision`."""
+    return all(onnx_graph_path(directory, precision, name).is_file() for name in graphs)
 
 
 def export_int8_graphs(model: TalkingHeadModel, directory: Path, size: int, int8_config: Int8Config | None,

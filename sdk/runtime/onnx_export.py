@@ -19,7 +19,7 @@ import torch
 from ..files import atomic_file
 from ..models import TalkingHeadModel
 from .base import BackendError
-from .graphs import GRAPH_NAMES, build_graphs, example_inputs, graph_specs
+from .graphs import build_graphs, example_inputs, graph_names, graph_specs
 from .metadata import GraphMetadata, graph_metadata, model_sha256
 
 ONNX_OPSET = 17
@@ -32,13 +32,15 @@ def onnx_graph_path(directory: str | Path, precision: str, graph: str) -> Path:
 
 
 def export_onnx(model: TalkingHeadModel, directory: str | Path, precision: str = "fp32",
-                graphs: tuple[str, ...] = GRAPH_NAMES, simplify: bool = True,
+                graphs: tuple[str, ...] | None = None, simplify: bool = True,
                 sha256: str | None = None, output_size: int | None = None) -> dict[str, Path]:
-    """Write `graphs` of `model` at `output_size` (None: the model's default) to
-    ``directory/onnx/<precision>/`` and return their paths by name."""
-    unknown = sorted(set(graphs) - set(GRAPH_NAMES))
+    """Write `graphs` of `model` (None: all of its `graph_names`) at `output_size` (None: the
+    model's default) to ``directory/onnx/<precision>/`` and return their paths by name."""
+    names = graph_names(model.cfg)
+    graphs = names if graphs is None else graphs
+    unknown = sorted(set(graphs) - set(names))
     if unknown:
-        raise BackendError(f"unknown graphs {unknown}; expected some of {GRAPH_NAMES}")
+        raise BackendError(f"unknown graphs {unknown} of {model.cfg.name}; expected some of {names}")
     model = model.to("cpu").eval()
     sha256 = sha256 or model_sha256(model)
     specs = graph_specs(model.cfg, output_size)

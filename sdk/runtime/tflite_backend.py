@@ -1,4 +1,4 @@
-"""The TFLite (LiteRT) backend: the three exported ``.tflite`` graphs in `ai_edge_litert` interpreters.
+"""The TFLite (LiteRT) backend: a model's exported ``.tflite`` graphs in `ai_edge_litert` interpreters.
 
 This is how Android runs the graphs; here it serves `python -m export verify` and speed checks
 (XNNPACK on CPU). Files come from an export folder, ``DIR/tflite/<precision>/<graph>.tflite``,
@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import BackendError
-from .graph_backend import GraphBackend, check_precision
+from .graph_backend import GraphBackend, check_precision, export_folder_prior, missing_runner_files, present_graph_files
 from .graphs import GRAPH_NAMES
 from .metadata import GraphMetadata
 from .threads import Threads, graph_threads
+
+if TYPE_CHECKING:
+    from ..prior import FacePrior
 
 TFLITE_METADATA_NAME = "talking_head_sdk"
 
@@ -56,7 +60,7 @@ def read_tflite_metadata(path: Path) -> GraphMetadata:
 
 
 class TfliteRunner:
-    """The three graphs in LiteRT interpreters (XNNPACK on CPU), run through their signatures.
+    """A model's graphs (by graph name) in LiteRT interpreters (XNNPACK on CPU), run through their signatures.
 
     threads: per graph (one count, a `ThreadBudget`, or None: LiteRT's default)."""
 
@@ -64,11 +68,8 @@ class TfliteRunner:
 
     def __init__(self, files: dict[str, Path], threads: Threads = None):
         Interpreter = _litert().interpreter.Interpreter
-        missing = [str(files.get(name, name)) for name in GRAPH_NAMES
-                   if name not in files or not Path(files[name]).is_file()]
-        if missing:
-            raise BackendError("missing TFLite graph files: " + ", ".join(missing))
-        self.files = {name: Path(files[name]) for name in GRAPH_NAMES}
+        missing_runner_files(files, "TFLite")
+        self.files = {name: Path(files[name]) for name in GRAPH_NAMES if name in files}
         self.metadata = {name: read_tflite_metadata(path) for name, path in self.files.items()}
         self.runners = {}
         for name, path in self.files.items():
@@ -91,17 +92,20 @@ class TfliteRunner:
 
 
 class TfliteBackend(GraphBackend):
-    """The exported .tflite graphs of an export folder, in LiteRT."""
+    """The exported .tflite graphs of an export folder, in LiteRT. `prior`: as for `GraphBackend`."""
 
-    def __init__(self, graph_files: dict[str, Path], threads: Threads = None, kind: str = "tflite"):
-        super().__init__(TfliteRunner(graph_files, threads), kind)
+    def __init__(self, graph_files: dict[str, Path], threads: Threads = None, kind: str = "tflite",
+                 prior: FacePrior | str | Path | None = None):
+        super().__init__(TfliteRunner(graph_files, threads), kind, prior)
 
     @classmethod
-    def from_export_dir(cls, directory: str | Path, precision: str = "fp32", threads: Threads = None
-                        ) -> TfliteBackend:
-        files = {name: tflite_graph_path(directory, precision, name) for name in GRAPH_NAMES}
-        if not any(path.is_file() for path in files.values()):
-            raise BackendError(f"{directory}: no TFLite {precision} graphs (expected {files['generator'].parent}/); "
+    def from_export_dir(cls, directory: str | Path, precision: str = "fp32", threads: Threads = None,
+                        prior: FacePrior | str | Path | None = None) -> TfliteBackend:
+        """Load ``directory/tflite/<precision>/*.tflite``; the prior as `OnnxBackend.from_export_dir`."""
+        files = present_graph_files({name: tflite_graph_path(directory, precision, name) for name in GRAPH_NAMES})
+        if "generator" not in files:
+            raise BackendError(f"{directory}: no TFLite {precision} graphs (expected "
+                               f"{tflite_graph_path(directory, precision, 'generator').parent}/); "
                                f"run `python -m export --format tflite --precision {precision}`")
-        return check_precision(cls(files, threads, "tflite" if precision == "fp32" else f"tflite-{precision}"),
-                               precision)
+        return check_precision(cls(files, threads, "tflite" if precision == "fp32" else f"tflite-{precision}",
+                                   export_folder_prior(directory, prior)), precision)
