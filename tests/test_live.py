@@ -496,8 +496,9 @@ def test_face_prior_model_sends_semantic_codes_and_applies_edits_and_keys(kind, 
     dims = min(SEMANTIC_PRESETS["default"].expression_dims or 32, tiny_prior_model.cfg.semantic.expression_dims)
     assert stream["kind"] == "semantic" and stream["expression_dims"] == dims
     assert stats.frames_sent == stats.frames_rendered == CLIP_FRAMES and stats.frames_dropped_total == 0
-    assert stats.backend == "torch-cpu" and stats.backend_choice["chosen"] == "torch"
-    assert "face-prior" in stats.backend_choice["reason"]
+    # auto timed the face-prior model's backends (its graphs exported on first use) and took the fastest.
+    choice = stats.backend_choice
+    assert choice["chosen"] in choice["frame_ms"] and "torch" in choice["frame_ms"]
     assert stats.flagged_mesh_frames == {"missing": 0, "out_of_range": 0, "poor_fit": 0}
     assert stats.kbps > 0 and stats.encoder_ms > 0
     # Every code arrives as sent, within the quantization error; the coefficients not sent are 0.

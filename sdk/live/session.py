@@ -80,8 +80,6 @@ log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 10.0
 FLAG_STATUSES = tuple(status for status in STATUSES if status != "ok")
-FACE_PRIOR_AUTO_REASON = ("a face-prior model: auto picks torch until the exported graphs of face-prior models are "
-                          "timed here; --backend onnx / onnx-int8 / tflite with --graphs DIR runs an export")
 
 
 def live_camera(config: LiveConfig | None = None, *, model: TalkingHeadModel | None = None,
@@ -243,16 +241,10 @@ class _LiveSession:
                                                config.paste_back)
 
     def _backend(self, model: TalkingHeadModel) -> Backend:
-        """The configured backend with the session's thread budget; "auto" times the candidates so
-        (face-prior models: torch, for now)."""
+        """The configured backend with the session's thread budget; "auto" times the candidates
+        (face-prior models included: their graphs take the rig's keypoints and the expression)."""
         config = self.config
         options = dict(graphs=config.graphs, threads=self.budget, output_size=config.output_size)
-        if config.backend == "auto" and self.kind == "semantic":
-            backend = create_backend(model, "torch", config.device, **options)
-            self.backend_choice = {"chosen": "torch", "backend": backend.name, "frame_ms": {}, "skipped": {},
-                                   "reason": FACE_PRIOR_AUTO_REASON}
-            log.info("auto backend: torch (%s)", FACE_PRIOR_AUTO_REASON)
-            return backend
         if config.backend != "auto":
             return create_backend(model, config.backend, config.device, **options)
         choice = choose_backend(model, config.device, **options)
