@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError
-from .files import atomic_file, file_sha256
+from .files import atomic_file, file_sha256, verified_sha256
 from .models.config import ModelConfig
 from .models.depth_net import DepthNet
 from .models.macs import count_params
@@ -135,12 +135,7 @@ def _read(directory: Path, kind: str) -> tuple[ModelConfig, dict[str, Any], dict
         metadata = dict(document.get("metadata") or {})
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: invalid ({exc})") from exc
-    recorded = (directory / CHECKSUM_FILE).read_text().split()
-    actual = file_sha256(directory / WEIGHTS_FILE)
-    if not recorded or recorded[0].lower() != actual:
-        raise ModelLoadError(f"{directory / WEIGHTS_FILE}: sha256 checksum mismatch (file is {actual}, "
-                             f"{CHECKSUM_FILE} says {recorded[0] if recorded else 'nothing'}); "
-                             "the weights are corrupt or were modified")
+    verified_sha256(directory / WEIGHTS_FILE, directory / CHECKSUM_FILE, "the weights are")
     try:
         tensors = load_file(str(directory / WEIGHTS_FILE))
     except (SafetensorError, OSError, ValueError) as exc:

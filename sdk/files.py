@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelLoadError
+
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
@@ -62,6 +64,17 @@ def replace_directory(final: Path, write: Callable[[Path], Any]) -> Path:
         shutil.rmtree(temporary, ignore_errors=True)
     shutil.rmtree(previous, ignore_errors=True)
     return final
+
+
+def verified_sha256(path: Path, checksum_file: Path, what: str) -> str:
+    """The file's SHA-256, checked against the first word of `checksum_file` (`sha256sum`'s
+    format); ModelLoadError when they differ, naming `what` (e.g. "the weights")."""
+    recorded = checksum_file.read_text().split()
+    actual = file_sha256(path)
+    if not recorded or recorded[0].lower() != actual:
+        raise ModelLoadError(f"{path}: sha256 checksum mismatch (file is {actual}, {checksum_file.name} says "
+                             f"{recorded[0] if recorded else 'nothing'}); {what} corrupt or modified")
+    return actual
 
 
 def file_sha256(path: str | Path) -> str:

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CHECKSUM_FILE, CONFIG_FILE, WEIGHTS_FILE, file_sha256
+from ..checkpoint import CHECKSUM_FILE, CONFIG_FILE, WEIGHTS_FILE
 from ..errors import ModelLoadError
-from ..files import atomic_file, write_bytes_atomic
+from ..files import atomic_file, file_sha256, verified_sha256, write_bytes_atomic
 from ..models.audio_to_code import AudioModelConfig, AudioToCodeModel
 
 AUDIO_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "audio"
@@ -65,12 +65,7 @@ def load_audio_model(name_or_path: str | Path = "default", device: str | torch.d
     if missing:
         hint = " (train one with `python -m sdk train audio`)" if str(name_or_path) == "default" else ""
         raise ModelLoadError(f"{directory}: no audio-to-code model here, missing {', '.join(missing)}{hint}")
-    recorded = (directory / CHECKSUM_FILE).read_text().split()
-    actual = file_sha256(directory / WEIGHTS_FILE)
-    if not recorded or recorded[0].lower() != actual:
-        raise ModelLoadError(f"{directory / WEIGHTS_FILE}: sha256 checksum mismatch (file is {actual}, "
-                             f"{CHECKSUM_FILE} says {recorded[0] if recorded else 'nothing'}); the weights are "
-                             "corrupt or were modified")
+    actual = verified_sha256(directory / WEIGHTS_FILE, directory / CHECKSUM_FILE, "the weights are")
     try:
         document = json.loads((directory / CONFIG_FILE).read_text())
         if document.get("kind") != KIND:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..files import atomic_file, file_sha256
+from ..files import atomic_file, file_sha256, verified_sha256
 from ..face.landmarks import NUM_LANDMARKS
 from .basis import ExpressionBasis
 from .controls import CONTROL_SPECS, ControlMap
@@ -126,11 +126,7 @@ def load_prior(name_or_path: str | Path = "default", expected_sha256: str | None
     for required in (path, checksum):
         if not required.is_file():
             raise ModelLoadError(f"{required}: no such face prior file (fit one with `python -m sdk prior fit`)")
-    recorded = checksum.read_text().split()
-    actual = file_sha256(path)
-    if not recorded or recorded[0].lower() != actual:
-        raise ModelLoadError(f"{path}: sha256 checksum mismatch (file is {actual}, {checksum.name} says "
-                             f"{recorded[0] if recorded else 'nothing'}); the prior is corrupt or was modified")
+    actual = verified_sha256(path, checksum, "the prior is")
     if expected_sha256 is not None and actual != expected_sha256.lower():
         raise ModelLoadError(f"{path}: face prior {actual[:12]} is not the one the model was trained with "
                              f"({expected_sha256[:12]}); use that prior file")
