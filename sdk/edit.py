@@ -2,7 +2,7 @@
 
 The portrait's face is cropped and rigged (its face mesh), then rendered once with `edits` applied
 to no motion at all: `yaw=-20` turns the head 20° towards the image's right, `mouth_open=1`
-opens the mouth, and so on (`sdk.prior.Edits`). Needs a face-prior model (`dagan++-mobile-prior`).
+opens the mouth, and so on (`sdk.prior.Edits`). Needs a face-prior model (the shipped `prior`, a `dagan++-mobile-prior`).
 With `paste_back` the edited face is pasted into the whole portrait over a feathered seam.
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def add_edit_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--edit", required=True, metavar="EDITS",
                         help="e.g. yaw=-20,pitch=5,roll=0,mouth_open=1,smile=0.5,eyes_closed=1,brows_up=0.5,"
                              "jaw_left_right=0.3")
-    parser.add_argument("--model", default="default", help="a face-prior model: a shipped name or a model folder")
+    parser.add_argument("--model", default="prior", help="a face-prior model: a shipped name (default: prior) or a model folder")
     parser.add_argument("--size", type=int, default=None, help="output size S (default: the model's)")
     parser.add_argument("--paste-back", action="store_true", help="paste the edited face into the whole portrait")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -185,7 +185,8 @@ def test_edit_cli_writes_the_edited_portrait_and_refuses_bad_edits(prior_model_d
     assert main(["edit", "--portrait", "sdk/assets/portrait.jpg", "--out", str(out), "--edit", "wink=1"]) == 2
     assert main(["edit", "--portrait", "sdk/assets/portrait.jpg", "--out", str(out), "--edit", "freeze=none",
                  "--model", str(prior_model_dir)]) == 2
-    assert main(["edit", "--portrait", "sdk/assets/portrait.jpg", "--out", str(out), "--edit", "yaw=10"]) == 2
+    assert main(["edit", "--portrait", "sdk/assets/portrait.jpg", "--out", str(out), "--edit", "yaw=10",
+                 "--model", "default"]) == 2
     errors = capsys.readouterr().err
     assert "unknown edit 'wink'" in errors and "changes nothing" in errors and "learned keypoints" in errors
 

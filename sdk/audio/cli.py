@@ -73,7 +73,7 @@ def add_audio_verbs(subparsers: argparse._SubParsersAction) -> None:
     speak.add_argument("--epsilon", type=float, default=0.5, help="sampling radius around the audio's motion centre, in "
                        "units of the spread of real motions around it (default 0.5: about the real videos' motion)")
     speak.add_argument("--live-window", action="store_true", help="use the live (42.5 ms lookahead) expression net")
-    speak.add_argument("--model", default="default", help="face-prior renderer model (default: the shipped one)")
+    speak.add_argument("--model", default="prior", help="face-prior renderer model (default: the shipped prior)")
     speak.add_argument("--audio-model", default="default", help="audio-to-code model (default: sdk/assets/audio)")
     speak.add_argument("--no-progress", action="store_true", help="no progress bar")
     speak.set_defaults(run=_run_speak)
