@@ -26,7 +26,7 @@ import torch
 
 from sdk.checkpoint import load_model
 from sdk.errors import SdkError
-from sdk.models import TalkingHeadModel
+from sdk.models import Keypoints, TalkingHeadModel
 from sdk.pipeline import HybridCode, TalkingHeadPipeline
 from sdk.models.semantic_inputs import concat_keypoints, driven_keypoints
 from sdk.runtime.graph_backend import GraphBackend, GraphRunner, as_array, export_folder_prior

@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
