@@ -10,19 +10,7 @@
 #include <string.h>
 
 #include "thk.h"
-
-#define FN(name) JNICALL Java_org_talkinghead_core_NativeCore_##name
-
-/* The struct behind a direct buffer, or NULL when it is missing, too small or misaligned. */
-static void *state(JNIEnv *env, jobject buffer, size_t size) {
-    if (!buffer) return NULL;
-    void *address = (*env)->GetDirectBufferAddress(env, buffer);
-    jlong capacity = (*env)->GetDirectBufferCapacity(env, buffer);
-    if (!address || capacity < (jlong)size || ((size_t)address & 7)) return NULL;
-    return address;
-}
-
-static jsize length_of(JNIEnv *env, jarray array) { return array ? (*env)->GetArrayLength(env, array) : -1; }
+#include "thk_jni_common.h"
 
 /* Whether `array` has at least `need` elements (a NULL array passes when `optional`). Checked for
  * every array of a call before any is pinned: no other JNI call may happen while one is. */

@@ -6,18 +6,7 @@
 #include <string.h>
 
 #include "thk_session.h"
-
-#define FN(name) JNICALL Java_org_talkinghead_core_NativeCore_##name
-
-static void *state(JNIEnv *env, jobject buffer, size_t size) {
-    if (!buffer) return NULL;
-    void *address = (*env)->GetDirectBufferAddress(env, buffer);
-    jlong capacity = (*env)->GetDirectBufferCapacity(env, buffer);
-    if (!address || capacity < (jlong)size || ((size_t)address & 7)) return NULL;
-    return address;
-}
-
-static jsize length_of(JNIEnv *env, jarray array) { return array ? (*env)->GetArrayLength(env, array) : -1; }
+#include "thk_jni_common.h"
 
 /* A byte range of a Java array copied in (at most `capacity` bytes): 0 when it does not exist. */
 static int copy_in(JNIEnv *env, jbyteArray array, jint offset, jint length, uint8_t *out, size_t capacity) {
