@@ -5,7 +5,7 @@
 
 For each portrait image of the shared manifest (kind "image"), the model renders the still portrait
 with no edit (the baseline, in the same run) and with `yaw=+Y`, `yaw=-Y`, `mouth_open=1`,
-`smile=1`, `eyes_closed=1` (`python -m sdk edit`'s path: `sdk.edit.edit_portrait`). Each output is
+`smile=1`, `eyes_closed=1` (`python -m sdk edit`'s path, the portrait rigged once: `sdk.edit`). Each output is
 measured by MediaPipe's mesh, as a user would see it:
 - head yaw (the face prior's pose of the mesh, degrees) minus the unedited render's: the turn the
   edit made, which must be >= 10° in the edit's direction for ±15°;
@@ -27,11 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from sdk.checkpoint import load_model
-from sdk.edit import edit_portrait
+from sdk.edit import prepare_portrait, render_edit
 from sdk.errors import SdkError
 from sdk.eval.metrics import IdentityDistance
 from sdk.face import FaceLandmarker
-from sdk.live.avatars import load_avatar
 from sdk.pipeline import TalkingHeadPipeline
 from sdk.prior import EncoderConfig, Edits, SemanticEncoder
 from sdk.prior.features import feature_index, measure_features
@@ -84,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     with FaceLandmarker() as landmarker:
         for path in portrait_paths(Path(args.manifest), args.portraits):
             try:
-                crop = load_avatar(path, pipeline.output_size).crop
-                renders = {name: edit_portrait(pipeline, path, Edits.parse("" if name == "none" else name))
+                avatar, state = prepare_portrait(pipeline, path)
+                renders = {name: render_edit(pipeline, avatar, state, Edits.parse("" if name == "none" else name))
                            for name in edits}
             except SdkError as exc:
                 print(f"skipped {path.name}: {exc}", file=sys.stderr)
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 missed["none"] += 1
                 continue
             used += 1
-            reference = identity.descriptor(crop) if identity else None
+            reference = identity.descriptor(avatar.crop) if identity else None
             for name, image in renders.items():
                 found = measure(landmarker, encoder, image)
                 if found is None:

@@ -15,21 +15,26 @@ import numpy as np
 
 from .errors import SdkError
 from .face.crop import PasteCanvas
-from .live.avatars import load_avatar
+from .live.avatars import Avatar, load_avatar
 from .media import write_image
 from .pipeline import TalkingHeadPipeline
 from .prior import Edits, MotionDelta
+from .runtime import SourceHandle
 
 
-def edit_portrait(pipeline: TalkingHeadPipeline, portrait: str | Path, edits: Edits,
-                  paste_back: bool = False) -> np.ndarray:
-    """The portrait image file with `edits` applied -> RGB uint8: the S² face crop, or the whole
-    portrait (at most 1080 rows) with `paste_back`."""
+def prepare_portrait(pipeline: TalkingHeadPipeline, portrait: str | Path) -> tuple[Avatar, SourceHandle]:
+    """The portrait image file cropped and rigged once, ready for any number of `render_edit`s."""
     if not pipeline.is_semantic:
         raise SdkError(f"{pipeline.cfg.name} uses learned keypoints: editing a still portrait needs a face-prior "
                        "model (e.g. --model with a dagan++-mobile-prior model)")
     avatar = load_avatar(portrait, pipeline.output_size)
-    state = pipeline.prepare_source(avatar.crop)
+    return avatar, pipeline.prepare_source(avatar.crop)
+
+
+def render_edit(pipeline: TalkingHeadPipeline, avatar: Avatar, state: SourceHandle, edits: Edits,
+                paste_back: bool = False) -> np.ndarray:
+    """The prepared portrait with `edits` applied -> RGB uint8: the S² face crop, or the whole
+    portrait (at most 1080 rows) with `paste_back`."""
     motion = edits.apply(MotionDelta.identity(0), pipeline.backend.prior())
     learned = getattr(state, "learned", None)  # hybrid: the learned keypoints stay where they are
     frame = pipeline.render_motion(state, motion, learned)
@@ -37,6 +42,12 @@ def edit_portrait(pipeline: TalkingHeadPipeline, portrait: str | Path, edits: Ed
         assert avatar.portrait is not None and avatar.box is not None
         frame = PasteCanvas.of(avatar.portrait, avatar.box).paste(frame)
     return frame
+
+
+def edit_portrait(pipeline: TalkingHeadPipeline, portrait: str | Path, edits: Edits,
+                  paste_back: bool = False) -> np.ndarray:
+    """`render_edit` of a portrait image file prepared for this one edit."""
+    return render_edit(pipeline, *prepare_portrait(pipeline, portrait), edits, paste_back)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -253,7 +253,7 @@ class TalkingHeadPipeline:
             if self.anchor is None:
                 self.set_anchor(code)
             anchor = self.anchor.semantic if isinstance(self.anchor, HybridCode) else self.anchor
-        return self.edits.apply(relative_motion(code, anchor), self.backend.prior())
+        return self.edits.apply(relative_motion(code, anchor), self._encoder().prior)
 
     @torch.inference_mode()
     def render_motion_tensor(self, state: SourceHandle, motion: MotionDelta, learned: Keypoints | None = None
