@@ -233,10 +233,14 @@ class ReenactmentEvaluator:
                target_landmarks: np.ndarray | None, identity_reference: np.ndarray | None,
                with_pixels: bool = True) -> None:
         sums.add(prediction, target, target_landmarks, self.akd, with_pixels)
-        if self.identity is not None and identity_reference is not None:
+        self._add_identity(sums, prediction, identity_reference)
+
+    def _add_identity(self, sums: MetricSums, prediction: np.ndarray, reference: np.ndarray | None) -> None:
+        """The identity distance of `prediction` to `reference` (when both have a face and dlib is here)."""
+        if self.identity is not None and reference is not None:
             descriptor = self.identity.descriptor(prediction)
             if descriptor is not None:
-                sums.identity += IdentityDistance.distance(descriptor, identity_reference)
+                sums.identity += IdentityDistance.distance(descriptor, reference)
                 sums.identity_frames += 1
 
     def self_reenactment(self) -> tuple[dict[str, dict], list[ClipScores]]:
@@ -293,11 +297,7 @@ class ReenactmentEvaluator:
                         still_moved.frames += 1
                         model_moved.add_landmarks(predicted, transferred[index], self.akd)
                         still_moved.add_landmarks(still_landmarks, transferred[index], self.akd)
-                    if self.identity is not None and reference is not None:
-                        descriptor = self.identity.descriptor(prediction)
-                        if descriptor is not None:
-                            model.identity += IdentityDistance.distance(descriptor, reference)
-                            model.identity_frames += 1
+                    self._add_identity(model, prediction, reference)
         keep = ("frames", "akd", "mouth_lmd", "eye_lmd", "akd_missed", "identity")
         rows = (("model", model), ("still_frame", still), ("model_vs_transferred", model_moved),
                 ("still_vs_transferred", still_moved))
