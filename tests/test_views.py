@@ -420,22 +420,29 @@ def test_page_in_headless_chromium_shows_frames_that_change(tmp_path, tiny_model
     if binary is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
     browser = HeadlessChromium(binary, tmp_path / "profile")
+    # chromium answers before the session starts: on a loaded 2-core CI machine its start-up took
+    # longer than a 12 s clip lasted, and the page then opened on a session that had ended
+    browser.call("Browser.getVersion")
     port = free_tcp_port()
     controls = LiveControls()
     output = OutputConfig(window=False, serve=("127.0.0.1", port))
-    # the bundled clip at 10 fps lasts 12 s: the test quits it once the screenshots are taken
-    config = headless(DEFAULT_DRIVING, capture=CaptureConfig(camera=DEFAULT_DRIVING, fps=10.0), output=output)
+    # the bundled clip at 5 fps lasts 24 s: the test quits it once the screenshots are taken
+    config = headless(DEFAULT_DRIVING, capture=CaptureConfig(camera=DEFAULT_DRIVING, fps=5.0), output=output)
     thread, result = run_in_thread(config, tiny_model, controls)
     try:
         wait_for(lambda: http_get(f"http://127.0.0.1:{port}/live.jpg")[0] == 200 or "error" in result, 60,
                  "the first frame")
         assert "error" not in result, result
         browser.open(f"http://127.0.0.1:{port}/")
-        box = wait_for(lambda: browser.evaluate(
-            "(() => { const img = document.getElementById('live'), rows = document.querySelectorAll('#stats tr');"
-            " if (!img.naturalWidth || !rows.length) return null; const r = img.getBoundingClientRect();"
-            " return [r.left, r.top, r.width, r.height, img.naturalWidth, img.naturalHeight]; })()"),
-            20, "a frame and the stats on the page")
+
+        def frame_and_stats_shown():
+            assert thread.is_alive(), f"the session ended before the page showed a frame: {result}"
+            return browser.evaluate(
+                "(() => { const img = document.getElementById('live'), rows = document.querySelectorAll('#stats tr');"
+                " if (!img.naturalWidth || !rows.length) return null; const r = img.getBoundingClientRect();"
+                " return [r.left, r.top, r.width, r.height, img.naturalWidth, img.naturalHeight]; })()")
+
+        box = wait_for(frame_and_stats_shown, 30, "a frame and the stats on the page")
         left, top, width, height, natural_width, natural_height = (round(value) for value in box)
         assert natural_width == 2 * natural_height  # input | avatar
         stats_text = browser.evaluate("document.getElementById('stats').innerText")
