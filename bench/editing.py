@@ -14,6 +14,12 @@ measured by MediaPipe's mesh, as a user would see it:
 - identity distance (dlib, `sdk.eval.metrics.IdentityDistance`, when the eval extra is installed)
   of the edited render to the portrait crop itself: must stay < 0.6.
 A render the mesh finds no face in is counted (`missed`) and left out of the means.
+
+Where a head turn is lost, per rotation edit (torch model): the yaw of the rig's driven mesh (what
+the keypoints are taken from) minus the portrait's, how far the K prior keypoints move (pixels at
+the output size), and how much of the rig's motion the dense flow makes at the driven mesh's
+points ("flow follows": 1 = all of it, 0 = none), over the whole mesh and over the face outline
+(`face_oval`).
 """
 from __future__ import annotations
 
@@ -25,15 +31,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from sdk.checkpoint import load_model
 from sdk.edit import prepare_portrait, render_edit
 from sdk.errors import SdkError
 from sdk.eval.metrics import IdentityDistance
 from sdk.face import FaceLandmarker
+from sdk.face.regions import MESH_REGIONS
 from sdk.pipeline import TalkingHeadPipeline
-from sdk.prior import EncoderConfig, Edits, SemanticEncoder
+from sdk.prior import EncoderConfig, Edits, MotionDelta, SemanticEncoder, to_keypoint_coords
 from sdk.prior.features import feature_index, measure_features
+from sdk.runtime import SourceHandle, TorchBackend
 
 EDITS = ("none", "yaw=+{yaw}", "yaw=-{yaw}", "mouth_open=1", "smile=1", "eyes_closed=1")
 
@@ -61,6 +71,33 @@ def measure(landmarker: FaceLandmarker, encoder: SemanticEncoder, image: np.ndar
             "eye_gap": float((features[feature_index("right_eye_gap")] + features[feature_index("left_eye_gap")]) / 2)}
 
 
+@torch.inference_mode()
+def rig_motion(pipeline: TalkingHeadPipeline, state: SourceHandle, edits: Edits) -> dict[str, float]:
+    """What the rig and the dense flow make of a rotation edit: the driven mesh's yaw change, the
+    prior keypoints' mean motion in pixels, and the share of the mesh's motion the flow follows."""
+    model = pipeline.model
+    rig = state.rigs[0]
+    size = rig.image_size
+    motion = edits.apply(MotionDelta.identity(0), model.prior())
+    rest, moved = rig.drive(), rig.drive(motion)
+    encoder = SemanticEncoder(model.prior(), EncoderConfig(image_size=size))
+    yaws = [encoder.encode(mesh).code.pose[0] for mesh in (rest.mesh, moved.mesh)]
+    inputs = model.drive(state, [motion])
+    grid = model.render_semantic(state, inputs.keypoints, inputs.expression).deformation  # (1, h, w, 2)
+    source, driven = (to_keypoint_coords(mesh[:, :2], size) for mesh in (rest.mesh, moved.mesh))
+    # The flow is backward: at a driven point it says where in the portrait to sample.
+    sampled = F.grid_sample(grid.permute(0, 3, 1, 2), torch.as_tensor(driven, dtype=grid.dtype)[None, None],
+                            align_corners=True)[0, :, 0].T.numpy()
+    wanted, made = driven - source, driven - sampled
+
+    def follows(points: np.ndarray) -> float:
+        return float((made[points] * wanted[points]).sum() / max((wanted[points] ** 2).sum(), 1e-12))
+
+    return {"rig_yaw_change": float(yaws[1] - yaws[0]),
+            "keypoint_px": float(np.linalg.norm(moved.value - rest.value, axis=-1).mean() * (size - 1) / 2),
+            "flow_follows": follows(np.arange(len(driven))), "outline_follows": follows(MESH_REGIONS["face_oval"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a face-prior model folder")
@@ -84,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in portrait_paths(Path(args.manifest), args.portraits):
             try:
                 avatar, state = prepare_portrait(pipeline, path)
-                renders = {name: render_edit(pipeline, avatar, state, Edits.parse("" if name == "none" else name))
-                           for name in edits}
+                parsed = {name: Edits.parse("" if name == "none" else name) for name in edits}
+                renders = {name: render_edit(pipeline, avatar, state, edit) for name, edit in parsed.items()}
             except SdkError as exc:
                 print(f"skipped {path.name}: {exc}", file=sys.stderr)
                 continue
@@ -105,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                        "mouth_width_ratio": found["mouth_width"] / base["mouth_width"],
                        "eye_gap_ratio": found["eye_gap"] / max(base["eye_gap"], 1e-6),
                        "lip_gap": found["lip_gap"]}
+                edit = parsed[name]
+                if (edit.yaw or edit.pitch or edit.roll) and isinstance(pipeline.backend, TorchBackend):
+                    row.update(rig_motion(pipeline, state, edit))
                 if reference is not None:
                     descriptor = identity.descriptor(image)
                     if descriptor is not None:
@@ -122,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {name: {"renders": len(rows[name]), "missed": missed[name],
                       "yaw_change_deg": mean(name, "yaw_change"), "lip_gap_ratio_median": median(name, "lip_gap_ratio"),
                       "mouth_width_ratio": mean(name, "mouth_width_ratio"), "eye_gap_ratio": mean(name, "eye_gap_ratio"),
-                      "identity": mean(name, "identity")} for name in edits}
+                      "identity": mean(name, "identity"),
+                      **{key: mean(name, key) for key in ("rig_yaw_change", "keypoint_px", "flow_follows",
+                                                          "outline_follows")}} for name in edits}
     yaw_plus, yaw_minus = summary[edits[1]], summary[edits[2]]
     checks = {
         f"yaw ±{args.yaw:g}° turns the head >= 10° the same way": (
@@ -146,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<16} {row['renders']:>7} {row['missed']:>6} {cell(row['yaw_change_deg'], 1):>7} "
               f"{cell(row['lip_gap_ratio_median']):>9} {cell(row['mouth_width_ratio']):>9} "
               f"{cell(row['eye_gap_ratio']):>9} {cell(row['identity'], 3):>7}")
+    print(f"\nwhere a turn is lost: {'edit':<10} {'rig yaw Δ°':>10} {'keypoints px':>12} {'flow follows':>12} "
+          f"{'outline follows':>15}")
+    for name, row in summary.items():
+        if row["rig_yaw_change"] is not None:
+            print(f"{'':<22}{name:<10} {cell(row['rig_yaw_change'], 1):>10} {cell(row['keypoint_px'], 1):>12} "
+                  f"{cell(row['flow_follows']):>12} {cell(row['outline_follows']):>15}")
     for check, ok in checks.items():
         print(f"  {'✓' if ok else ('—' if ok is None else '✗')} {check}")
     if args.json:

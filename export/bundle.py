@@ -22,7 +22,7 @@ K prior keypoints' mesh indices, `sdk.prior.keypoint_indices`) or null, and `str
 header the two ends exchange, built by the live session's one builder
 (`sdk.live.stream.stream_header`) with its kind's default preset at `STREAM_FPS`: its kind
 ("keypoints" or "semantic"), its fields and its bytes (hex) as `docs/bitstream.md` lays them out
-(`streams_note` says why a model has none: hybrid models have no stream kind yet). A sender
+(`streams_note` says why a model has none: the native core does not decode the hybrid kind yet). A sender
 running at another rate writes its own header from these fields with its frame rate.
 """
 from __future__ import annotations
@@ -117,15 +117,14 @@ def metadata_json(metadata: GraphMetadata) -> dict[str, Any]:
 def stream_parameters(model: TalkingHeadModel, model_sha256: str) -> tuple[list[dict[str, Any]], str | None]:
     """The stream header of `model`'s codes at `STREAM_FPS` with its kind's default preset, built
     by the live session's builder (`sdk.live.stream.stream_header`): kind, fields and bytes (hex);
-    and why there is none (hybrid models have no stream kind yet), else None."""
-    from sdk.live.errors import LiveError
+    and why there is none (hybrid models: the native core has no decoder of their kind yet), else None."""
     from sdk.live.stream import codec_config, stream_header, stream_kind
 
     cfg = model.cfg
-    try:
-        kind = stream_kind(cfg)
-    except LiveError as exc:
-        return [], str(exc)
+    kind = stream_kind(cfg)
+    if kind == "hybrid":
+        return [], (f"{cfg.name} is a hybrid model: its stream kind (docs/bitstream.md §13) has no decoder in the "
+                    "native core (native/) yet")
     header = stream_header(cfg, model_sha256, STREAM_FPS, codec_config("default", cfg),
                            None if cfg.semantic is None else model.prior())
     return [{"kind": kind, "version": header.VERSION, "fields": dataclasses.asdict(header),

@@ -450,9 +450,9 @@ class StreamSpy:
             encoder = make_encoder(header)
             encode = encoder.encode
 
-            def recording(first, second, timestamp_ms):
-                self.sent.append((np.array(first), np.array(second)))
-                return encode(first, second, timestamp_ms)
+            def recording(*arguments):  # the code's arrays, then the timestamp
+                self.sent.append(tuple(np.array(array) for array in arguments[:-1]))
+                return encode(*arguments)
             encoder.encode = recording
             return encoder
 
@@ -594,8 +594,7 @@ def test_stream_kind_follows_the_model_and_receivers_refuse_the_other(tiny_model
         codec_config("no-jacobians", tiny_prior_model.cfg)
     with pytest.raises(LiveError, match="takes a CodecConfig"):
         codec_config(SemanticCodecConfig(), tiny_model.cfg)
-    with pytest.raises(LiveError, match="hybrid"):
-        codec_config("default", get_config("dagan++-tiny-hybrid"))
+    assert codec_config("default", get_config("dagan++-tiny-hybrid")).semantic == SemanticCodecConfig.preset("default")
 
 
 def test_cli_edit_errors(tmp_path, clip, tiny_model, tiny_prior_model, capsys):
@@ -651,3 +650,92 @@ def test_edit_keys_nudge_cycle_and_reset():
     assert not controls.quit_requested.is_set() and not controls.handle_key(0xFFBE)  # F1: nothing
     assert controls.handle_key(ord("q") | 0x100000) and controls.quit_requested.is_set()  # q with NumLock (GTK)
     assert all(key in KEY_BINDINGS for key in ("j/l", "i/k", "u/o", "1-6", "f", "0"))
+
+
+# -- hybrid models: the hybrid stream kind (face-prior code + learned keypoints) -----------------
+
+@pytest.fixture(scope="module")
+def tiny_hybrid_model():
+    torch.manual_seed(0)
+    return TalkingHeadModel(get_config("dagan++-tiny-hybrid")).eval()
+
+
+def test_hybrid_stream_header_names_its_kind_and_receivers_refuse_the_others(tiny_hybrid_model, tiny_prior_model):
+    from sdk.codec import HybridCodecConfig, HybridStreamHeader, PriorMismatchError, SemanticCodecConfig
+    from sdk.live.stream import codec_config, stream_description
+
+    cfg, sha, prior = tiny_hybrid_model.cfg, model_sha256(tiny_hybrid_model), tiny_hybrid_model.prior()
+    header = stream_header(cfg, sha, 25.0, codec_config("default", cfg), prior)
+    assert isinstance(header, HybridStreamHeader) and header.num_kp == cfg.num_kp == 5
+    assert header.expression_dims == min(16, cfg.semantic.expression_dims, prior.components)
+    assert parse_and_check_header(header.to_bytes(), cfg, sha, prior) == header
+    assert stream_description(header)["kind"] == "hybrid"
+    with pytest.raises(ModelMismatchError, match="hybrid codes .* a face-prior model"):
+        parse_and_check_header(header.to_bytes(), tiny_prior_model.cfg, model_sha256(tiny_prior_model), prior)
+    semantic = stream_header(tiny_prior_model.cfg, model_sha256(tiny_prior_model), 25.0, SemanticCodecConfig(), prior)
+    with pytest.raises(ModelMismatchError, match="semantic codes .* a hybrid model"):
+        parse_and_check_header(semantic.to_bytes(), cfg, sha, prior)
+    fewer = dataclasses.replace(header, num_kp=4).to_bytes()
+    with pytest.raises(ModelMismatchError, match="K=4"):
+        parse_and_check_header(fewer, cfg, sha, prior)
+    with pytest.raises(PriorMismatchError, match="load the same prior file"):
+        parse_and_check_header(dataclasses.replace(header, prior_sha256="ab" * 32).to_bytes(), cfg, sha, prior)
+    with pytest.raises(LiveError, match="takes a HybridCodecConfig"):
+        codec_config(SemanticCodecConfig(), cfg)
+    with pytest.raises(LiveError, match="takes a HybridCodecConfig and the face prior"):
+        stream_header(cfg, sha, 25.0, HybridCodecConfig())
+
+
+@pytest.mark.parametrize("kind", ["inproc", "udp"])
+def test_hybrid_model_sends_its_code_and_learned_keypoints_end_to_end(kind, clip, tiny_hybrid_model, monkeypatch):
+    from sdk.codec import HYBRID_PRESETS
+    from sdk.pipeline import HybridCode
+
+    spy = StreamSpy(monkeypatch)
+    config = dataclasses.replace(headless(clip, transport=TransportConfig(kind=kind), queue_capacity=CLIP_FRAMES),
+                                 edits=Edits.parse("yaw=10"))
+    stats = live_camera(config, model=tiny_hybrid_model)
+    assert stats.codec["stream"]["kind"] == "hybrid" and stats.edits == "yaw=10"
+    assert stats.frames_sent == stats.frames_rendered == CLIP_FRAMES and stats.frames_dropped_total == 0
+    assert stats.flagged_mesh_frames == {"missing": 0, "out_of_range": 0, "poor_fit": 0}
+    setting = HYBRID_PRESETS["default"]
+    keep = 0.5 + setting.hysteresis
+    dims = stats.codec["stream"]["expression_dims"]
+    assert len(spy.sent) == len(spy.rendered) == CLIP_FRAMES
+    for (pose, expression, keypoints, jacobians), code in zip(spy.sent, spy.rendered):
+        assert isinstance(code, HybridCode) and code.learned.value.shape == (1, 5, 2)
+        assert (np.abs(code.semantic.pose - pose) <= keep * np.array(setting.semantic.pose_steps) + 1e-9).all()
+        assert (np.abs(code.semantic.expression[:dims] - expression[:dims])
+                <= keep * setting.semantic.expression_step + 1e-9).all()
+        assert np.abs(code.learned.value[0].numpy() - keypoints).max() <= keep * setting.keypoint_step + 1e-6
+        assert np.abs(code.learned.jacobian[0].numpy() - np.clip(jacobians, -8, 8)).max() <= (
+            keep * setting.jacobian_step + 1e-5)
+    assert_every_frame_accounted_for(stats)
+
+
+def test_udp_halves_and_the_cli_with_a_hybrid_model(tmp_path, clip, tiny_hybrid_model):
+    key_file = SessionKey.generate().save(tmp_path / "session.key")
+    address = ("127.0.0.1", _free_udp_port())
+    results = {}
+
+    def receiver():
+        config = LiveConfig(backend="torch", output=OutputConfig(window=False), queue_capacity=CLIP_FRAMES,
+                            transport=TransportConfig(kind="udp", listen=address, key_file=key_file,
+                                                      session_timeout_s=30.0, idle_timeout_s=3.0))
+        results["receiver"] = live_camera(config, model=tiny_hybrid_model)
+
+    listening = threading.Thread(target=receiver)
+    listening.start()
+    sent = live_camera(headless(clip, transport=TransportConfig(kind="udp", connect=address, key_file=key_file,
+                                                                session_timeout_s=30.0)), model=tiny_hybrid_model)
+    listening.join(60)
+    received = results["receiver"]
+    assert sent.codec["stream"] == received.codec["stream"] and sent.codec["stream"]["kind"] == "hybrid"
+    assert sent.frames_sent == CLIP_FRAMES and received.frames_rendered == received.frames_received == CLIP_FRAMES
+    model_dir = save_model(tiny_hybrid_model, tmp_path / "hybrid", half=False)
+    stats_json = tmp_path / "stats.json"
+    assert main(["live", "--camera", str(clip), "--model", str(model_dir), "--backend", "torch", "--headless",
+                 "--frames", "4", "--unpaced", "--edit", "yaw=-10", "--stats-json", str(stats_json)]) == 0
+    stats = json.loads(stats_json.read_text())
+    assert stats["codec"]["stream"]["kind"] == "hybrid" and stats["frames_rendered"] == 4
+

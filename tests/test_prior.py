@@ -230,3 +230,40 @@ def test_receiver_transfers_the_drivers_motion_not_its_face(prior) -> None:
     # 0.1 of the driver's face units to the right -> 0.1 of the avatar's (which is 1.5x larger).
     assert driven.pose[3] - avatar_pose[3] == pytest.approx(0.1 * 0.6 / 0.4, abs=0.01)
     assert np.abs(driven.expression - rig.code.expression - expression).max() < 0.1 * np.abs(expression).max()
+
+
+def test_edits_turn_the_head_about_the_neck_and_drivers_turns_stay_as_they_came(prior) -> None:
+    from sdk.prior import Edits
+    from sdk.prior.canonical import NECK_PIVOT
+
+    avatar_pose = [8.0, -5.0, 3.0, 0.02, 0.05, np.log(0.55)]
+    mesh = posed_mesh(prior, avatar_pose)
+    at_neck, at_centroid = AvatarRig(prior, mesh, SIZE), AvatarRig(prior, mesh, SIZE, RigConfig(neck_pivot=(0, 0, 0)))
+    encoder = SemanticEncoder(prior)
+    for yaw in (15.0, -15.0):
+        edit = Edits(yaw=yaw).apply(MotionDelta.identity(0), prior)
+        assert np.allclose(edit.turn, rotation_from_angles(yaw, 0, 0)) and np.allclose(edit.rotation, edit.turn)
+        turned = at_neck.drive(edit)
+        code = encoder.encode(turned.mesh).code
+        assert code.pose[0] == pytest.approx(avatar_pose[0] + yaw, abs=0.5)  # the same turn of the head
+        # ... about the neck: the centroid moves by (I - turn) (pivot - centre), the pivot scale · R · NECK_PIVOT.
+        scale = np.exp(avatar_pose[5])
+        pivot = scale * at_neck.similarity.rotation @ np.array(NECK_PIVOT)
+        assert np.allclose(code.pose[3:5] - avatar_pose[3:5], (pivot - edit.turn @ pivot)[:2], atol=2e-3)
+        # About the centroid the face's front barely moves: what the dense motion could not follow.
+        still = at_centroid.drive(edit)
+        assert encoder.encode(still.mesh).code.pose[3:5] == pytest.approx(avatar_pose[3:5], abs=1e-6)
+        rest = at_neck.drive().value
+        assert (np.linalg.norm(turned.value - rest, axis=1).mean()
+                > 3 * np.linalg.norm(still.value - rest, axis=1).mean())
+    # A driver's own turn (no `turn`) already carries its translation: the pivot changes nothing.
+    driver = relative_motion(encoder.encode(posed_mesh(prior, [20.0, 4.0, 0, 0.1, 0.0, np.log(0.5)])).code,
+                             encoder.encode(posed_mesh(prior, [0.0, 0.0, 0, 0.0, 0.0, np.log(0.5)])).code)
+    assert driver.turn is None
+    assert np.allclose(at_neck.drive(driver).mesh, at_centroid.drive(driver).mesh)
+    # An edit on top of a driver turns the driven head about its neck, frozen pose about the portrait's.
+    both = Edits(yaw=10).apply(driver, prior)
+    assert np.allclose(both.rotation, rotation_from_angles(10, 0, 0) @ driver.rotation)
+    assert np.allclose(both.turn, rotation_from_angles(10, 0, 0))
+    assert Edits(yaw=10, freeze_pose=True).apply(driver, prior).turn is not None
+    assert Edits(freeze_pose=True).apply(driver, prior).turn is None

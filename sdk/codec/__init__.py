@@ -10,19 +10,26 @@
   default sends 16 of 32 at <= 1.2 kbit/s), `SemanticStreamHeader` (`.for_prior(prior, ...)`),
   `SemanticCodeEncoder(header).encode(pose, expression, timestamp_ms) -> bytes`,
   `SemanticCodeDecoder(header, prior).decode(packet) -> SemanticFrameCode` (a receiver holding
-  another prior gets `PriorMismatchError`). `read_stream_header(data)` parses either kind.
+  another prior gets `PriorMismatchError`).
+- The hybrid kind (version 2 kind 2): the semantic code plus a hybrid model's K learned keypoints
+  [+ Jacobians]. `HybridCodecConfig` (`.preset(name)`: the semantic presets' names),
+  `HybridStreamHeader` (`.for_prior(prior, ..., num_kp, ...)`),
+  `HybridCodeEncoder(header).encode(pose, expression, keypoints, jacobians, timestamp_ms)`,
+  `HybridCodeDecoder(header, prior).decode(packet) -> HybridFrameCode`.
+`read_stream_header(data)` parses any kind.
 The byte-exact format is docs/bitstream.md.
 """
 from __future__ import annotations
 
-from .config import PRESETS, SEMANTIC_PRESETS, CodecConfig, SemanticCodecConfig
-from .decoder import CodeDecoder, DecoderStats, SemanticCodeDecoder
-from .encoder import CodeEncoder, EncoderStats, SemanticCodeEncoder
+from .config import HYBRID_PRESETS, PRESETS, SEMANTIC_PRESETS, CodecConfig, HybridCodecConfig, SemanticCodecConfig
+from .decoder import CodeDecoder, DecoderStats, HybridCodeDecoder, SemanticCodeDecoder
+from .encoder import CodeEncoder, EncoderStats, HybridCodeEncoder, SemanticCodeEncoder
 from .errors import CodecError, MissingReferenceError, PriorMismatchError, StalePacketError
-from .frame import FrameCode, SemanticFrameCode
-from .header import SemanticStreamHeader, StreamHeader, read_stream_header
+from .frame import FrameCode, HybridFrameCode, SemanticFrameCode
+from .header import HybridStreamHeader, SemanticStreamHeader, StreamHeader, read_stream_header
 
-__all__ = ["PRESETS", "SEMANTIC_PRESETS", "CodeDecoder", "CodeEncoder", "CodecConfig", "CodecError", "DecoderStats",
-           "EncoderStats", "FrameCode", "MissingReferenceError", "PriorMismatchError", "SemanticCodeDecoder",
-           "SemanticCodeEncoder", "SemanticCodecConfig", "SemanticFrameCode", "SemanticStreamHeader",
-           "StalePacketError", "StreamHeader", "read_stream_header"]
+__all__ = ["HYBRID_PRESETS", "PRESETS", "SEMANTIC_PRESETS", "CodeDecoder", "CodeEncoder", "CodecConfig", "CodecError",
+           "DecoderStats", "EncoderStats", "FrameCode", "HybridCodeDecoder", "HybridCodeEncoder", "HybridCodecConfig",
+           "HybridFrameCode", "HybridStreamHeader", "MissingReferenceError", "PriorMismatchError",
+           "SemanticCodeDecoder", "SemanticCodeEncoder", "SemanticCodecConfig", "SemanticFrameCode",
+           "SemanticStreamHeader", "StalePacketError", "StreamHeader", "read_stream_header"]

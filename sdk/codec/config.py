@@ -7,10 +7,14 @@ carries them as 16-bit integers in units of 2^-16 (see docs/bitstream.md).
 `SemanticCodecConfig` is the same knob for the semantic-code kind (head pose + expression
 coefficients of `sdk.prior`): one step per pose number and one for the expression coefficients,
 carried as 32-bit integers in units of 2^-16 (docs/bitstream.md §11).
+
+`HybridCodecConfig` is the knob of the hybrid kind (docs/bitstream.md §13): a semantic setting
+(which also holds the prediction shared by the whole packet: keyframe interval, reference,
+hysteresis) plus the learned keypoints' steps and Jacobians on/off of `CodecConfig`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 from .errors import CodecError
@@ -169,3 +173,69 @@ SEMANTIC_PRESETS: dict[str, SemanticCodecConfig] = {
     # as fine, deltas from the keyframe: a lost packet costs one frame even without transport redundancy
     "robust": replace(FINE, reference="keyframe"),
 }
+
+
+@dataclass(frozen=True)
+class HybridCodecConfig:
+    """How a hybrid code (pose + expression, then the learned keypoints) is quantized and predicted.
+
+    semantic: the pose and expression steps, E, and the prediction of the whole packet
+        (keyframe interval, reference, hysteresis), as in `SemanticCodecConfig`.
+    keypoint_step, jacobians, jacobian_step: the learned keypoints' steps as in `CodecConfig`;
+        `jacobians` is what the setting asks for: a stream carries Jacobians only when the model
+        has them too (`sdk.live.stream.stream_header`).
+    """
+
+    semantic: SemanticCodecConfig = field(default_factory=SemanticCodecConfig)
+    keypoint_step: float = 1 / 64
+    jacobians: bool = True
+    jacobian_step: float = 1 / 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.semantic, SemanticCodecConfig):
+            raise CodecError(f"HybridCodecConfig.semantic must be a SemanticCodecConfig, got "
+                             f"{type(self.semantic).__name__}")
+        self.keypoints()  # checks the steps
+
+    # The fields the packet framing reads of any kind's config.
+    @property
+    def keyframe_interval(self) -> int:
+        return self.semantic.keyframe_interval
+
+    @property
+    def reference(self) -> str:
+        return self.semantic.reference
+
+    @property
+    def hysteresis(self) -> float:
+        return self.semantic.hysteresis
+
+    @property
+    def expression_dims(self) -> int | None:
+        return self.semantic.expression_dims
+
+    def keypoints(self) -> CodecConfig:
+        """The learned keypoints' part as a `CodecConfig` (the packet's shared prediction fields)."""
+        semantic = self.semantic
+        return CodecConfig(keypoint_step=self.keypoint_step, jacobians=self.jacobians, jacobian_step=self.jacobian_step,
+                           keyframe_interval=semantic.keyframe_interval, reference=semantic.reference,
+                           hysteresis=semantic.hysteresis)
+
+    @classmethod
+    def preset(cls, name: str) -> HybridCodecConfig:
+        """A named setting: see `HYBRID_PRESETS` (the semantic presets' names)."""
+        try:
+            return HYBRID_PRESETS[name]
+        except KeyError:
+            raise CodecError(f"unknown hybrid codec preset {name!r} (known: {', '.join(HYBRID_PRESETS)})") from None
+
+
+def _hybrid(name: str) -> HybridCodecConfig:
+    """The semantic preset `name` with the learned keypoints' steps of the keypoint preset of that
+    name (the default's where there is none)."""
+    keypoints = PRESETS.get(name, PRESETS["default"])
+    return HybridCodecConfig(SEMANTIC_PRESETS[name], keypoints.keypoint_step, keypoints.jacobians,
+                             keypoints.jacobian_step)
+
+
+HYBRID_PRESETS: dict[str, HybridCodecConfig] = {name: _hybrid(name) for name in SEMANTIC_PRESETS}

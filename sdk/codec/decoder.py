@@ -1,4 +1,5 @@
-"""The receiver's side: packets -> FrameCode / SemanticFrameCode; every defect is a CodecError, nothing else escapes."""
+"""The receiver's side: packets -> FrameCode / SemanticFrameCode / HybridFrameCode; every defect is a
+CodecError, nothing else escapes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -9,14 +10,19 @@ import numpy as np
 from .arithmetic import ArithmeticDecoder
 from .encoder import KEYFRAME_MARKER
 from .errors import CodecError, MissingReferenceError, StalePacketError
-from .frame import FrameCode, SemanticFrameCode
-from .header import SemanticStreamHeader, StreamHeader, require_kind
+from .frame import FrameCode, HybridFrameCode, SemanticFrameCode
+from .header import HybridStreamHeader, SemanticStreamHeader, StreamHeader, require_kind
+from .hybrid_layout import HybridLayout
 from .layout import CodedFrame, CodeLayout
 from .semantic_layout import SemanticLayout
 from .varint import decode_varint
 
 if TYPE_CHECKING:
     from ..prior.prior_file import FacePrior
+
+Frame = FrameCode | SemanticFrameCode | HybridFrameCode
+_DECODERS = {StreamHeader: "CodeDecoder", SemanticStreamHeader: "SemanticCodeDecoder",
+             HybridStreamHeader: "HybridCodeDecoder"}
 
 # A valid packet ends at most this many bits before where the decoder's 32-bit window stops
 # reading (see docs/bitstream.md §3): more trailing bytes mean a corrupt or foreign packet.
@@ -36,7 +42,8 @@ class _PacketDecoder:
     """The packet framing every stream kind shares (docs/bitstream.md §4, §7): markers,
     references, numbering, timestamps, counting what fails; the kind's layout reads the payload."""
 
-    def __init__(self, header: StreamHeader | SemanticStreamHeader, layout: CodeLayout | SemanticLayout):
+    def __init__(self, header: StreamHeader | SemanticStreamHeader | HybridStreamHeader,
+                 layout: CodeLayout | SemanticLayout | HybridLayout):
         self.header = header
         self.layout = layout
         self._stats = DecoderStats()
@@ -47,7 +54,7 @@ class _PacketDecoder:
     def stats(self) -> DecoderStats:
         return replace(self._stats)
 
-    def decode(self, packet: bytes) -> FrameCode | SemanticFrameCode:
+    def decode(self, packet: bytes) -> Frame:
         """One packet -> its decoded frame; raises CodecError (and counts why) when it cannot."""
         try:
             return self._decode(packet)
@@ -66,7 +73,7 @@ class _PacketDecoder:
         else:
             self._stats.malformed += 1
 
-    def _decode(self, packet: bytes) -> FrameCode | SemanticFrameCode:
+    def _decode(self, packet: bytes) -> Frame:
         if not isinstance(packet, (bytes, bytearray, memoryview)):
             raise CodecError(f"packet must be bytes, got {type(packet).__name__}")
         data = bytes(packet)
@@ -111,7 +118,7 @@ class _PacketDecoder:
         self._stats.decoded += 1
         return self._frame(frame, marker == KEYFRAME_MARKER)
 
-    def _frame(self, frame: CodedFrame, keyframe: bool) -> FrameCode | SemanticFrameCode:
+    def _frame(self, frame: CodedFrame, keyframe: bool) -> Frame:
         raise NotImplementedError
 
     @staticmethod
@@ -124,7 +131,7 @@ class CodeDecoder(_PacketDecoder):
     """Packets of a learned-keypoint stream -> `FrameCode`."""
 
     def __init__(self, header: StreamHeader):
-        require_kind(header, StreamHeader, "SemanticCodeDecoder")
+        require_kind(header, StreamHeader, _DECODERS)
         super().__init__(header, CodeLayout(header))
 
     def decode(self, packet: bytes) -> FrameCode:
@@ -145,7 +152,7 @@ class SemanticCodeDecoder(_PacketDecoder):
     """
 
     def __init__(self, header: SemanticStreamHeader, prior: FacePrior | None = None):
-        require_kind(header, SemanticStreamHeader, "CodeDecoder")
+        require_kind(header, SemanticStreamHeader, _DECODERS)
         super().__init__(header, SemanticLayout(header))
         self.expression_dims = header.expression_dims
         if prior is not None:
@@ -158,6 +165,33 @@ class SemanticCodeDecoder(_PacketDecoder):
 
     def _frame(self, frame: CodedFrame, keyframe: bool) -> SemanticFrameCode:
         pose, sent = self.layout.dequantize(frame.code)
-        expression = np.zeros(self.expression_dims)
-        expression[:len(sent)] = sent
-        return SemanticFrameCode(frame.sequence, frame.timestamp_ms, keyframe, pose, expression)
+        return SemanticFrameCode(frame.sequence, frame.timestamp_ms, keyframe, pose,
+                                 _zero_filled(sent, self.expression_dims))
+
+
+class HybridCodeDecoder(_PacketDecoder):
+    """Packets of a hybrid stream -> `HybridFrameCode`; `prior` as in `SemanticCodeDecoder`."""
+
+    def __init__(self, header: HybridStreamHeader, prior: FacePrior | None = None):
+        require_kind(header, HybridStreamHeader, _DECODERS)
+        super().__init__(header, HybridLayout(header))
+        self.expression_dims = header.expression_dims
+        if prior is not None:
+            header.check_prior(prior.sha256, prior.components)
+            self.expression_dims = prior.components
+
+    def decode(self, packet: bytes) -> HybridFrameCode:
+        """One packet -> its HybridFrameCode; raises CodecError (and counts why) when it cannot."""
+        return super().decode(packet)
+
+    def _frame(self, frame: CodedFrame, keyframe: bool) -> HybridFrameCode:
+        pose, sent, keypoints, jacobians = self.layout.dequantize(frame.code)
+        return HybridFrameCode(frame.sequence, frame.timestamp_ms, keyframe, pose,
+                               _zero_filled(sent, self.expression_dims), keypoints, jacobians)
+
+
+def _zero_filled(sent: np.ndarray, dims: int) -> np.ndarray:
+    """The coefficients a stream sent, zero-filled to the receiver's prior's E (docs/bitstream.md §11.5)."""
+    expression = np.zeros(dims)
+    expression[:len(sent)] = sent
+    return expression

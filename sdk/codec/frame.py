@@ -1,4 +1,4 @@
-"""One decoded frame of the code stream (either kind)."""
+"""One decoded frame of the code stream (each kind)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,3 +38,21 @@ class SemanticFrameCode:
     keyframe: bool
     pose: np.ndarray
     expression: np.ndarray
+
+
+@dataclass(frozen=True)
+class HybridFrameCode:
+    """A frame of a hybrid stream after decoding: the semantic code, as in `SemanticFrameCode`,
+    and the learned keypoints, as in `FrameCode`.
+
+    pose (6,), expression (E,) float64 (coefficients not sent are 0); keypoints (K, 2) float32 in
+    [-1, 1], x first; jacobians (K, 2, 2) float32, or None when the stream carries none.
+    """
+
+    sequence: int
+    timestamp_ms: int
+    keyframe: bool
+    pose: np.ndarray
+    expression: np.ndarray
+    keypoints: np.ndarray
+    jacobians: np.ndarray | None

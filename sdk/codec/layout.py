@@ -22,6 +22,7 @@ from .errors import CodecError
 from .header import StreamHeader
 
 if TYPE_CHECKING:
+    from .hybrid_layout import HybridQuantized
     from .semantic_layout import SemanticQuantized
 
 UNIT = 1 << 16
@@ -80,11 +81,12 @@ class QuantizedCode:
 @dataclass(frozen=True)
 class CodedFrame:
     """A frame both sides keep as a reference: its keyframe id, sequence, timestamp and integer
-    code (a `QuantizedCode`, or a `SemanticQuantized` in a semantic-code stream)."""
+    code (a `QuantizedCode`, a `SemanticQuantized` in a semantic-code stream, a `HybridQuantized`
+    in a hybrid one)."""
     keyframe_id: int
     sequence: int
     timestamp_ms: int
-    code: QuantizedCode | SemanticQuantized
+    code: QuantizedCode | SemanticQuantized | HybridQuantized
 
 
 class CodeLayout(PacketTiming):

@@ -1,7 +1,7 @@
 """The receiver half: packets -> codes (network thread), codes -> avatar frames (generator thread).
 
 The network thread decodes every packet in order (delta codes depend on the previous one), with
-the decoder of the stream's kind (learned keypoints or the semantic code), and queues the codes;
+the decoder of the stream's kind (learned keypoints, the semantic code or both), and queues the codes;
 the generator takes the oldest queued code, so when it is slower than the stream the queue drops
 the oldest code and latency stays bounded. When no packet is due the
 outputs keep showing the last frame; nothing is rendered twice. Face-prior models render the
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..codec import CodecError, CodeDecoder, FrameCode, SemanticCodeDecoder, SemanticFrameCode
+from ..codec import (CodecError, CodeDecoder, FrameCode, HybridCodeDecoder, HybridFrameCode, SemanticCodeDecoder,
+                     SemanticFrameCode)
 from ..face.crop import PasteCanvas
 from ..models import Keypoints
-from ..pipeline import Code, TalkingHeadPipeline
+from ..pipeline import Code, HybridCode, TalkingHeadPipeline
 from ..prior import MotionDelta, SemanticCode
 from ..transport import PacketReceiver
 from .avatars import AvatarRing
@@ -38,7 +39,7 @@ class ReceivedCode:
     """A decoded code and when it arrived; `captured_at` is on this process's time.monotonic()
     clock: exact when the sender runs in this process, else estimated (see LiveStats)."""
 
-    code: FrameCode | SemanticFrameCode
+    code: FrameCode | SemanticFrameCode | HybridFrameCode
     arrived_at: float
     captured_at: float
 
@@ -65,7 +66,7 @@ class ReceiverCounts:
 class CodeReceiver:
     """The network thread: transport -> codec decoder -> queue of codes."""
 
-    def __init__(self, transport: PacketReceiver, decoder: CodeDecoder | SemanticCodeDecoder,
+    def __init__(self, transport: PacketReceiver, decoder: CodeDecoder | SemanticCodeDecoder | HybridCodeDecoder,
                  sent_log: SentFrameLog | None,
                  idle_timeout_s: float | None, first_packet_timeout_s: float | None):
         """Timeouts end the session after that long without a packet (None: never, for a sender
@@ -117,7 +118,7 @@ class CodeReceiver:
         finally:
             out.close()
 
-    def _captured_at(self, code: FrameCode | SemanticFrameCode, arrived_at: float) -> float:
+    def _captured_at(self, code: FrameCode | SemanticFrameCode | HybridFrameCode, arrived_at: float) -> float:
         sent = self.sent_log.get(code.sequence) if self.sent_log is not None else None
         if sent is not None:
             return sent.captured_at
@@ -127,8 +128,9 @@ class CodeReceiver:
         return sender_time + self._clock_offset
 
 
-def code_to_keypoints(code: FrameCode, device: torch.device) -> Keypoints:
-    """A decoded code -> Keypoints (1, K, 2), (1, K, 2, 2); identity Jacobians when the stream has none."""
+def code_to_keypoints(code: FrameCode | HybridFrameCode, device: torch.device) -> Keypoints:
+    """A decoded code's (learned) keypoints -> Keypoints (1, K, 2), (1, K, 2, 2); identity Jacobians
+    when the stream has none."""
     value = torch.from_numpy(np.ascontiguousarray(code.keypoints, dtype=np.float32))[None]
     if code.jacobians is None:
         jacobian = torch.eye(2).expand(1, value.shape[1], 2, 2).clone()
@@ -137,10 +139,12 @@ def code_to_keypoints(code: FrameCode, device: torch.device) -> Keypoints:
     return Keypoints(value.to(device), jacobian.to(device))
 
 
-def pipeline_code(code: FrameCode | SemanticFrameCode, device: torch.device) -> Code:
-    """A decoded frame -> the code `TalkingHeadPipeline.render` takes (Keypoints or SemanticCode)."""
+def pipeline_code(code: FrameCode | SemanticFrameCode | HybridFrameCode, device: torch.device) -> Code:
+    """A decoded frame -> the code `TalkingHeadPipeline.render` takes (Keypoints, SemanticCode or HybridCode)."""
     if isinstance(code, SemanticFrameCode):
         return SemanticCode(code.pose, code.expression)
+    if isinstance(code, HybridFrameCode):
+        return HybridCode(SemanticCode(code.pose, code.expression), code_to_keypoints(code, device))
     return code_to_keypoints(code, device)
 
 
@@ -163,8 +167,8 @@ class AvatarRenderer:
         self._canvases: dict[int, PasteCanvas] = {}
         # Warm-up: the first render pays for lazy initialisation; it must not count as a live frame.
         state = self.prepare_current()
-        if self.pipeline.is_semantic:
-            self.pipeline.render_motion(state, MotionDelta.identity(0))
+        if self.pipeline.is_semantic:  # hybrid: the learned keypoints where they are
+            self.pipeline.render_motion(state, MotionDelta.identity(0), state.learned)
         else:
             self.pipeline.render(state, state.keypoints)
         self.pipeline.reset_anchor()

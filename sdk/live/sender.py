@@ -1,8 +1,9 @@
 """The sender half, per frame: track the face, crop it, encode its code, pack it, send.
 
-The code is the model's: learned keypoints (the keypoint encoder on the crop) or, for face-prior
-models, the semantic code of the tracker's own mesh (`TalkingHeadPipeline.encode(crop, mesh)`: no
-second landmarker, no network); a mesh the prior cannot trust repeats the last good code, counted
+The code is the model's: learned keypoints (the keypoint encoder on the crop), for face-prior
+models the semantic code of the tracker's own mesh (`TalkingHeadPipeline.encode(crop, mesh)`: no
+second landmarker, no network), for hybrid ones both (the mesh's code and the crop's learned
+keypoints); a mesh the prior cannot trust repeats the last good code, counted
 by status in `pipeline.encoder_stats`. Frames without a face send the last good code again (a
 cheap delta packet), so the receiver holds the avatar still, keeps its frame rate, and moves on
 when the face returns; until the first face there is no code to send and those frames are
@@ -18,15 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codec import CodeEncoder, SemanticCodeEncoder
+from ..codec import CodeEncoder, HybridCodeEncoder, SemanticCodeEncoder
 from ..face import FaceTracker
 from ..models import Keypoints
-from ..pipeline import TalkingHeadPipeline
+from ..pipeline import Code, HybridCode, TalkingHeadPipeline
 from ..prior import SemanticCode
 from ..transport import PacketSender
 from .capture import CapturedFrame
 from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .stats import StageTimer
+
+StreamEncoder = CodeEncoder | SemanticCodeEncoder | HybridCodeEncoder
 
 
 @dataclass(frozen=True)
@@ -80,16 +83,16 @@ class CodeSender:
         self.tracker = tracker
         self.transport = transport
         self.log = log
-        self.encoder: CodeEncoder | SemanticCodeEncoder | None = None  # given to `run`, once the header is fixed
+        self.encoder: StreamEncoder | None = None  # given to `run`, once the header is fixed
         self.epoch = 0.0  # time.monotonic() of stream timestamp 0
         self.gate: GeneratorGate | None = None  # given to `run`
         self.counts = SenderCounts()
         self.tracking = StageTimer()
         self.encoding = StageTimer()
-        self._last_code: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_code: tuple[np.ndarray, ...] | None = None
 
     def run(self, frames: DropOldestQueue[CapturedFrame], abort: threading.Event,
-            encoder: CodeEncoder | SemanticCodeEncoder, epoch: float, gate: GeneratorGate | None = None) -> None:
+            encoder: StreamEncoder, epoch: float, gate: GeneratorGate | None = None) -> None:
         """Process frames until `frames` is finished or `abort`; `epoch` is stream time 0.
 
         gate: the in-process generator's; while it is behind, frames wait in `frames` (whose
@@ -138,9 +141,11 @@ class CodeSender:
         self.counts.packet_bytes += len(packet)
 
 
-def code_arrays(code: Keypoints | SemanticCode) -> tuple[np.ndarray, np.ndarray]:
-    """What the stream's encoder takes of a code: (keypoints (K, 2), Jacobians (K, 2, 2)) or
-    (pose (6,), expression (E,))."""
+def code_arrays(code: Code) -> tuple[np.ndarray, ...]:
+    """What the stream's encoder takes of a code: (keypoints (K, 2), Jacobians (K, 2, 2)),
+    (pose (6,), expression (E,)), or for a hybrid code (pose, expression, keypoints, Jacobians)."""
+    if isinstance(code, HybridCode):
+        return code_arrays(code.semantic) + code_arrays(code.learned)
     if isinstance(code, SemanticCode):
         return code.pose, code.expression
     if isinstance(code, Keypoints):

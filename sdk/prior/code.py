@@ -73,13 +73,17 @@ class MotionDelta:
     rotation (3, 3): R_code R_anchor⁻¹ (camera axes); translation (2,): image motion of the rigid
     centroid in anchor face units (keypoint coordinates / exp(anchor log_scale)), so a face of a
     different size moves proportionally; log_scale: change of log_scale; expression (E,):
-    coefficient change.
+    coefficient change; turn (3, 3) | None: the part of `rotation` an edit added on top of the
+    driver's (`rotation` = turn · the driver's), which the rig turns about the neck rather than
+    the face's centroid (`sdk.prior.receiver`): a driver's own turns come with the translation
+    they made, an edit's have none.
     """
 
     rotation: np.ndarray
     translation: np.ndarray
     log_scale: float
     expression: np.ndarray
+    turn: np.ndarray | None = None
 
     @classmethod
     def identity(cls, dims: int) -> MotionDelta:

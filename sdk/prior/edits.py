@@ -4,7 +4,9 @@ An edit acts on the `MotionDelta` the receiver drives the avatar with, after rel
 
 - yaw / pitch / roll: degrees added to the head's rotation, in camera axes (as `POSE_NAMES`:
   yaw > 0 turns towards the image's left, pitch > 0 tilts down, roll > 0 leans clockwise),
-  composed on top of the driver's rotation;
+  composed on top of the driver's rotation; the rig turns the head by them about the neck
+  (`MotionDelta.turn`, `sdk.prior.canonical.NECK_PIVOT`), as a head turns, so the whole face
+  moves with the turn, not only the nose;
 - a named expression control (`sdk.prior.CONTROL_NAMES`, or `eyes_closed`) is set to a level
   (`ControlMap.apply`: the other controls read as before);
 - freeze=pose: the avatar keeps its portrait's pose (only expression is driven); freeze=expression:
@@ -122,16 +124,18 @@ class Edits:
         when controls are set, so a stream of fewer dimensions can still be edited)."""
         if self.is_identity:
             return motion
-        rotation, translation, log_scale = motion.rotation, motion.translation, motion.log_scale
+        rotation, translation, log_scale, turn = motion.rotation, motion.translation, motion.log_scale, motion.turn
         if self.freeze_pose:
-            rotation, translation, log_scale = np.eye(3), np.zeros(2), 0.0
+            rotation, translation, log_scale, turn = np.eye(3), np.zeros(2), 0.0, None
         if self.yaw or self.pitch or self.roll:
-            rotation = rotation_from_angles(self.yaw, self.pitch, self.roll) @ rotation
+            offset = rotation_from_angles(self.yaw, self.pitch, self.roll)
+            rotation = offset @ rotation
+            turn = offset if turn is None else offset @ turn
         expression = np.zeros_like(motion.expression) if self.freeze_expression else motion.expression
         if self.controls:
             padded = np.zeros(prior.components)
             used = min(len(expression), prior.components)
             padded[:used] = expression[:used]
             expression = prior.apply_controls(padded, dict(self.controls))
-        return MotionDelta(rotation, translation, log_scale, expression)
+        return MotionDelta(rotation, translation, log_scale, expression, turn)
 

@@ -7,7 +7,12 @@ from a driver's `MotionDelta` (its code relative to its anchor, `sdk.prior.code.
     rotation   = delta.rotation @ avatar rotation                           (pose ⊕ pose delta)
     scale      = avatar scale · exp(delta.log_scale)
     centre     = avatar centre + delta.translation · avatar scale           (in the avatar's pixels)
+                 + an edit's turn about the neck: (I - turn) · (pivot - centre)
     mesh       = scale · rotation · normalised + centre
+
+where pivot - centre = scale · (driver rotation · avatar rotation) · `RigConfig.neck_pivot`: an
+edit (`MotionDelta.turn`) turns the head about the neck, as a head turns, while a driver's own
+turns already come with the translation they made.
 
 so the avatar keeps its own face shape and only the driver's motion reaches it; with no motion
 the driven mesh is the avatar's own mesh. Keypoints are the x, y of `keypoint_indices(K)` of that
@@ -22,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import NoFaceError
+from .canonical import NECK_PIVOT
 from .code import MotionDelta, SemanticCode
 from .encoder import EncoderConfig, SemanticEncoder, check_mesh
 from .keypoints import NEIGHBOURS, JacobianFitter, keypoint_indices, neighbour_table, to_keypoint_coords
@@ -32,10 +38,12 @@ from .procrustes import Similarity
 @dataclass(frozen=True)
 class RigConfig:
     """num_keypoints: K (see `sdk.prior.keypoints` for which points); neighbours: mesh points
-    per keypoint that its Jacobian is fitted to."""
+    per keypoint that its Jacobian is fitted to; neck_pivot: where an edit turns the head about,
+    canonical units from the rigid centroid (`canonical.NECK_PIVOT`; (0, 0, 0): the centroid)."""
 
     num_keypoints: int = 15
     neighbours: int = NEIGHBOURS
+    neck_pivot: tuple[float, float, float] = NECK_PIVOT
 
     def __post_init__(self) -> None:
         if self.neighbours < 2:
@@ -74,6 +82,7 @@ class AvatarRig:
         neighbours = neighbour_table(prior.canonical, self.indices, config.neighbours)
         self.jacobian_fitter = JacobianFitter(prior.canonical, self.indices, neighbours)
         self.keypoint_scale = float(self.similarity.scale) * 2.0 / (image_size - 1)
+        self.neck_pivot = np.asarray(config.neck_pivot, dtype=np.float64)
 
     def driven_mesh(self, delta: MotionDelta | None = None) -> np.ndarray:
         """(478, 3) the avatar's mesh moved by `delta` (None: not moved), in its crop's pixels."""
@@ -82,11 +91,14 @@ class AvatarRig:
         normalized = self.normalized
         if len(delta.expression):
             normalized = normalized + self.prior.basis.decode(delta.expression)
-        scale = float(self.similarity.scale)
+        scale = float(self.similarity.scale) * np.exp(delta.log_scale)
+        rotation = delta.rotation @ self.similarity.rotation
         translation = self.similarity.translation.copy()
-        translation[:2] += delta.translation * scale
-        moved = Similarity(delta.rotation @ self.similarity.rotation, np.asarray(scale * np.exp(delta.log_scale)),
-                           translation)
+        translation[:2] += delta.translation * float(self.similarity.scale)
+        if delta.turn is not None:
+            pivot = scale * (delta.turn.T @ rotation @ self.neck_pivot)  # the neck before the turn, from the centre
+            translation += pivot - delta.turn @ pivot
+        moved = Similarity(rotation, np.asarray(scale), translation)
         return moved.apply(normalized)
 
     def drive(self, delta: MotionDelta | None = None) -> DrivenKeypoints:
