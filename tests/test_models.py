@@ -198,28 +198,6 @@ def test_composite_blends_the_warped_portrait_and_the_upsampled_decoded_image():
     assert (out.prediction - portrait)[inner].abs().max() < 2e-2
 
 
-def test_the_refinement_starts_as_the_identity_and_models_saved_without_it_still_load(tmp_path):
-    cfg = get_config("fomm-tiny")
-    assert cfg.composite.refine_channels == 8
-    model = tiny("fomm").eval()
-    portrait, driving = images(1, size=128), images(1, seed=3)
-    with torch.no_grad():
-        state = model.prepare_source(portrait)
-        out = model.render(state, model.encode(driving))
-        refined = model.generator.refinement(out.prediction, out.composite_mask)
-        assert torch.equal(refined, out.prediction)  # zero residual: the frame passes through
-        torch.nn.init.normal_(model.generator.refinement.residual.weight, std=0.5)
-        changed = model.render(state, model.encode(driving)).prediction
-    assert (changed - out.prediction).abs().max() > 1e-3
-    assert 0 <= float(changed.min()) and float(changed.max()) <= 1
-    # A model saved before the refinement existed: its composite entry has no refine_* fields.
-    plain = TalkingHeadModel(dataclasses.replace(cfg, composite=dataclasses.replace(cfg.composite, refine_channels=0)))
-    assert "refine_channels" not in plain.cfg.to_dict()["composite"]  # config.json as before
-    checkpoint.save_model(plain, tmp_path / "plain")
-    loaded = checkpoint.load_model(tmp_path / "plain")
-    assert loaded.cfg.composite.refine_channels == 0 and loaded.generator.refinement is None
-
-
 def test_output_sizes_the_model_cannot_serve_are_refused():
     cfg = get_config("dagan++-mobile")
     assert cfg.default_output_size == 256 and cfg.check_output_size(512) == 512

@@ -370,19 +370,6 @@ def test_init_from_weights_without_the_composite_head_adds_one(synthetic_data, t
     assert "generator.composite_head.weight" in parameters
 
 
-def test_init_from_weights_without_the_refinement_adds_one_that_starts_as_the_identity(synthetic_data, tmp_path):
-    cfg = get_config("fomm-tiny")
-    old = TalkingHeadModel(dataclasses.replace(cfg, composite=dataclasses.replace(cfg.composite, refine_channels=0)))
-    save_model(old, tmp_path / "old", half=False)
-    train_generator(GeneratorTrainConfig(model="fomm-tiny", data=synthetic_data, out=tmp_path / "run", steps=1,
-                                         init=tmp_path / "old", lr=1e-9, **_quick(val_interval=0, sample_interval=0)))
-    upgraded = load_model(tmp_path / "run" / "model")
-    assert upgraded.cfg.composite.refine_channels == 8
-    parameters = dict(upgraded.named_parameters())
-    assert all(torch.allclose(parameters[k], v, atol=1e-6) for k, v in old.named_parameters())
-    assert float(parameters["generator.refinement.residual.weight"].abs().max()) < 1e-6
-
-
 def test_training_fails_loudly_on_bad_inputs(synthetic_data, depth_run, tmp_path):
     with pytest.raises(SdkError, match="no manifest.csv"):
         train_depth(DepthTrainConfig(model="dagan-tiny", data=tmp_path, out=tmp_path / "run", steps=1))

@@ -10,10 +10,9 @@ it through JSON (checkpoints store it in `config.json`). Variants:
 
 Sizes: ``tiny`` (64², tests), ``mobile`` (128², the shipped default), ``paper`` (256², the papers'
 widths): the internal resolution. Keypoints and dense motion run at ``resolution * motion_scale``
-(FOMM's scale factor). Every named config has the composite head (`CompositeConfig`) with its
-full-resolution refinement, so frames come out at any multiple of the internal resolution; a
-checkpoint's config without the head (saved before it existed) still loads and renders at its
-internal resolution, and one without the refinement renders without it.
+(FOMM's scale factor). Every named config has the composite head (`CompositeConfig`), so frames
+come out at any multiple of the internal resolution; a checkpoint's config without one (saved
+before the head existed) still loads and renders at its internal resolution.
 
 Keypoint source (`keypoint_source`, seed 002 / issue 12): ``learned`` (every name above: the
 keypoint detector's K = `num_kp`), ``prior`` (K keypoints of the face prior's mesh and an E-dim
@@ -131,13 +130,9 @@ class CompositeConfig:
 
     `mask_kernel_size`: the one conv from the decoder's last features to the mask logits.
     `mask_bias`: the head's initial bias (0: half warp, half decoded until training says otherwise).
-    `refine_channels`, `refine_layers`: the light refinement at the output size after the blend
-    (`sdk.models.frame_refinement`); 0 channels: none (models saved before it existed).
     """
     mask_kernel_size: int = 3
     mask_bias: float = 0.0
-    refine_channels: int = 0
-    refine_layers: int = 2
 
 
 @dataclass(frozen=True)
@@ -277,9 +272,6 @@ class ModelConfig:
             # As before these fields existed: config.json files and the run checkpoints' config key
             # (`sdk.training.run.model_config_key`) of learned-keypoint models stay byte-identical.
             del data["keypoint_source"], data["semantic"]
-        if self.composite is not None and self.composite.refine_channels == 0:
-            # Models without the refinement serialise as before it existed, likewise.
-            del data["composite"]["refine_channels"], data["composite"]["refine_layers"]
         return data
 
     @classmethod
@@ -335,8 +327,6 @@ def _problems(cfg: ModelConfig) -> list[str]:
         problems.append("resolution must be divisible by 2**generator.num_down_blocks")
     if cfg.composite is not None and cfg.composite.mask_kernel_size % 2 == 0:
         problems.append("composite.mask_kernel_size must be odd")
-    if cfg.composite is not None and (cfg.composite.refine_channels < 0 or cfg.composite.refine_layers < 1):
-        problems.append("composite.refine_channels must be >= 0 and composite.refine_layers >= 1")
     if cfg.depth is not None and cfg.resolution % 2 ** len(cfg.depth.encoder_channels):
         problems.append("resolution must be divisible by 2**len(depth.encoder_channels)")
     if cfg.depth is not None and len(cfg.depth.decoder_channels) != len(cfg.depth.encoder_channels):
@@ -425,7 +415,7 @@ def _make(variant: str, size: str) -> ModelConfig:
         raise ValueError(f"unknown size {size!r}; expected one of {SIZES}")
     return ModelConfig(f"{variant}-{size}", variant, size, RESOLUTIONS[size], 15, motion_scale,
                        depth if uses_depth else None, pose if uses_depth else None,
-                       keypoint, dense, generator, disc, CompositeConfig(refine_channels=8))
+                       keypoint, dense, generator, disc, CompositeConfig())
 
 
 def _semantic(base: ModelConfig, source: str) -> ModelConfig:

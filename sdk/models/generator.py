@@ -18,8 +18,7 @@ a soft mask, and
 
 so the portrait's own pixels carry the detail and the network paints only what a warp cannot
 show (mouth interior, blinks, disoccluded cheek and hair), as MobilePortrait fuses a warped image
-with a small network's output. Then, where the config has it, a light refinement at S² adds a
-residual to the frame (`FrameRefinement`: a few 3×3 convolutions on the frame and the mask).
+with a small network's output.
 
 Prior and hybrid configs (`SemanticConfig`): the dense motion takes the prior's keypoints (then
 any learned ones), and `render` also takes the expression code (N, E), which scales and shifts the
@@ -38,7 +37,6 @@ from .blocks import ConvNormAct, DownBlock, ResBlock, UpBlock
 from .config import ModelConfig
 from .dense_motion import DenseMotion
 from .expression_modulation import ExpressionModulation
-from .frame_refinement import FrameRefinement
 from .motion import Keypoints, resize_deformation, warp
 
 
@@ -107,13 +105,10 @@ class Generator(nn.Module):
             self.up = nn.ModuleList(UpBlock(gen.channels(i + 1), gen.channels(i)) for i in range(depth_levels))
         self.final = nn.Conv2d(gen.channels(0), 3, gen.final_kernel_size, padding=gen.final_kernel_size // 2)
         self.composite_head: nn.Conv2d | None = None
-        self.refinement: FrameRefinement | None = None
         if cfg.composite is not None:
             size = cfg.composite.mask_kernel_size
             self.composite_head = nn.Conv2d(gen.channels(0), 1, size, padding=size // 2)
             reset_composite_head(self.composite_head, cfg.composite.mask_bias)
-            if cfg.composite.refine_channels:
-                self.refinement = FrameRefinement(cfg.composite.refine_channels, cfg.composite.refine_layers)
 
         self.depth_first: nn.Module | None = None
         self.depth_down = nn.ModuleList()
@@ -180,8 +175,6 @@ class Generator(nn.Module):
             side = portrait.shape[-1]
             warped_portrait = warp(portrait, self._grid_at(motion.deformation, side))
             prediction, composite_mask = self.composite(decoded, mask_logits, warped_portrait)
-            if self.refinement is not None:
-                prediction = self.refinement(prediction, composite_mask)
         elif portrait is not None and portrait.shape[-1] != self.resolution:
             raise ValueError(f"this generator has no composite head: it renders at {self.resolution}² only")
         return GeneratorOutput(prediction, decoded, composite_mask, motion.deformation, motion.occlusion,

@@ -215,8 +215,6 @@ def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
 
     Upgrade paths: weights saved before the composite head (their config has none) start a model
     with one; every other tensor must match, and the head starts from `reset_composite_head`.
-    Weights saved before the full-resolution refinement likewise start a model with one, which
-    passes the frame through unchanged until trained (`FrameRefinement`).
     Learned-keypoint weights start a prior or hybrid model of the same architecture (e.g.
     dagan++-mobile -> dagan++-mobile-prior): every tensor whose name and shape match loads (depth
     net, encoder, dense motion, decoder; the hybrid's detector hourglass), the rest start fresh
@@ -225,8 +223,6 @@ def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
     """
     start = load_model(init)
     upgrading = start.cfg.composite is None and model.cfg.composite is not None
-    adding_refinement = (model.cfg.composite is not None and model.cfg.composite.refine_channels > 0
-                         and (start.cfg.composite is None or start.cfg.composite.refine_channels == 0))
     comparable = dataclasses.replace(start.cfg, composite=model.cfg.composite)
     to_prior = start.cfg.semantic is None and model.cfg.semantic is not None
     if to_prior:
@@ -244,16 +240,14 @@ def _load_initial_weights(model: TalkingHeadModel, init: str | Path) -> None:
         log.info("initialised from %s (%s)", init, ", ".join(f"{k} {v}" for k, v in start.metadata.items()
                                                              if k in ("step", "stage", "run")) or "no provenance")
         return
-    missing, unexpected = model.load_state_dict(start.state_dict(), strict=not (upgrading or adding_refinement))
-    if upgrading or adding_refinement:
-        prefixes = (("generator.composite_head.",) if upgrading else ()) + (
-            ("generator.refinement.",) if adding_refinement else ())
-        added = {key for key in model.state_dict() if key.startswith(prefixes)}
-        if set(missing) != added or unexpected:
-            raise ModelLoadError(f"--init {init}: cannot add {' and '.join(p.split('.')[1] for p in prefixes)} "
-                                 f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-        log.info("--init %s: added %s (%s), every other weight loaded", init,
-                 " and ".join(p.split(".")[1] for p in prefixes), ", ".join(sorted(added)))
+    missing, unexpected = model.load_state_dict(start.state_dict(), strict=not upgrading)
+    if upgrading:
+        head = {key for key in model.state_dict() if key.startswith("generator.composite_head.")}
+        if set(missing) != head or unexpected:
+            raise ModelLoadError(f"--init {init}: cannot add the composite head (missing {sorted(missing)}, "
+                                 f"unexpected {sorted(unexpected)})")
+        log.info("--init %s has no composite head: added one (%s), every other weight loaded", init,
+                 ", ".join(sorted(head)))
     log.info("initialised from %s (%s)", init, ", ".join(f"{k} {v}" for k, v in start.metadata.items()
                                                          if k in ("step", "stage", "run")) or "no provenance")
 
