@@ -90,6 +90,20 @@ class Jitter(ctypes.Structure):
                 ("opaque", ctypes.c_uint8 * 0)]  # the slots: sized by thk_struct_size
 
 
+class Window(ctypes.Structure):
+    _fields_ = [("highest", ctypes.c_int64), ("seen", ctypes.c_uint64 * 4)]
+
+
+class ReceiverStats(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in ("received", "recovered", "delivered", "duplicates", "too_old",
+                                                     "forged", "truncated", "garbage", "other_session", "malformed")]
+
+
+class FrameReceiver(ctypes.Structure):  # its head: the jitter slots and the rest are sized by thk_struct_size
+    _fields_ = [("forward_key", ctypes.c_uint8 * 32), ("session_id", ctypes.c_uint32), ("stats", ReceiverStats),
+                ("window", Window), ("jitter", Jitter)]
+
+
 def _built(tmp_path_factory) -> Path:
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
@@ -650,9 +664,6 @@ def test_property_jitter_buffer_orders_alike(lib):
 def test_property_replay_window_alike(lib):
     from sdk.transport.crypto import ReplayWindow
 
-    class Window(ctypes.Structure):
-        _fields_ = [("highest", ctypes.c_int64), ("seen", ctypes.c_uint64 * 4)]
-
     rng = np.random.default_rng(18)
     verdicts = {0: "new", -44: "duplicate", -45: "too_old"}
     for _ in range(50):
@@ -667,6 +678,39 @@ def test_property_replay_window_alike(lib):
             if verdict == "new" and rng.random() < 0.9:
                 python.commit(number)
                 lib.thk_replay_commit(ctypes.byref(native), ctypes.c_uint64(number))
+
+
+def test_oversized_frame_packet_is_received_refused_and_said(lib):
+    """An authentic FRAME whose packet is over a jitter slot: the Python receives and holds it (any size);
+    the core counts it received, keeps its number in the replay window, refuses it in the jitter buffer
+    (counted oversized) and says so: THK_E_OVERSIZED, not OK, since its frame will never be delivered."""
+    from sdk.transport.jitter import JitterBuffer, JitterConfig
+
+    key, session, slot = bytes(range(32)), 7, 2048
+    receiver = ctypes.create_string_buffer(lib.thk_struct_size(5))
+    view = FrameReceiver.from_buffer(receiver)
+    assert lib.thk_frame_receiver_init(receiver, key, session, ctypes.c_double(0.06), 16) == OK
+    out, written = (ctypes.c_uint8 * 4096)(), ctypes.c_size_t()
+
+    def frame(number: int, packet: bytes) -> bytes:
+        plaintext = bytes([0]) + packet  # no redundant copies
+        assert lib.thk_datagram_seal(key, 5, session, number, None, plaintext, len(plaintext), out, 4096,
+                                     ctypes.byref(written)) == OK
+        return bytes(out[:written.value])
+
+    big, fits = bytes(range(256)) * 8 + b"\x01", bytes(slot)
+    datagram = frame(0, big)
+    assert lib.thk_frame_receiver_handle(receiver, datagram, len(datagram), ctypes.c_double(0.0)) == -48  # oversized
+    assert (view.stats.received, view.jitter.counts.oversized, view.jitter.held) == (1, 1, 0)
+    assert lib.thk_frame_receiver_handle(receiver, datagram, len(datagram), ctypes.c_double(0.0)) == -44  # duplicate
+    datagram = frame(1, fits)
+    assert lib.thk_frame_receiver_handle(receiver, datagram, len(datagram), ctypes.c_double(0.0)) == OK
+    assert lib.thk_frame_receiver_pop(receiver, ctypes.c_double(0.1), out, 4096, ctypes.byref(written)) == 1
+    assert bytes(out[:written.value]) == fits  # frame 0 given up after the gap wait, as lost
+    assert (view.stats.received, view.stats.duplicates, view.jitter.counts.lost) == (2, 1, 1)
+    python = JitterBuffer(JitterConfig(0.06, 16))
+    python.push(0, big, 0.0)
+    assert python.pop(0.0) == big  # the documented difference: the Python holds any size
 
 
 def test_bad_input_never_crashes_and_is_counted(lib):

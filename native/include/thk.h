@@ -290,7 +290,8 @@ typedef struct {
 int thk_frame_receiver_init(thk_frame_receiver *receiver, const uint8_t forward_key[32], uint32_t session_id,
                             double gap_wait_s, int capacity);
 /* Handle one inbound datagram at time `now` (seconds); returns THK_OK or the reason it was
- * dropped (also counted). */
+ * dropped (also counted). THK_E_OVERSIZED for an authentic frame whose packet is over a jitter slot
+ * is counted received (its number enters the replay window) and oversized in jitter.counts. */
 int thk_frame_receiver_handle(thk_frame_receiver *receiver, const uint8_t *data, size_t length, double now);
 /* The next frame packet in order if due (1), else 0. */
 int thk_frame_receiver_pop(thk_frame_receiver *receiver, double now, uint8_t *out, size_t capacity, size_t *length);

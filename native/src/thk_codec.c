@@ -74,7 +74,8 @@ static const uint16_t CUMULATIVE[13][18] = {
     {0, 6095, 14463, 20205, 24146, 26851, 28707, 29981, 30855, 31455, 31867, 32150, 32344, 32477, 32568, 32631, 32674, 32768},
     {0, 4142, 10569, 15552, 19416, 22413, 24737, 26540, 27938, 29022, 29863, 30515, 31021, 31413, 31717, 31953, 32136, 32768},
 };
-static const uint16_t BOUNDS[12] = {9, 14, 21, 32, 48, 71, 107, 161, 241, 362, 542, 814};
+/* the 12 table bounds, then 4 above any of them so that a binary search over 16 finds the table */
+static const uint16_t BOUNDS[16] = {9, 14, 21, 32, 48, 71, 107, 161, 241, 362, 542, 814, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
 
 /* ---- arithmetic coder (section 3) ---------------------------------------------------------------- */
 #define TOP 0xFFFFFFFFull
@@ -147,41 +148,61 @@ static size_t enc_finish(arith_encoder *e) {
     return n;
 }
 
-static int dec_bit(arith_decoder *d) {
-    uint64_t index = d->position >> 3;
-    int bit = index < d->length ? d->data[index] >> (7 - (d->position & 7)) & 1 : 0;
-    d->position++;
-    return bit;
+/* The decoder's per-symbol helpers are forced inline into decode_values, which holds the coder's state
+ * in a local: registers, no load or store (and, in the fuzz build, no sanitizer check) per bit. */
+#define HOT_INLINE static inline __attribute__((always_inline))
+
+/* Leading zeros of x < 2^32 as a 32-bit number (32 for 0: the bit below x stops the count). */
+HOT_INLINE unsigned leading_zeros32(uint64_t x) { return (unsigned)__builtin_clzll(x << 32 | 1ull << 31); }
+
+/* The next `count` (<= 32) bits of the payload, zeros past its end. */
+HOT_INLINE uint64_t dec_take(arith_decoder *d, unsigned count) {
+    uint64_t position = d->position, end = 8 * (uint64_t)d->length, bits = 0;
+    d->position = position + count;
+    if (position >= end) return 0;  /* the common case of a short packet's last symbols */
+    while (count) {
+        if (position >= end) return bits << count;
+        unsigned offset = (unsigned)(position & 7), n = 8 - offset < count ? 8 - offset : count;
+        bits = bits << n | (uint64_t)(d->data[position >> 3] >> (8 - offset - n) & ((1u << n) - 1));
+        position += n;
+        count -= n;
+    }
+    return bits;
 }
 
 static void dec_init(arith_decoder *d, const uint8_t *data, size_t length) {
-    d->data = data; d->length = length; d->position = 0; d->low = 0; d->high = TOP; d->value = 0;
-    for (int i = 0; i < 32; i++) d->value = d->value << 1 | (uint64_t)dec_bit(d);
+    d->data = data; d->length = length; d->position = 0; d->low = 0; d->high = TOP;
+    d->value = dec_take(d, 32);
 }
 
-static uint32_t dec_target(const arith_decoder *d, uint32_t total) {
-    uint64_t span = d->high - d->low + 1;
-    return (uint32_t)(((d->value - d->low + 1) * total - 1) / span);
+HOT_INLINE uint32_t dec_target(const arith_decoder *d, uint32_t total) {
+    uint64_t low = d->low, span = d->high - low + 1;
+    return (uint32_t)(((d->value - low + 1) * total - 1) / span);
 }
 
-static void dec_consume(arith_decoder *d, uint32_t low, uint32_t high, uint32_t total) {
-    uint64_t span = d->high - d->low + 1;
-    d->high = d->low + span * high / total - 1;
-    d->low = d->low + span * low / total;
-    for (;;) {
-        if (d->high < HALF) {
-        } else if (d->low >= HALF) {
-            d->low -= HALF; d->high -= HALF; d->value -= HALF;
-        } else if (d->low >= QUARTER && d->high < HALF + QUARTER) {
-            d->low -= QUARTER; d->high -= QUARTER; d->value -= QUARTER;
-        } else {
-            break;
-        }
-        d->low = 2 * d->low; d->high = 2 * d->high + 1; d->value = 2 * d->value + (uint64_t)dec_bit(d);
+/* Section 3's renormalization, its steps taken at once (the same bits, far fewer branches): first
+ * every leading bit low and high share (a step doubles both, dropping that bit), then every underflow
+ * step (low 01..., high 10...: a step keeps the first bit and drops the second). No underflow step
+ * can be followed by a shared bit, so the bit-by-bit loop does exactly these two runs. */
+HOT_INLINE void dec_consume(arith_decoder *d, uint32_t low, uint32_t high, uint32_t total) {
+    uint64_t base = d->low, span = d->high - base + 1, value = d->value;
+    uint64_t lo = base + span * low / total, hi = base + span * high / total - 1;
+    unsigned shared = leading_zeros32(lo ^ hi);
+    if (shared) {
+        lo = lo << shared & TOP;
+        hi = (hi << shared | ((1ull << shared) - 1)) & TOP;
+        value = (value << shared | dec_take(d, shared)) & TOP;
     }
+    unsigned underflow = leading_zeros32((~lo | hi) & (HALF - 1)) - 1;
+    if (underflow) {
+        lo = (lo & HALF) | (lo << underflow & (HALF - 1));
+        hi = (hi & HALF) | (hi << underflow & (HALF - 1)) | ((1ull << underflow) - 1);
+        value = (value & HALF) | (value << underflow & (HALF - 1)) | dec_take(d, underflow);
+    }
+    d->low = lo; d->high = hi; d->value = value;
 }
 
-static uint64_t dec_bits(arith_decoder *d, int count) {
+HOT_INLINE uint64_t dec_bits(arith_decoder *d, int count) {
     uint64_t value = 0;
     for (int i = 0; i < count; i++) {
         uint32_t bit = dec_target(d, 2) >= 1;
@@ -196,19 +217,25 @@ typedef struct { int64_t sum16, count; } group_state;
 
 static group_state group_prior(int64_t mean16) { group_state s = {2 * mean16, 2}; return s; }
 
-static void group_model(const group_state *s, int *shift_out, int *table_out) {
-    int shift = 0;
-    while (shift < MAX_SHIFT && s->sum16 >= ((64 * s->count) << shift)) shift++;
+HOT_INLINE void group_model(const group_state *s, int *shift_out, int *table_out) {
+    int64_t sum16 = s->sum16, count = s->count;
+    /* the smallest shift (at most MAX_SHIFT) with sum16 < (64 count) << shift: the bit length of
+     * sum16 // (64 count), since sum16 >= (64 count) << shift <=> sum16 // (64 count) >= 2^shift */
+    uint64_t quotient = (uint64_t)(sum16 / (64 * count));
+    int shift = quotient ? 64 - __builtin_clzll(quotient) : 0;
+    if (shift > MAX_SHIFT) shift = MAX_SHIFT;
     /* mean256 = sum16 * 16 // (count << shift) >= B  <=>  sum16 >= ceil(B * (count << shift) / 16),
      * which keeps every product inside 64 bits for any magnitude a packet can hold */
-    int64_t denominator = s->count << shift;
-    int table = 0;
-    while (table < 12 && s->sum16 >= ((int64_t)BOUNDS[table] * denominator + 15) / 16) table++;
+    int64_t denominator = count << shift;
+    int table = 0;  /* how many bounds sum16 reaches (they increase): at most 4 steps, then at most 12 */
+    for (int step = 8; step; step /= 2)
+        if (sum16 >= ((int64_t)BOUNDS[table + step - 1] * denominator + 15) / 16) table += step;
+    if (table > 12) table = 12;
     *shift_out = shift;
     *table_out = table;
 }
 
-static void group_update(group_state *s, int64_t magnitude) {
+HOT_INLINE void group_update(group_state *s, int64_t magnitude) {
     s->sum16 += 16 * magnitude;
     s->count += 1;
     if (s->count >= HALVE_AT) { s->sum16 /= 2; s->count /= 2; }
@@ -238,7 +265,8 @@ static int encode_values(arith_encoder *e, const int64_t *values, uint32_t count
     return THK_OK;
 }
 
-static int decode_values(arith_decoder *d, int64_t *values, uint32_t count, group_state state) {
+static int decode_values(arith_decoder *decoder, int64_t *values, uint32_t count, group_state state) {
+    arith_decoder local = *decoder, *d = &local;  /* on an error the caller drops the coder */
     for (uint32_t i = 0; i < count; i++) {
         int shift, table;
         group_model(&state, &shift, &table);
@@ -260,6 +288,7 @@ static int decode_values(arith_decoder *d, int64_t *values, uint32_t count, grou
         values[i] = negative ? -(int64_t)magnitude : (int64_t)magnitude;
         group_update(&state, (int64_t)magnitude);
     }
+    *decoder = local;
     return THK_OK;
 }
 

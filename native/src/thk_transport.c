@@ -347,15 +347,18 @@ int thk_frame_receiver_handle(thk_frame_receiver *r, const uint8_t *data, size_t
             }
         }
     }
+    /* a packet over a jitter slot is refused there (counted oversized, where the Python holds it): the
+     * datagram is authentic and received, its copies kept, but its frame is dropped, so say so */
     int index = recovered_index(r, dg.number);
+    status = THK_OK;
     if (index >= 0) recovered_remove(r, index);  /* its copy was already used */
-    else thk_jitter_push(&r->jitter, dg.number, payload.packet, payload.packet_length, now);
+    else status = thk_jitter_push(&r->jitter, dg.number, payload.packet, payload.packet_length, now);
     if (r->recovered_count > 2 * THK_RECOVERED_MEMORY) {
         uint64_t floor = r->jitter.next_number >= THK_RECOVERED_MEMORY ? r->jitter.next_number - THK_RECOVERED_MEMORY : 0;
         for (int i = r->recovered_count - 1; i >= 0; i--)
             if (r->recovered[i] < floor) recovered_remove(r, i);
     }
-    return THK_OK;
+    return status;
 }
 
 int thk_frame_receiver_pop(thk_frame_receiver *r, double now, uint8_t *out, size_t capacity, size_t *length) {

@@ -252,6 +252,18 @@ static void test_transport(void) {
     EQ(thk_frame_receiver_handle(&r, datagram, n, 0.04), THK_OK);
     thk_datagram_seal(forward, THK_FRAME, 77, 700, NULL, plaintext, length, datagram, sizeof datagram, &n);
     EQ(thk_frame_receiver_handle(&r, datagram, n, 0.04), THK_E_TOO_OLD);
+    /* an authentic FRAME whose packet is over a jitter slot: received, refused there, said so */
+    static uint8_t big_packet[THK_JITTER_SLOT_BYTES + 1], big_plaintext[THK_JITTER_SLOT_BYTES + 2],
+        big_datagram[THK_JITTER_SLOT_BYTES + 64];
+    EQ(thk_frame_payload_write(big_packet, sizeof big_packet, 0, NULL, NULL, big_plaintext, sizeof big_plaintext,
+                               &length), THK_OK);
+    EQ(thk_datagram_seal(forward, THK_FRAME, 77, 1001, NULL, big_plaintext, length, big_datagram,
+                         sizeof big_datagram, &n), THK_OK);
+    uint64_t received = r.stats.received;
+    EQ(thk_frame_receiver_handle(&r, big_datagram, n, 0.04), THK_E_OVERSIZED);
+    EQ(r.stats.received, received + 1);
+    EQ(r.jitter.counts.oversized, 1);
+    EQ(thk_frame_receiver_handle(&r, big_datagram, n, 0.04), THK_E_DUPLICATE);  /* in the replay window */
     /* the gap before 1000 is given up after the gap wait */
     EQ(thk_frame_receiver_pop(&r, 0.05, out, sizeof out, &length), 0);
     EQ(thk_frame_receiver_pop(&r, 0.11, out, sizeof out, &length), 1);

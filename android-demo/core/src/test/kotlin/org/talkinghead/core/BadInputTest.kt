@@ -46,9 +46,9 @@ class BadInputTest {
         val garbage = good.copyOf().also { it[0] = 9 }
         assertEquals(CoreStatus.GARBAGE, receiver.handle(garbage, nowS = 0.0))
         // oversized: a datagram too large for the receiver to hold, and a packet over a jitter slot
-        // (the datagram itself is fine: OK, and the jitter buffer counts the packet it refused)
+        // (that datagram is authentic and received, but its frame is refused there and counted)
         assertEquals(CoreStatus.OVERSIZED, receiver.handle(frame(1, ByteArray(10000)), nowS = 0.0))
-        assertEquals(CoreStatus.OK, receiver.handle(frame(1, ByteArray(Wire.MAX_FRAME_PACKET + 1)), nowS = 0.0))
+        assertEquals(CoreStatus.OVERSIZED, receiver.handle(frame(1, ByteArray(Wire.MAX_FRAME_PACKET + 1)), nowS = 0.0))
         val inconsistent = Keys.seal(forward, Wire.FRAME, session, 2, null, byteArrayOf(3, 9, 9))  // R = 3, no room
         assertEquals(CoreStatus.FRAME_MALFORMED, receiver.handle(inconsistent, nowS = 0.0))
         // reordered: 4 before 3, both delivered in order; too old: below the 256-number window
