@@ -17,6 +17,7 @@ EXPORT_EPILOG = """examples:
   python -m export --model runs/prior/best_model --graphs receiver --bundle android --out exports/android \
       --bundle-dir android-demo/app/src/main
   python -m export --model default --format coreml --precision fp16 --bundle ios --out exports/ios
+  python -m export --audio --format onnx,tflite,coreml --precision fp32,int8 --out exports/default
   python -m export verify exports/default
   python -m export bench exports/default --threads 1,2 --runs 50 --json out/export_bench.json"""
 
@@ -49,7 +50,11 @@ def export_parser() -> argparse.ArgumentParser:
                              "android-demo/app/src/main)")
     parser.add_argument("--calibration", default=None,
                         help="int8 calibration frames: a prepared folder, a folder of portraits or a video "
-                             "(default: cache/prepared if prepared, else the bundled driving clip)")
+                             "(default: cache/prepared if prepared, else the bundled driving clip); with --audio: "
+                             "speech, an audio file or folder (default: the shared data's train speech)")
+    parser.add_argument("--audio", nargs="?", const="default", default=None, metavar="AUDIO_MODEL",
+                        help="export the audio-to-code model's graphs instead (log-mel + live expression net, log-mel "
+                             "+ head motion nets) into OUT/audio/ (default model: sdk/assets/audio)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (converter tracebacks)")
     return parser
@@ -63,6 +68,9 @@ def verify_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="torch model to compare with (default: the one in export.json)")
     parser.add_argument("--data", help="prepared data folder for test frames (default: a shared-data test clip)")
     parser.add_argument("--frames", type=int, default=6, help="frames: one source, the rest driving (default 6)")
+    parser.add_argument("--audio-model",
+                        help="audio graphs: the torch audio model (default: the one in audio/export.json)")
+    parser.add_argument("--audio-clip", help="audio graphs: speech to verify on (default: a shared speech clip)")
     parser.add_argument("--json", help="report path (default: DIR/verify.json)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.audio is not None:
+        return _export_audio(args)
     from .int8 import calibration_note
     from .run import run_export, summary_table
 
@@ -115,17 +125,39 @@ def _export(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _export_audio(args: argparse.Namespace) -> int:
+    from .audio import audio_summary_table, run_audio_export
+
+    manifest = run_audio_export(args.audio, parse_choices(args.format or "onnx", FORMATS, "format"),
+                                parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out),
+                                args.calibration and Path(args.calibration), show_progress=not args.no_progress)
+    print(audio_summary_table(manifest))
+    failed = [entry for entry in manifest.entries if entry.status != "ok"]
+    print(f"\n{len(manifest.entries) - len(failed)} of {len(manifest.entries)} audio graphs in {args.out}/audio "
+          f"(audio model {manifest.audio_model_sha256[:12]}, face prior {manifest.prior_sha256[:12]})")
+    return 1 if failed else 0
+
+
 def _verify(args: argparse.Namespace) -> int:
+    from .audio import audio_report_table, has_audio_export, verify_audio_export
     from .verify import report_table, verify_export
 
-    report = verify_export(args.directory, args.model, args.data, args.frames)
-    print(f"{report.model_id} on {report.frames} frames of {report.clip}\n")
-    print(report_table(report))
+    document, passed = {}, True
+    if (Path(args.directory) / "export.json").is_file() or not has_audio_export(args.directory):
+        report = verify_export(args.directory, args.model, args.data, args.frames)
+        print(f"{report.model_id} on {report.frames} frames of {report.clip}\n")
+        print(report_table(report))
+        document, passed = report.to_dict(), report.passed
+    if has_audio_export(args.directory):
+        audio = verify_audio_export(args.directory, args.audio_model, args.audio_clip and Path(args.audio_clip))
+        print(f"\naudio graphs on {audio.frames} frames ({audio.clips} motion clips) of {audio.clip}\n")
+        print(audio_report_table(audio))
+        document["audio"], passed = audio.to_dict(), passed and audio.passed
     out = Path(args.json) if args.json else Path(args.directory) / "verify.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-    print(f"\n{'PASSED' if report.passed else 'FAILED'}; report: {out}")
-    return 0 if report.passed else 1
+    out.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"\n{'PASSED' if passed else 'FAILED'}; report: {out}")
+    return 0 if passed else 1
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ portrait by a generator running locally. Public API:
 - media: `read_image`, `write_image`, `read_video`, `iter_video`, `write_video`, `read_audio`
 - face front end: `FaceTracker`, `FaceDetector`, `FaceLandmarker`, `crop_portrait`, `SquareBox`
 - models: `load_model("default")`
-- live: `live_camera(LiveConfig(...))` -> `LiveStats` (camera -> codes -> generator -> window/file)
+- live: `live_camera(LiveConfig(...))` -> `LiveStats` (camera -> codes -> generator -> window/file);
+  `live_microphone(LiveConfig(model="prior"), MicrophoneConfig(source=...))` (speech drives the codes)
 - errors: `SdkError` and its subclasses in `sdk.errors`
 
 Heavy submodules (mediapipe, torch) are imported on first use, so `import sdk` stays cheap.
@@ -45,6 +46,8 @@ _LAZY = {
     "CaptureConfig": "sdk.live",
     "TransportConfig": "sdk.live",
     "OutputConfig": "sdk.live",
+    "live_microphone": "sdk.live.microphone",
+    "MicrophoneConfig": "sdk.live.microphone",
 }
 
 

@@ -6,6 +6,8 @@
 - `features`: `LogMel` (torch, exportable), `MelConfig`, `WindowSpec` and the audio/frame time rule
 - `codes`: pose deltas <-> codes on the avatar's pose (`speak_codes`, `neutral_code`)
 - `driver`: `AudioDriver` (features -> expression -> head motion -> codes), `MotionSampling`
+- `live`: `LiveAudioCoder` (streaming audio -> per-frame deltas on an audio backend, 42.5 ms lookahead,
+  causal head motion; `sdk.runtime.audio_backend`), what `sdk.live.microphone` runs
 - `model_file`: `save_audio_model` / `load_audio_model` (checksummed; "default" = sdk/assets/audio)
 - `speak`: `speak(portrait, audio, out, SpeakConfig(...))`, the `python -m sdk speak` verb
 - `cli`: `python -m sdk audio prepare|devices`, `python -m sdk speak`

@@ -45,6 +45,13 @@ class MotionSampling:
             raise ValueError(f"epsilon and motion_scale must be >= 0 and max_state > 0, got {self}")
 
 
+def sample_offset(generator: torch.Generator, epsilon: float, radius: float, features: int) -> torch.Tensor:
+    """(1, C) a point drawn uniformly from the ball of radius epsilon x radius (module docstring)."""
+    direction = torch.randn((1, features), generator=generator)
+    direction = direction / direction.norm().clamp_min(1e-8)
+    return epsilon * radius * torch.rand((), generator=generator) ** (1 / features) * direction
+
+
 class AudioDriver:
     """Stages of `AudioToCodeModel` on numpy audio (eval mode, no gradients)."""
 
@@ -82,10 +89,8 @@ class AudioDriver:
             start, stop = net.config.window.mel_range(first, clip, self.config.mel)
             log_weights = net(slice_mel(mel, start, stop, self.model.log_mel.silence), state)
             centre = space.reconstruct(log_weights.exp())
-            direction = torch.randn(centre.shape, generator=generator)
-            direction = direction / direction.norm().clamp_min(1e-8)
-            distance = sampling.epsilon * space.radius * torch.rand((), generator=generator) ** (1 / centre.shape[-1])
-            deltas = space.decode(centre + distance * direction)[0].T  # (T, 6)
+            offset = sample_offset(generator, sampling.epsilon, float(space.radius), centre.shape[-1])
+            deltas = space.decode(centre + offset)[0].T  # (T, 6)
             path = (state + deltas).clamp(-sampling.max_state, sampling.max_state)
             poses.append(path)
             state = path[-1:]

@@ -183,6 +183,9 @@ class PacedAudioFile:
         self.stats.samples += block
         return chunk
 
+    def start_fresh(self) -> None:
+        """Nothing to discard: pacing starts at the first read."""
+
     def close(self) -> None:
         self.stats.end = self.stats.end or "stopped"
 
@@ -277,6 +280,17 @@ class Microphone:
                 self._blocks.put_nowait(data.copy())
             except (queue.Empty, queue.Full):
                 pass
+
+    def start_fresh(self) -> None:
+        """Discard what the device delivered so far (e.g. while models loaded): a session starts
+        from now, not seconds behind; what the full queue lost meanwhile is not an overrun."""
+        while True:
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                break
+        self._pending = np.zeros(0, np.float32)
+        self.stats.overruns = 0
 
     def read(self, block: int) -> np.ndarray | None:
         while len(self._pending) < block:

@@ -47,7 +47,8 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
     return LiveConfig(
         capture=CaptureConfig(camera=args.camera, paced=not args.unpaced, fps=args.fps, max_frames=args.frames),
         portrait=Path(args.portrait) if args.portrait else None,
-        model=args.model, backend=args.backend, graphs=Path(args.graphs) if args.graphs else None,
+        model=args.model or ("prior" if args.mic is not None else "default"), backend=args.backend,
+        graphs=Path(args.graphs) if args.graphs else None,
         device=args.device, threads=args.threads, output_size=args.size, paste_back=args.paste_back,
         motion=MotionConfig(mode=args.motion), codec=args.codec, edits=Edits.parse(args.edit),
         transport=TransportConfig(kind=kind, listen=args.listen, connect=args.connect,
@@ -67,7 +68,17 @@ def _run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as exc:  # an option combination the config refuses
         raise LiveError(str(exc)) from None
-    stats = live_camera(config)
+    if args.mic is not None:
+        from .microphone import MicrophoneConfig, live_microphone
+
+        try:
+            microphone = MicrophoneConfig(source=args.mic or None, audio_model=args.audio_model, seed=args.seed,
+                                          epsilon=args.epsilon, motion_scale=args.motion_scale)
+        except ValueError as exc:
+            raise LiveError(str(exc)) from None
+        stats = live_microphone(config, microphone)
+    else:
+        stats = live_camera(config)
     document = stats.to_dict()
     if args.stats_json:
         path = Path(args.stats_json)
@@ -90,7 +101,18 @@ def add_live_verb(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--portrait", default=None,
                         help=f"portrait image or folder of portraits (default: {DEFAULT_PORTRAIT.name}; "
                              "a --listen receiver without one animates the sender's portrait)")
-    parser.add_argument("--model", default="default", help="'default', a shipped model name, or a model folder")
+    parser.add_argument("--model", default=None, help="'default', a shipped model name, or a model folder (default: "
+                        "'default'; with --mic the face-prior 'prior')")
+    parser.add_argument("--mic", nargs="?", const="", default=None, metavar="DEVICE|FILE",
+                        help="drive the avatar by speech instead of a camera: a PortAudio input device (index or "
+                             "name; none given: the default input; `python -m sdk audio devices` lists them) or an "
+                             "audio file paced as a microphone; --backend picks the audio encoder's backend too")
+    parser.add_argument("--audio-model", default="default",
+                        help="--mic: audio-to-code model (default: sdk/assets/audio)")
+    parser.add_argument("--seed", type=int, default=0, help="--mic: picks the head motion sample (default 0)")
+    parser.add_argument("--motion-scale", type=float, default=1.0, metavar="S",
+                        help="--mic: head motion amplitude (1 as learned, 0 a still head)")
+    parser.add_argument("--epsilon", type=float, default=0.5, help="--mic: head motion sampling radius (as speak)")
     parser.add_argument("--backend", choices=BACKEND_KINDS, default="auto",
                         help="runtime backend (auto: times torch, onnx, onnx-int8 and, with --graphs, tflite "
                              "at start and takes the fastest; the stats JSON says which and why)")

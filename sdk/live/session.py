@@ -36,6 +36,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from ..codec import SemanticStreamHeader, StreamHeader
 from ..face import FaceTracker, TrackerConfig
@@ -203,7 +204,7 @@ class _LiveSession:
         cv2.setNumThreads(self.budget.opencv)
         key = self._session_key()
         if self.has_sender:
-            self.camera = Camera(config.capture.camera)  # a missing camera fails before anything loads
+            self._open_input()  # a missing camera (microphone) fails before anything loads
         self.views = open_views(config, self.camera, self._stats)  # so do a taken port, no virtual camera
         if self.model_override is not None:
             model = self.model_override.to(config.device).eval()
@@ -211,34 +212,43 @@ class _LiveSession:
             from ..checkpoint import load_model
             model = load_model(config.model, device=config.device)
         self.cfg = model.cfg
-        self.kind = stream_kind(self.cfg)  # a hybrid model fails here, before any backend is built
+        self.kind = stream_kind(self.cfg)  # "keypoints", "semantic" or "hybrid" (both: the face prior drives it)
         self.codec = codec_config(config.codec, self.cfg)
-        if not config.edits.is_identity and self.kind != "semantic":
+        if not config.edits.is_identity and self.kind == "keypoints":
             raise LiveError(f"--edit (LiveConfig.edits): {self.cfg.name} uses learned keypoints; pose and "
                             "expression edits need a face-prior model (e.g. dagan++-mobile-prior)")
         self.model_sha256 = model_sha256(model)
         backend = self._backend(model)
         self.backend_name = backend.name
         self.output_size = backend.output_size
-        self.prior = backend.prior() if self.kind == "semantic" else None
+        self.prior = backend.prior() if self.kind != "keypoints" else None
         avatars = self._local_avatars()
         self._open_transport(key)
         if self.has_sender:
-            assert self.camera is not None
-            self.fps = config.capture.fps or self.camera.fps
-            self.tracker = FaceTracker(TrackerConfig(fps=self.fps))
-            self.code_sender = CodeSender(TalkingHeadPipeline(backend, config.motion), self.tracker,
-                                          transport=self.sender_transport, log=self.sent_log)
-            if self.kind == "keypoints":  # warm-up: lazy initialisation is not a frame (the prior's code has none)
-                self.code_sender.pipeline.encode(avatars[0].crop)
-            self.portrait_to_send = encode_portrait(avatars[0]) if self.mode == "udp-sender" else None
+            self._setup_sender(backend, avatars)
         if self.has_receiver:
             self.receive_pipeline = TalkingHeadPipeline(backend, config.motion, edits=config.edits)
-            if self.kind == "semantic":
+            if self.kind != "keypoints":
                 self.controls.enable_edits(config.edits)
             if avatars:  # prepared now, so the first codes do not wait for the source encoder
                 self.renderer = AvatarRenderer(self.receive_pipeline, AvatarRing(avatars), self.controls,
                                                config.paste_back)
+
+    def _open_input(self) -> None:
+        """The sender's input (a camera here; `sdk.live.microphone` opens a microphone)."""
+        self.camera = Camera(self.config.capture.camera)
+
+    def _setup_sender(self, backend: Backend, avatars: list[Avatar]) -> None:
+        """The sender half's per-frame coder, once the transport is open."""
+        config = self.config
+        assert self.camera is not None
+        self.fps = config.capture.fps or self.camera.fps
+        self.tracker = FaceTracker(TrackerConfig(fps=self.fps))
+        self.code_sender = CodeSender(TalkingHeadPipeline(backend, config.motion), self.tracker,
+                                      transport=self.sender_transport, log=self.sent_log)
+        if self.kind == "keypoints":  # warm-up: lazy initialisation is not a frame (the prior's code has none)
+            self.code_sender.pipeline.encode(avatars[0].crop)
+        self.portrait_to_send = encode_portrait(avatars[0]) if self.mode == "udp-sender" else None
 
     def _backend(self, model: TalkingHeadModel) -> Backend:
         """The configured backend with the session's thread budget; "auto" times the candidates
@@ -417,12 +427,9 @@ class _LiveSession:
                           latency_ms=latency_ms)
         output = self.config.output
         if output.out_path is not None:
-            if self.sink is None:
-                assert self.header is not None
-                self.sink = VideoFileSink(output.out_path, self.header.fps)
             # the file keeps the layout it started with; compose again only when the window's differs
-            self.sink.write(frame.image if output.side_by_side == side_by_side
-                            else compose(item.avatar, driver, output.side_by_side))
+            self._write_file(frame.image if output.side_by_side == side_by_side
+                             else compose(item.avatar, driver, output.side_by_side), received.code.sequence)
         if self.on_frame is not None:
             self.on_frame(frame)
         if self.views is not None:
@@ -431,6 +438,13 @@ class _LiveSession:
             self.window.show(frame.image)
         self.last_output_at = now
         self.delivered += 1
+
+    def _write_file(self, image: np.ndarray, sequence: int) -> None:
+        """One output frame to the video file (`sdk.live.microphone` keeps it in sync with the audio)."""
+        if self.sink is None:
+            assert self.header is not None
+            self.sink = VideoFileSink(self.config.output.out_path, self.header.fps)
+        self.sink.write(image)
 
     # -- end ---------------------------------------------------------------------------------
 
@@ -483,7 +497,7 @@ class _LiveSession:
         stats.frames_sent = counts.sent
         stats.no_face_frames = counts.no_face_frames
         stats.frames_before_first_face = counts.before_first_face
-        if self.kind == "semantic":
+        if self.kind != "keypoints":
             flagged = self.code_sender.pipeline.encoder_stats
             stats.flagged_mesh_frames = {status: getattr(flagged, status) for status in FLAG_STATUSES}
         stats.tracker_ms = self.code_sender.tracking.mean_ms
@@ -526,7 +540,7 @@ class _LiveSession:
             stats.generator_ms = self.renderer.rendering.mean_ms
             stats.reanchors = self.renderer.reanchors
             stats.avatar_switches = self.renderer.avatar_switches
-            stats.edits = format_edits(self.receive_pipeline.edits) if self.kind == "semantic" else ""
+            stats.edits = format_edits(self.receive_pipeline.edits) if self.kind != "keypoints" else ""
             stats.edit_changes = self.renderer.edit_changes
             stats.avatar = self.renderer.avatars.current.name
             stats.portrait_upscaled = any(avatar.crop.shape[0] < self.output_size

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 
@@ -59,9 +60,12 @@ class MelFrameEncoder(nn.Module):
         return (mel_frames - self.config.window) // self.hop + 1
 
     def forward(self, mel: Tensor) -> Tensor:
-        batch, bins, _ = mel.shape
-        windows = mel.unfold(2, self.config.window, self.hop)  # (B, bins, F, W)
-        frames = windows.shape[2]
+        batch, bins, length = mel.shape
+        frames = self.frames_of(length)
+        # A gather rather than `unfold`, which Core ML cannot convert; the same copy in torch.
+        index = (torch.arange(frames, device=mel.device)[:, None] * self.hop
+                 + torch.arange(self.config.window, device=mel.device)[None])
+        windows = mel[:, :, index]  # (B, bins, F, W)
         windows = windows.permute(0, 2, 1, 3).reshape(batch * frames, bins, self.config.window)
         features = self.project(self.convs(windows).flatten(1))  # (B F, features)
         return self.dropout(features).reshape(batch, frames, -1).transpose(1, 2)

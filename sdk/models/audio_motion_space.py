@@ -78,4 +78,4 @@ class MotionSpace(nn.Module):
 
     def decode(self, feature: Tensor) -> Tensor:
         """F (B, C) -> normalised pose deltas (B, 6, T)."""
-        return self.decoder(feature).reshape(len(feature), POSE_DIMS, self.config.clip_frames)
+        return self.decoder(feature).reshape(feature.shape[0], POSE_DIMS, self.config.clip_frames)

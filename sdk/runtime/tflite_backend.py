@@ -40,8 +40,8 @@ def _litert():
     return ai_edge_litert
 
 
-def read_tflite_metadata(path: Path) -> GraphMetadata:
-    """The `GraphMetadata` stored in a .tflite file; BackendError if unreadable or absent."""
+def read_tflite_strings(path: Path) -> dict[str, str]:
+    """The metadata strings stored in a .tflite file; BackendError if unreadable or absent."""
     schema = _litert().schema_py_generated
     data = path.read_bytes()
     try:
@@ -51,12 +51,19 @@ def read_tflite_metadata(path: Path) -> GraphMetadata:
         for index in range(model.MetadataLength()):
             entry = model.Metadata(index)
             if entry.Name().decode() == TFLITE_METADATA_NAME:
-                payload = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-                return GraphMetadata.from_strings(json.loads(payload), str(path))
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
     except (ValueError, IndexError, AttributeError, TypeError, UnicodeDecodeError, struct.error) as exc:
         # TypeError, struct.error: what flatbuffers raises on a damaged or truncated buffer
         raise BackendError(f"{path}: not a readable .tflite graph of this SDK ({exc})") from exc
     raise BackendError(f"{path}: has no {TFLITE_METADATA_NAME!r} metadata; not a graph written by `python -m export`")
+
+
+def read_tflite_metadata(path: Path) -> GraphMetadata:
+    """The `GraphMetadata` stored in a .tflite file; BackendError if unreadable or absent."""
+    try:
+        return GraphMetadata.from_strings(read_tflite_strings(path), str(path))
+    except ValueError as exc:
+        raise BackendError(f"{path}: not a readable .tflite graph of this SDK ({exc})") from exc
 
 
 class TfliteRunner:
