@@ -5,6 +5,8 @@ and what the composite head adds to the per-frame graph on every runtime backend
     python bench/render_speed.py --composite-cost [--configs dagan++-mobile] [--sizes 256 512]
         [--backends torch onnx onnx-int8 tflite] [--rounds 7] [--runs 5] [--data cache/prepared]
         [--json out/composite_cost.json]
+    python bench/render_speed.py --torch-paths [--configs dagan++-mobile dagan++-mobile-prior] [--size 256]
+        [--threads 1 2] [--rounds 7] [--runs 8] [--compile] [--json out/torch_paths.json]
 
 Prints a table and writes JSON. Ratios are against the named baseline config (default
 `fomm-mobile`, the depth-free FOMM generator at the same size) measured in the same run.
@@ -18,14 +20,28 @@ TFLite: litert-torch, row-gather warp). The variants are timed in interleaved ro
 times every variant with `sdk.timing.median_ms`; the median over rounds is reported), so load that
 comes and goes affects them alike.
 
-Weights are random: speed does not depend on them. Run it on a quiet machine.
+`--torch-paths`: the torch backend's ways of running the same per-frame stages (keypoint encoder,
+render at the output size) on this CPU, against the eager modules (`TorchBackend(frozen=False)`,
+as the torch backend ran before) in the same interleaved rounds: channels-last tensors, the
+frozen TorchScript graphs (traced, frozen, BatchNorm folded, source tensors constant) of the
+contiguous model, the encoder's frozen graph fed channels-last images only, the backend's frozen
+graphs of its channels-last copy (`TorchBackend(frozen=True)`, what the torch backend runs now),
+frozen + `torch.jit.optimize_for_inference` (oneDNN's blocked layouts), and
+with `--compile`, `torch.compile` (inductor, needs a C++ compiler; ~100 s to compile here). Each
+row gives the max abs difference from the eager output, so "the same computation" is checked too.
+
+Weights are random: speed does not depend on them. Run it on a quiet machine (the JSON records the
+load average before and after: on a shared machine only the ratios of one run compare).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,8 +49,10 @@ from pathlib import Path
 import torch
 
 from sdk.timing import median_ms
-from sdk.models import CONFIG_NAMES, TalkingHeadModel, count_macs, count_params, get_config
-from sdk.runtime import Backend
+from sdk.models import CONFIG_NAMES, Keypoints, TalkingHeadModel, count_macs, count_params, get_config
+from sdk.runtime import Backend, TorchBackend
+from sdk.runtime.factory import neutral_avatar_mesh
+from sdk.runtime.torch_backend import AvatarGenerator, TensorKeypointEncoder, freeze_trace
 
 COMPOSITE_BACKENDS = ("torch", "onnx", "onnx-int8", "tflite")
 PLAIN = "without composite"  # the variant rendering as before the head: decoded image at R
@@ -182,9 +200,17 @@ def main() -> None:
     composite.add_argument("--data", type=Path, default=Path("cache/prepared"),
                            help="prepared folder for the INT8 calibration frames")
     composite.add_argument("--pairs", type=int, default=4, help="INT8 calibration pairs")
+    paths = parser.add_argument_group("--torch-paths")
+    paths.add_argument("--torch-paths", action="store_true",
+                       help="time the torch backend's ways of running the per-frame stages instead")
+    paths.add_argument("--size", type=int, default=256, help="output size of the render")
+    paths.add_argument("--compile", action="store_true", help="also torch.compile (minutes to compile)")
     args = parser.parse_args()
     if args.composite_cost:
         run_composite_cost(args)
+        return
+    if args.torch_paths:
+        run_torch_paths(args)
         return
     names = list(dict.fromkeys([args.baseline, *(args.configs or [n for n in CONFIG_NAMES
                                                                   if not n.endswith("-paper")])]))
@@ -223,6 +249,115 @@ def run_composite_cost(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"sizes": args.sizes, "rounds": args.rounds, "runs": args.runs or 5,
                                "load_average": [load_before[0], os.getloadavg()[0]], "rows": rows}, indent=1))
+
+
+EAGER = "eager"
+KEPT = "frozen + channels-last (TorchBackend(frozen=True))"
+
+
+def torch_path_calls(model: TalkingHeadModel, size: int, with_compile: bool
+                     ) -> dict[str, dict[str, Callable[[], torch.Tensor]]]:
+    """stage ("encode", "render") -> variant -> a call returning the stage's main output (keypoints,
+    frame) on one fixed input; "encode" only for models with a keypoint encoder."""
+    generator = torch.Generator().manual_seed(1)
+    portrait = torch.rand((1, 3, size, size), generator=generator)
+    frame = torch.rand((1, 3, model.cfg.resolution, model.cfg.resolution), generator=generator)
+    mesh = None if model.cfg.semantic is None else neutral_avatar_mesh(model.prior(), size)
+    eager, frozen = TorchBackend(model, output_size=size), TorchBackend(model, output_size=size, frozen=True)
+    state, frozen_state = eager.prepare_source(portrait, mesh), frozen.prepare_source(portrait, mesh)
+    if model.cfg.num_kp:
+        driving = eager.encode(frame)
+        if model.cfg.semantic is not None:  # hybrid: the prior's keypoints, then the learned ones
+            prior = model.cfg.semantic.prior_keypoints
+            driving = Keypoints(torch.cat([state.keypoints.value[:, :prior], driving.value], 1),
+                                torch.cat([state.keypoints.jacobian[:, :prior], driving.jacobian], 1))
+    else:
+        driving = Keypoints(state.keypoints.value + 0.02, state.keypoints.jacobian)
+    expression = (None if model.cfg.semantic is None
+                  else 0.1 * torch.randn((1, model.cfg.semantic.expression_dims), generator=generator))
+    inputs = (driving.value, driving.jacobian) + (() if expression is None else (expression,))
+    cl_backend = TorchBackend(copy.deepcopy(model).to(memory_format=torch.channels_last), output_size=size)
+    cl_state = cl_backend.prepare_source(portrait.contiguous(memory_format=torch.channels_last), mesh)
+    cl_frame = frame.contiguous(memory_format=torch.channels_last)
+    render = {
+        EAGER: lambda: eager.render(state, driving, expression),
+        "channels-last": lambda: cl_backend.render(cl_state, driving, expression),
+        "frozen, contiguous": _frozen_call(AvatarGenerator(model, state), inputs),
+        KEPT: lambda: frozen.render(frozen_state, driving, expression),
+        "frozen + optimize_for_inference": _frozen_call(AvatarGenerator(model, state), inputs, optimize=True),
+    }
+    encode = {}
+    if model.cfg.num_kp:
+        encode = {
+            EAGER: lambda: eager.encode(frame).value,
+            "channels-last": lambda: cl_backend.encode(cl_frame).value,
+            "frozen, contiguous": _frozen_call(TensorKeypointEncoder(model), (frame,), output=0),
+            "frozen, channels-last input only": _frozen_call(TensorKeypointEncoder(model), (cl_frame,), output=0),
+            KEPT: lambda: frozen.encode(frame).value,
+            "frozen + optimize_for_inference": _frozen_call(TensorKeypointEncoder(model), (cl_frame,), output=0,
+                                                            optimize=True),
+        }
+    if with_compile:
+        started = time.perf_counter()
+        compiled = torch.compile(AvatarGenerator(model, state), dynamic=False)
+        compiled(*inputs)
+        print(f"torch.compile of the render: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        render["torch.compile"] = lambda: compiled(*inputs)
+        if model.cfg.num_kp:
+            compiled_encoder = torch.compile(TensorKeypointEncoder(model), dynamic=False)
+            compiled_encoder(frame)
+            encode["torch.compile"] = lambda: compiled_encoder(frame)[0]
+    return {"encode": encode, "render": render} if encode else {"render": render}
+
+
+def _frozen_call(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: int | None = None,
+                 optimize: bool = False) -> Callable[[], torch.Tensor]:
+    graph = freeze_trace(module, tuple(t.clone() for t in inputs))
+    if optimize:
+        graph = torch.jit.optimize_for_inference(graph)
+
+    def call() -> torch.Tensor:
+        result = graph(*inputs)
+        return result if output is None else result[output]
+    return call
+
+
+@torch.inference_mode()
+def measure_torch_paths(name: str, size: int, threads: list[int], rounds: int, runs: int, with_compile: bool
+                        ) -> list[dict]:
+    torch.manual_seed(0)
+    model = TalkingHeadModel(get_config(name)).eval()
+    stages = torch_path_calls(model, size, with_compile)
+    rows = []
+    for count in threads:
+        torch.set_num_threads(count)
+        for stage, calls in stages.items():
+            reference = calls[EAGER]()
+            differences = {label: float((call() - reference).abs().max()) for label, call in calls.items()}
+            timed = interleaved_ms(calls, rounds, runs)
+            for label, ms in timed.items():
+                row = {"config": name, "stage": stage, "variant": label, "threads": count, "size": size, "ms": ms,
+                       "speedup_vs_eager": timed[EAGER] / ms, "max_abs_diff": differences[label]}
+                print(f"{name} | {stage} | {count} | {label} | {ms:.1f} | {row['speedup_vs_eager']:.2f}x | "
+                      f"{row['max_abs_diff']:.1e}", flush=True)
+                rows.append(row)
+    return rows
+
+
+def run_torch_paths(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
+    print(f"config | stage | threads | variant | ms (median of {args.rounds} interleaved rounds × {args.runs or 8}) | "
+          "× eager | max abs diff", flush=True)
+    rows = []
+    for name in args.configs or ["dagan++-mobile", "dagan++-mobile-prior"]:
+        rows += measure_torch_paths(name, args.size, args.threads, args.rounds, args.runs or 8, args.compile)
+    load_after = os.getloadavg()
+    print(f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores)")
+    out = Path(args.json or "out/torch_paths.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"size": args.size, "rounds": args.rounds, "runs": args.runs or 8,
+                               "load_average": [load_before[0], load_after[0]], "cpus": os.cpu_count(),
+                               "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

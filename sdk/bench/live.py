@@ -2,8 +2,9 @@
 with and without a second process busy on one core.
 
 Every clip (by default one 256² face clip of the shared data's test split: a person no model here
-trained on) runs through a whole in-process session (capture, face tracking, keypoint encoder,
-codec, transport, generator, outputs; headless) once read as fast as the pipeline takes it
+trained on) runs through a whole in-process session (capture, face tracking, the code: keypoint
+encoder, or for face-prior models the semantic code of the tracker's mesh; codec, transport,
+generator, outputs; headless) once read as fast as the pipeline takes it
 ("unpaced": the throughput) and once paced like a camera (default 25 fps: the live case, where
 frames the pipeline cannot take are skipped or dropped, and counted per stage). Each of these runs
 twice: as the machine is ("quiet") and with the synthetic load ("busy": `sdk.bench.busy_core`, a
@@ -40,6 +41,7 @@ from ..live import CaptureConfig, LiveConfig, LiveFrame, OutputConfig, live_came
 from ..live.avatars import DEFAULT_PORTRAIT, load_avatars
 from ..live.capture import DEFAULT_DRIVING
 from ..live.stats import DROP_STAGES
+from ..live.stream import stream_kind
 from ..media import probe_video
 from ..models import TalkingHeadModel, get_config
 from ..pipeline import TalkingHeadPipeline
@@ -162,18 +164,22 @@ def measure_baseline(model: TalkingHeadModel, kind: str, load: str, args: argpar
                      budget: ThreadBudget) -> BaselineResult:
     """Encoder and generator alone on the bundled portrait (its own code, so relative motion is a no-op).
 
+    Learned keypoints: the encoder is the keypoint network on the crop. Face-prior models: the
+    encoder is the semantic code of the portrait's face mesh (found once, not timed: the session's
+    tracker finds it there), and the generator renders the avatar rigged on that mesh.
     Timed on a worker thread with the session's threads, as the session runs them.
     """
     backend = create_backend(model, kind, args.device, graphs=_graphs_for(kind, args), threads=budget,
                              output_size=args.size)
     pipeline = TalkingHeadPipeline(backend)
     crop = load_avatars(DEFAULT_PORTRAIT, backend.output_size)[0].crop
+    mesh = _portrait_mesh(crop) if pipeline.is_semantic else None
     timings: list[float] = []
 
     def measure() -> None:
-        state = pipeline.prepare_source(crop)
-        code = pipeline.encode(crop)
-        timings.extend([median_ms(lambda: pipeline.encode(crop), args.baseline_runs, warmup=2),
+        state = pipeline.prepare_source(crop, mesh)
+        code = pipeline.encode(crop, mesh)
+        timings.extend([median_ms(lambda: pipeline.encode(crop, mesh), args.baseline_runs, warmup=2),
                         median_ms(lambda: pipeline.render(state, code), args.baseline_runs, warmup=2)])
 
     worker = threading.Thread(target=measure, name="bench-baseline")
@@ -182,6 +188,17 @@ def measure_baseline(model: TalkingHeadModel, kind: str, load: str, args: argpar
     if len(timings) != 2:
         raise SdkError(f"{kind}: the baseline measurement failed (see the traceback above)")
     return BaselineResult(backend.name, load, *timings)
+
+
+def _portrait_mesh(crop: np.ndarray) -> np.ndarray:
+    """(478, 3) the face mesh of the bundled portrait's crop, in its pixels."""
+    from ..face import FaceLandmarker  # mediapipe: only face-prior models need it here
+
+    with FaceLandmarker() as landmarker:
+        mesh = landmarker.from_image(crop)
+    if mesh is None:
+        raise SdkError(f"{DEFAULT_PORTRAIT}: no face mesh found in the bundled portrait")
+    return mesh
 
 
 def measure_run(model: TalkingHeadModel, kind: str, load: str, pacing_fps: float | None, clips: list[Path],
@@ -265,7 +282,8 @@ def format_table(runs: list[RunResult]) -> str:
                      f"{p95:>5} {run.kbps:>5.2f} {run.tracker_ms:>5.1f} {run.encoder_ms:>5.1f} "
                      f"{run.generator_ms:>5.1f} {run.generator_alone_ms:>6.1f} {run.frame_vs_generator_alone:>11.2f} "
                      f"{run.generator_vs_alone:>9.2f} {targets:>7}  {drops or '-'}")
-    lines.append("ms: mean per frame in the session (trk: tracking + crop, enc: keypoint encoder, gen: generator); "
+    lines.append("ms: mean per frame in the session (trk: tracking + crop, enc: the code: keypoint encoder, or the "
+                 "face prior's semantic code of the mesh; gen: generator); "
                  "alone: the generator alone (median); frame/alone: 1000/fps over it; drops: "
                  + ", ".join(f"{short} = {stage}" for stage, short in DROP_ABBREVIATIONS.items()))
     return "\n".join(lines)
@@ -274,6 +292,7 @@ def format_table(runs: list[RunResult]) -> str:
 def _run(args: argparse.Namespace) -> int:
     clips = _clips(args)
     model = _model(args)
+    stream = stream_kind(model.cfg)  # a model no stream kind carries fails here, before any timing
     kinds = args.backends or default_kinds(model, args)
     budget = ThreadBudget.uniform(args.threads) if args.threads else ThreadBudget.auto()
     load_before = os.getloadavg()
@@ -296,7 +315,7 @@ def _run(args: argparse.Namespace) -> int:
                     runs.append(run)
     print(format_table(runs))
     report = {
-        "model": model.cfg.name, "random_weights": bool(args.random), "clips": [str(c) for c in clips],
+        "model": model.cfg.name, "stream_kind": stream, "random_weights": bool(args.random), "clips": [str(c) for c in clips],
         "graphs": str(args.graphs) if args.graphs else None, "frames_per_clip": args.frames,
         "paced_fps": args.paced_fps, "queue_capacity": args.queue, "threads": budget.as_dict(),
         "output_size": args.size or model.cfg.default_output_size,

@@ -178,7 +178,7 @@ def _auto_builder(kind: str) -> Callable[[_Request], Backend]:
 
 
 def _torch(request: _Request) -> Backend:
-    return TorchBackend(request.model, request.device, request.output_size, request.threads)
+    return TorchBackend(request.model, request.device, request.output_size, request.threads, frozen=True)
 
 
 def _onnx(request: _Request, precision: str = "fp32") -> GraphBackend:
