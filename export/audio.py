@@ -42,7 +42,7 @@ from sdk.runtime.audio_graphs import (AUDIO_GRAPH_NAMES, AudioGraphMetadata, aud
 from .frames import shared_data_dir
 from .manifest import ExportEntry, damaged, incomplete
 from .request import ExportError
-from .table import format_table, megabytes
+from .table import format_table
 
 log = logging.getLogger(__name__)
 
@@ -120,33 +120,15 @@ def write_audio_tflite(model: AudioToCodeModel, graph: str, precision: str, path
 def write_audio_coreml(model: AudioToCodeModel, graph: str, precision: str, path: Path,
                        metadata: AudioGraphMetadata) -> Path:
     """One audio graph as a Core ML mlprogram (fp32 or fp16 compute, float32 I/O) with `metadata`."""
-    import contextlib
-    import io
+    from .coreml_writer import save_mlprogram
 
-    from sdk.files import replace_directory
-
-    from .coreml_writer import MINIMUM_TARGET, _coremltools
-
-    ct = _coremltools()
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"Core ML float export writes fp32 or fp16, not {precision!r}")
-    spec = metadata.spec
     with torch.no_grad():
         traced = torch.jit.trace(build_audio_graphs(model)[graph],
                                  audio_example_inputs(model.config, frames=metadata.frames)[graph])
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        mlmodel = ct.convert(
-            traced, convert_to="mlprogram", minimum_deployment_target=getattr(ct.target, MINIMUM_TARGET),
-            inputs=[ct.TensorType(name=t.name, shape=t.shape, dtype=np.float32) for t in spec.inputs],
-            outputs=[ct.TensorType(name=t.name, dtype=np.float32) for t in spec.outputs],
-            compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16)
-    mlmodel.user_defined_metadata.update(metadata.to_strings())
-    mlmodel.short_description = f"audio-to-code {graph} ({precision}), talking-head SDK {metadata.sdk_version}"
-    for tensor in spec.inputs:
-        mlmodel.input_description[tensor.name] = tensor.meaning
-    for tensor in spec.outputs:
-        mlmodel.output_description[tensor.name] = tensor.meaning
-    return replace_directory(path, lambda partial: mlmodel.save(str(partial)))
+    return save_mlprogram(traced, metadata.spec, precision, metadata.to_strings(), metadata.sdk_version,
+                          f"audio-to-code {graph} ({precision}), talking-head SDK {metadata.sdk_version}", path)
 
 
 def write_audio_graph(model: AudioToCodeModel, fmt: str, precision: str, graph: str, path: Path,
@@ -208,14 +190,6 @@ def run_audio_export(model_source: str, formats: tuple[str, ...], precisions: tu
                         if (entry.format, entry.precision, entry.graph) not in replaced] + written
     manifest.save(out)
     return manifest
-
-
-def audio_summary_table(manifest: AudioExportManifest) -> str:
-    rows = [[entry.format, entry.precision, entry.graph, entry.path if entry.status == "ok" else "-",
-             megabytes(entry.bytes) if entry.status == "ok" else "-", f"{entry.seconds:.1f} s",
-             entry.status if entry.status == "ok" else f"FAILED: {entry.error}"]
-            for entry in manifest.entries]
-    return format_table(["format", "precision", "graph", "file", "size", "export time", "status"], rows)
 
 
 # -- verify ----------------------------------------------------------------------------------

@@ -126,12 +126,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_audio(args: argparse.Namespace) -> int:
-    from .audio import audio_summary_table, run_audio_export
+    from .audio import run_audio_export
+    from .run import summary_table
 
     manifest = run_audio_export(args.audio, parse_choices(args.format or "onnx", FORMATS, "format"),
                                 parse_choices(args.precision, PRECISIONS, "precision"), Path(args.out),
                                 args.calibration and Path(args.calibration), show_progress=not args.no_progress)
-    print(audio_summary_table(manifest))
+    print(summary_table(manifest))
     failed = [entry for entry in manifest.entries if entry.status != "ok"]
     print(f"\n{len(manifest.entries) - len(failed)} of {len(manifest.entries)} audio graphs in {args.out}/audio "
           f"(audio model {manifest.audio_model_sha256[:12]}, face prior {manifest.prior_sha256[:12]})")

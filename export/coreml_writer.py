@@ -39,7 +39,6 @@ def _coremltools():
 def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path, metadata: GraphMetadata) -> Path:
     """Convert one graph of `model` at the output size of `metadata` to an mlprogram at `path`
     (fp32 or fp16 compute)."""
-    ct = _coremltools()
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"Core ML float export writes fp32 or fp16, not {precision!r}")
     model = model.to("cpu").eval()
@@ -47,6 +46,15 @@ def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path
     with torch.no_grad():
         traced = torch.jit.trace(build_graphs(model, output_size=size)[graph],
                                  example_inputs(model.cfg, output_size=size)[graph])
+    return save_mlprogram(traced, spec, precision, metadata.to_strings(), metadata.sdk_version,
+                          f"{metadata.model_id} {graph} ({precision}), talking-head SDK {metadata.sdk_version}", path)
+
+
+def save_mlprogram(traced: torch.jit.ScriptModule, spec, precision: str, strings: dict[str, str], version: str,
+                   description: str, path: Path) -> Path:
+    """A traced graph as an mlprogram at `path` (fp32 or fp16 compute) with `spec`'s named I/O,
+    `strings` as its metadata; the video graphs and the audio graphs (`export.audio`) alike."""
+    ct = _coremltools()
     # The converter's progress bars would break ours; its exception says what failed.
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         mlmodel = ct.convert(
@@ -55,9 +63,9 @@ def write_coreml(model: TalkingHeadModel, graph: str, precision: str, path: Path
             inputs=[ct.TensorType(name=tensor.name, shape=tensor.shape, dtype=np.float32) for tensor in spec.inputs],
             outputs=[ct.TensorType(name=tensor.name, dtype=np.float32) for tensor in spec.outputs],
             compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16)
-    mlmodel.user_defined_metadata.update(metadata.to_strings())
-    mlmodel.short_description = f"{metadata.model_id} {graph} ({precision}), talking-head SDK {metadata.sdk_version}"
-    mlmodel.version = metadata.sdk_version
+    mlmodel.user_defined_metadata.update(strings)
+    mlmodel.short_description = description
+    mlmodel.version = version
     for tensor in spec.inputs:
         mlmodel.input_description[tensor.name] = tensor.meaning
     for tensor in spec.outputs:
