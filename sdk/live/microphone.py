@@ -44,7 +44,6 @@ from ..models import TalkingHeadModel
 from ..models.audio_to_code import AudioToCodeModel
 from ..prior import SemanticCode
 from ..runtime import Backend
-from ..transport import TransportError
 from .avatars import Avatar, encode_portrait
 from .config import LiveConfig
 from .controls import LiveControls
@@ -54,7 +53,7 @@ from .queues import POLL_S
 from .sender import SenderCounts, SentFrame
 from .session import _LiveSession
 from .stats import LatencyLog, LiveStats, StageTimer
-from .stream import stream_encoder, stream_header
+from .stream import stream_encoder
 
 log = logging.getLogger(__name__)
 
@@ -232,14 +231,9 @@ class _MicrophoneSession(_LiveSession):
         from ..audio.codes import neutral_code, speak_codes
 
         try:
-            header = stream_header(self.cfg, self.model_sha256, self.fps, self.codec, self.prior)
-            self.header = header
-            try:
-                self.sender_transport.start_session(header.to_bytes(), self.portrait_to_send)
-            except TransportError:
-                if self.stop_capture.is_set():
-                    return
-                raise
+            header = self._start_stream()
+            if header is None:
+                return
             self.encoder = encoder = stream_encoder(header)
             self.capture_ready.set()
             limit = self.config.capture.max_frames

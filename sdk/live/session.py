@@ -73,7 +73,7 @@ from .queues import POLL_S, DropOldestQueue, GeneratorGate
 from .receiver import AvatarRenderer, CodeReceiver, ReceivedCode, RenderedFrame
 from .sender import CodeSender, SentFrameLog
 from .stats import LatencyLog, LiveStats
-from .stream import (codec_config, parse_and_check_header, stream_decoder, stream_description, stream_encoder,
+from .stream import (Header, codec_config, parse_and_check_header, stream_decoder, stream_description, stream_encoder,
                      stream_header, stream_kind)
 from .views import Views, open_views
 
@@ -315,17 +315,25 @@ class _LiveSession:
                 return
         run_capture(self.camera, self.config.capture, self.frames, self.stop_capture, self.capture_stats)
 
+    def _start_stream(self) -> Header | None:
+        """The stream header, sent to the receiver with the portrait; None when the session was
+        quit while waiting for the receiver (the output loop closed the transport)."""
+        assert self.sender_transport is not None
+        self.header = stream_header(self.cfg, self.model_sha256, self.fps, self.codec, self.prior)
+        try:
+            self.sender_transport.start_session(self.header.to_bytes(), self.portrait_to_send)
+        except TransportError:
+            if self.stop_capture.is_set():
+                return None
+            raise
+        return self.header
+
     def _sender_main(self) -> None:
         assert self.code_sender is not None and self.sender_transport is not None
         try:
-            header = stream_header(self.cfg, self.model_sha256, self.fps, self.codec, self.prior)
-            self.header = header
-            try:
-                self.sender_transport.start_session(header.to_bytes(), self.portrait_to_send)
-            except TransportError:
-                if self.stop_capture.is_set():
-                    return  # quit while waiting for the receiver: the output loop closed the transport
-                raise
+            header = self._start_stream()
+            if header is None:
+                return
             epoch = time.monotonic()  # stream time 0, before the first frame is captured
             self.capture_ready.set()
             self.code_sender.run(self.frames, self.threads.abort, stream_encoder(header), epoch, self.gate)
