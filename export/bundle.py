@@ -21,9 +21,8 @@ inputs and outputs with shapes and meanings), `face_prior` (file, sha256, E expr
 K prior keypoints' mesh indices, `sdk.prior.keypoint_indices`) or null, and `streams`: the stream
 header the two ends exchange, built by the live session's one builder
 (`sdk.live.stream.stream_header`) with its kind's default preset at `STREAM_FPS`: its kind
-("keypoints" or "semantic"), its fields and its bytes (hex) as `docs/bitstream.md` lays them out
-(`streams_note` says why a model has none: the native core does not decode the hybrid kind yet). A sender
-running at another rate writes its own header from these fields with its frame rate.
+("keypoints", "semantic" or "hybrid"; the native core reads all three), its fields and its bytes (hex)
+as `docs/bitstream.md` lays them out. A sender running at another rate writes its own header from these fields with its frame rate.
 """
 from __future__ import annotations
 
@@ -83,8 +82,8 @@ def write_bundle(model: TalkingHeadModel, out: Path, manifest: ExportManifest, p
                                                                           manifest.model_sha256))}
                    for entry in entries},
         "face_prior": _prior_json(model, manifest),
+        "streams": stream_parameters(model, manifest.model_sha256),
     }
-    document["streams"], document["streams_note"] = stream_parameters(model, manifest.model_sha256)
 
     def fill(folder: Path) -> None:
         folder.mkdir(parents=True)
@@ -114,21 +113,16 @@ def metadata_json(metadata: GraphMetadata) -> dict[str, Any]:
     return values
 
 
-def stream_parameters(model: TalkingHeadModel, model_sha256: str) -> tuple[list[dict[str, Any]], str | None]:
+def stream_parameters(model: TalkingHeadModel, model_sha256: str) -> list[dict[str, Any]]:
     """The stream header of `model`'s codes at `STREAM_FPS` with its kind's default preset, built
-    by the live session's builder (`sdk.live.stream.stream_header`): kind, fields and bytes (hex);
-    and why there is none (hybrid models: the native core has no decoder of their kind yet), else None."""
+    by the live session's builder (`sdk.live.stream.stream_header`): kind, fields and bytes (hex)."""
     from sdk.live.stream import codec_config, stream_header, stream_kind
 
     cfg = model.cfg
-    kind = stream_kind(cfg)
-    if kind == "hybrid":
-        return [], (f"{cfg.name} is a hybrid model: its stream kind (docs/bitstream.md §13) has no decoder in the "
-                    "native core (native/) yet")
     header = stream_header(cfg, model_sha256, STREAM_FPS, codec_config("default", cfg),
                            None if cfg.semantic is None else model.prior())
-    return [{"kind": kind, "version": header.VERSION, "fields": dataclasses.asdict(header),
-             "header_hex": header.to_bytes().hex()}], None
+    return [{"kind": stream_kind(cfg), "version": header.VERSION, "fields": dataclasses.asdict(header),
+             "header_hex": header.to_bytes().hex()}]
 
 
 def _prior_json(model: TalkingHeadModel, manifest: ExportManifest) -> dict[str, Any] | None:

@@ -75,7 +75,7 @@ def c_vectors(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def script() -> tuple[str, list[str]]:
-    """Random streams of both kinds (encode, then decode with impairments) until PROPERTY_CASES cases."""
+    """Random streams of the three kinds (encode, then decode with impairments) until PROPERTY_CASES cases."""
     streams = max(10, PROPERTY_CASES // 16)  # ~16 encode + decode cases per random stream
     return vector_script(streams)
 

@@ -15,6 +15,7 @@ from export.files import path_sha256
 from export.manifest import ExportManifest
 from export.tflite_writer import add_metadata, fp16_weights
 from sdk.checkpoint import load_model, save_model
+from sdk.codec import HybridStreamHeader, read_stream_header
 from sdk.models import TalkingHeadModel, get_config
 from sdk.runtime import BITSTREAM_VERSION, BackendError, create_backend, graph_specs, model_sha256
 from sdk.runtime.graphs import build_graphs, example_inputs
@@ -357,7 +358,13 @@ def test_a_hybrid_receiver_bundles_for_ios_and_verifies_what_it_holds(tmp_path):
     document = json.loads((bundle / "bundle.json").read_text())
     assert document["receiver"] == ["source_encoder", "generator"] and document["sender"] == []
     assert (bundle / "generator.mlpackage" / "Manifest.json").is_file() and (bundle / "face_prior.safetensors").is_file()
-    assert document["streams"] == [] and "hybrid" in document["streams_note"]
+    # Its stream header: the hybrid kind (docs/bitstream.md §13; the native core reads it too). A parsed
+    # header holds the prior's hash prefix.
+    (stream,) = document["streams"]
+    header = read_stream_header(bytes.fromhex(stream["header_hex"]))
+    assert stream["kind"] == "hybrid" and isinstance(header, HybridStreamHeader) and "streams_note" not in document
+    assert (header.model_id, header.num_kp, header.prior_sha256) == (
+        document["model_id"], stream["fields"]["num_kp"], document["face_prior"]["sha256"][:16])
     outputs = [tensor["name"] for tensor in document["graphs"]["source_encoder"]["metadata"]["outputs"]]
     assert outputs[:2] == ["learned_keypoints", "learned_jacobians"]
     # A receiver-only folder verifies what it holds: its generator on torch's inputs, no end to end.

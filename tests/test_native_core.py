@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdk.codec import (CodecConfig, CodecError, CodeDecoder, CodeEncoder, MissingReferenceError, SemanticCodecConfig,
+from sdk.codec import (CodecConfig, CodecError, CodeDecoder, CodeEncoder, HybridCodecConfig, HybridCodeDecoder,
+                       HybridCodeEncoder, HybridStreamHeader, MissingReferenceError, SemanticCodecConfig,
                        SemanticCodeDecoder, SemanticCodeEncoder, SemanticStreamHeader, StalePacketError, StreamHeader,
                        read_stream_header)
 from sdk.codec.config import EXPRESSION_LIMIT, POSE_LIMITS
@@ -31,6 +32,7 @@ NATIVE = ROOT / "native"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 LEARNED_GOLDEN = GOLDEN / "codec_learned_v1.json"
 SEMANTIC_GOLDEN = GOLDEN / "codec_semantic_v2.json"
+HYBRID_GOLDEN = GOLDEN / "codec_hybrid_v2.json"
 TRANSPORT_GOLDEN = GOLDEN / "transport_v1.json"
 MOTION_GOLDEN = GOLDEN / "motion_v1.json"
 MODEL_SHA = "0123456789abcdef" * 4
@@ -38,7 +40,8 @@ PRIOR_SHA = "5546106d5748432175ef785c0f3575b1953ab0b49a2d5af59ffd7e3fae18bdbc"
 PROPERTY_CASES = int(os.environ.get("THK_PROPERTY_CASES", "10000"))
 
 OK, MALFORMED, MISSING_REFERENCE, STALE = 0, -20, -21, -22
-MAX_KP, MAX_VALUES = 255, 6 * 255 + 255
+MAX_KP, MAX_VALUES = 255, 6 + 255 + 6 * 255  # THK_MAX_VALUES: the hybrid kind's 6 + E + 6K
+KIND_HYBRID = 3  # thk_header.kind
 
 
 # -- ctypes mirror of native/include/thk.h ------------------------------------------------------------
@@ -137,6 +140,7 @@ def lib(build):
         "thk_decoder_decode": [P, P, size, P],
         "thk_encoder_encode_learned": [P, P, P, P, u64, P, size, P],
         "thk_encoder_encode_semantic": [P, P, P, u64, P, size, P],
+        "thk_encoder_encode_hybrid": [P, P, P, P, P, u64, P, size, P],
         "thk_derive_hello_key": [P, size, P, P], "thk_derive_session_keys": [P, size, P, P, P, P],
         "thk_datagram_seal": [P, i, u32, u32, P, P, size, P, size, P],
         "thk_frame_receiver_init": [P, P, u32, dbl, i], "thk_frame_receiver_handle": [P, P, size, dbl],
@@ -181,6 +185,12 @@ class NativeDecoder:
                                                          extra) == OK
             return list(kp) + (list(jac) if h.jacobians else []) + list(extra)[:h.extra_dims]
         pose, expression = (ctypes.c_double * 6)(), (ctypes.c_double * 256)()
+        if h.kind == KIND_HYBRID:
+            k = h.num_kp
+            kp, jac = (ctypes.c_float * (2 * k))(), (ctypes.c_float * (4 * k))()
+            assert self.lib.thk_frame_dequantize_hybrid(ctypes.byref(h), ctypes.byref(self.frame), pose, expression,
+                                                        kp, jac) == OK
+            return list(pose) + list(expression)[:h.expression_dims] + list(kp) + (list(jac) if h.jacobians else [])
         assert self.lib.thk_frame_dequantize_semantic(ctypes.byref(h), ctypes.byref(self.frame), pose,
                                                       expression) == OK
         return list(pose) + list(expression)[:h.expression_dims]
@@ -227,6 +237,60 @@ class NativeEncoder:
         assert status == OK, self.lib.thk_status_name(status)
         return bytes(self.out[:written.value])
 
+    def encode_hybrid(self, pose, expression, keypoints, jacobians, timestamp: int) -> bytes:
+        p = np.ascontiguousarray(pose, np.float64)
+        e = np.ascontiguousarray(expression if len(expression) else np.zeros(1), np.float64)
+        kp = np.ascontiguousarray(keypoints, np.float32).ravel()
+        jac = np.ascontiguousarray(jacobians if jacobians is not None else np.zeros(1), np.float32).ravel()
+        written = ctypes.c_size_t()
+        doubles, floats = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_float)
+        status = self.lib.thk_encoder_encode_hybrid(ctypes.byref(self.encoder), p.ctypes.data_as(doubles),
+                                                    e.ctypes.data_as(doubles), kp.ctypes.data_as(floats),
+                                                    jac.ctypes.data_as(floats), ctypes.c_uint64(timestamp), self.out,
+                                                    self.capacity, ctypes.byref(written))
+        assert status == OK, self.lib.thk_status_name(status)
+        return bytes(self.out[:written.value])
+
+    def encode(self, header, values, timestamp: int) -> bytes:
+        """One frame of flat `values` (code_arrays' layout) through this kind's encode call."""
+        arrays = code_arrays(header, values)
+        if isinstance(header, SemanticStreamHeader):
+            return self.encode_semantic(*arrays, timestamp)
+        if isinstance(header, HybridStreamHeader):
+            return self.encode_hybrid(*arrays, timestamp)
+        keypoints, jacobians, extra = arrays
+        return self.encode_learned(keypoints, jacobians, extra, timestamp)
+
+
+# A kind's Python encoder and decoder.
+PYTHON_CODECS = {StreamHeader: (CodeEncoder, CodeDecoder),
+                 SemanticStreamHeader: (SemanticCodeEncoder, SemanticCodeDecoder),
+                 HybridStreamHeader: (HybridCodeEncoder, HybridCodeDecoder)}
+
+
+def code_arrays(header, values) -> tuple:
+    """A frame's flat values (learned: 2K keypoints, [4K Jacobians], D extra; semantic: 6 pose, E
+    expression; hybrid: 6 pose, E expression, 2K keypoints, [4K Jacobians]) as the encoder's arrays."""
+    values = np.asarray(values)
+    if isinstance(header, SemanticStreamHeader):
+        return values[:6], values[6:]
+    offset = 6 + header.expression_dims if isinstance(header, HybridStreamHeader) else 0
+    k = header.num_kp
+    keypoints = values[offset:offset + 2 * k].reshape(k, 2)
+    jac = 4 * k if header.config.jacobians else 0
+    jacobians = values[offset + 2 * k:offset + 2 * k + jac].reshape(k, 2, 2) if jac else None
+    if isinstance(header, HybridStreamHeader):
+        return values[:6], values[6:offset], keypoints, jacobians
+    return keypoints, jacobians, values[offset + 2 * k + jac:] if header.extra_dims else None
+
+
+def python_encode(encoder, header, values, timestamp: int) -> bytes:
+    arrays = code_arrays(header, values)
+    if isinstance(header, StreamHeader):
+        keypoints, jacobians, extra = arrays
+        return encoder.encode(keypoints, jacobians, timestamp, extra)
+    return encoder.encode(*arrays, timestamp)
+
 
 def python_decode(decoder, packet: bytes) -> tuple[int, tuple | None]:
     """The Python decoder's outcome in the native core's terms: (status, (sequence, timestamp, keyframe, values))."""
@@ -238,11 +302,10 @@ def python_decode(decoder, packet: bytes) -> tuple[int, tuple | None]:
         return STALE, None
     except CodecError:
         return MALFORMED, None
-    if hasattr(frame, "pose"):
-        values = list(frame.pose) + list(frame.expression)
-    else:
-        values = (frame.keypoints.ravel().tolist() + ([] if frame.jacobians is None else frame.jacobians.ravel().tolist())
-                  + ([] if frame.extra is None else frame.extra.tolist()))
+    values = list(frame.pose) + list(frame.expression) if hasattr(frame, "pose") else []
+    if hasattr(frame, "keypoints"):
+        values += (frame.keypoints.ravel().tolist() + ([] if frame.jacobians is None else frame.jacobians.ravel().tolist())
+                   + ([] if getattr(frame, "extra", None) is None else frame.extra.tolist()))
     return OK, (frame.sequence, frame.timestamp_ms, frame.keyframe, [float(v) for v in values])
 
 
@@ -423,6 +486,29 @@ def test_semantic_golden_vectors(lib):
                      decoded["pose"] + decoded["expression"]))
 
 
+def test_hybrid_golden_vectors(lib):
+    golden = json.loads(HYBRID_GOLDEN.read_text())
+    assert len(golden["streams"]) == 3
+    for stream in golden["streams"]:
+        header = bytes.fromhex(stream["header"])
+        encoder, decoder = NativeEncoder(lib, header), NativeDecoder(lib, header)
+        assert (decoder.header.kind, decoder.header.num_kp, bool(decoder.header.jacobians),
+                decoder.header.expression_dims) == (KIND_HYBRID, stream["num_kp"], stream["jacobians"],
+                                                    stream["expression_dims"])
+        for record in stream["frames"]:
+            if record["force_keyframe"]:
+                encoder.force_keyframe()
+            packet = encoder.encode_hybrid(record["pose"], record["expression"][:stream["expression_dims"]],
+                                           record["keypoints"], record["jacobians"] if stream["jacobians"] else None,
+                                           record["timestamp_ms"])
+            assert packet.hex() == record["packet"]
+            decoded = record["decoded"]
+            assert decoder.decode(bytes.fromhex(record["packet"])) == (
+                OK, (decoded["sequence"], decoded["timestamp_ms"], decoded["keyframe"],
+                     decoded["pose"] + decoded["expression"] + np.ravel(decoded["keypoints"]).tolist()
+                     + (np.ravel(decoded["jacobians"]).tolist() if stream["jacobians"] else [])))
+
+
 def test_transport_golden_vectors(lib):
     golden = json.loads(TRANSPORT_GOLDEN.read_text())
     assert {k: v for k, v in golden.items() if k != "about"} == transport_vectors()
@@ -488,11 +574,16 @@ def test_motion_matches_python(lib):
 
 # -- random property cases --------------------------------------------------------------------------------
 
-def random_header(rng) -> bytes:
+KINDS = ("learned", "semantic", "hybrid")
+
+
+def random_header(rng, kind: str | None = None) -> bytes:
+    """A random header of `kind` (None: one of KINDS at random)."""
+    kind = kind or KINDS[int(rng.integers(0, 3))]
     reference = "previous" if rng.random() < 0.6 else "keyframe"
     interval, hysteresis = int(rng.integers(1, 128)) if rng.random() < 0.3 else int(rng.integers(2, 30)), \
         int(rng.integers(0, 256)) / 256
-    if rng.random() < 0.5:
+    if kind == "learned":
         steps = [int(rng.integers(1, 65536)) if rng.random() < 0.2 else int(rng.choice([512, 1024, 2048, 4096]))
                  for _ in range(3)]
         config = CodecConfig(steps[0] / 65536, bool(rng.random() < 0.8), steps[1] / 65536, steps[2] / 65536, interval,
@@ -502,17 +593,25 @@ def random_header(rng) -> bytes:
     pose = [int(rng.integers(1, 65536 * limit // 50 + 2)) for limit in POSE_LIMITS]
     config = SemanticCodecConfig(tuple(p / 65536 for p in pose), int(rng.integers(1, 65536 * EXPRESSION_LIMIT // 50))
                                  / 65536, interval, reference, hysteresis)
-    return SemanticStreamHeader("m", MODEL_SHA, PRIOR_SHA, int(rng.integers(0, 20)), 128, 25.0, config).to_bytes()
+    if kind == "semantic":
+        return SemanticStreamHeader("m", MODEL_SHA, PRIOR_SHA, int(rng.integers(0, 20)), 128, 25.0, config).to_bytes()
+    steps = [int(rng.integers(1, 65536)) if rng.random() < 0.2 else int(rng.choice([512, 1024, 2048, 4096]))
+             for _ in range(2)]
+    hybrid = HybridCodecConfig(config, steps[0] / 65536, bool(rng.random() < 0.8), steps[1] / 65536)
+    return HybridStreamHeader("m", MODEL_SHA, PRIOR_SHA, int(rng.integers(0, 20)), int(rng.integers(1, 20)), 128,
+                              float(rng.choice([25.0, 30.0, 12.5])), hybrid).to_bytes()
 
 
 def random_inputs(rng, header, frames: int):
     """Per frame (values, timestamp, force_keyframe): smooth walks with wild outliers and jumps."""
-    semantic = isinstance(header, SemanticStreamHeader)
-    if semantic:
-        spread = [30.0, 30.0, 30.0, 0.5, 0.5, 0.5] + [3.0] * header.expression_dims
-    else:
+    spread = []
+    if not isinstance(header, StreamHeader):
+        spread += [30.0, 30.0, 30.0, 0.5, 0.5, 0.5] + [3.0] * header.expression_dims
+    if not isinstance(header, SemanticStreamHeader):
         k = header.num_kp
-        spread = [0.7] * (2 * k) + ([2.0] * (4 * k) if header.config.jacobians else []) + [5.0] * header.extra_dims
+        spread += [0.7] * (2 * k) + ([2.0] * (4 * k) if header.config.jacobians else [])
+    if isinstance(header, StreamHeader):
+        spread += [5.0] * header.extra_dims
     spread = np.array(spread)
     values = rng.uniform(-1, 1, len(spread)) * spread
     timestamp = int(rng.integers(0, 1 << 40))
@@ -553,37 +652,31 @@ def impaired(rng, packets: list[bytes]) -> list[bytes]:
     return out
 
 
-def test_property_streams_through_both_codecs(lib):
-    """Random headers of both kinds, random codes (with clamping, escapes, forced and timestamp
+@pytest.mark.parametrize("kind", KINDS)
+def test_property_streams_through_both_codecs(lib, kind):
+    """Random headers of each kind, random codes (with clamping, escapes, forced and timestamp
     keyframes) through both encoders (same bytes, same clamp counts), then the packets with
-    random impairments through both decoders (same outcome, same frame, same counters)."""
-    rng = np.random.default_rng(15)
+    random impairments through both decoders (same outcome, same frame, same counters):
+    PROPERTY_CASES packets per kind."""
+    rng = np.random.default_rng(15 + KINDS.index(kind))
     packets_compared = decoded_ok = 0
     while packets_compared < PROPERTY_CASES:
-        header_bytes = random_header(rng)
+        header_bytes = random_header(rng, kind)
         header = read_stream_header(header_bytes)
-        semantic = isinstance(header, SemanticStreamHeader)
-        py_encoder = (SemanticCodeEncoder if semantic else CodeEncoder)(header)
+        python_encoder, python_decoder = PYTHON_CODECS[type(header)]
+        py_encoder = python_encoder(header)
         c_encoder = NativeEncoder(lib, header_bytes)
         packets = []
         for values, timestamp, force in random_inputs(rng, header, int(rng.integers(1, 40))):
             if force:
                 py_encoder.force_keyframe()
                 c_encoder.force_keyframe()
-            if semantic:
-                packet = py_encoder.encode(values[:6], values[6:], timestamp)
-                assert c_encoder.encode_semantic(values[:6], values[6:], timestamp) == packet
-            else:
-                k = header.num_kp
-                kp = values[:2 * k].reshape(k, 2)
-                jac = values[2 * k:6 * k].reshape(k, 2, 2) if header.config.jacobians else None
-                extra = values[len(values) - header.extra_dims:] if header.extra_dims else None
-                packet = py_encoder.encode(kp, jac, timestamp, extra)
-                assert c_encoder.encode_learned(kp, jac, extra, timestamp) == packet
+            packet = python_encode(py_encoder, header, values, timestamp)
+            assert c_encoder.encode(header, values, timestamp) == packet
             packets.append(packet)
         assert c_encoder.encoder.stats.clamped_values == py_encoder.stats.clamped_values
         assert c_encoder.encoder.stats.bytes == py_encoder.stats.bytes
-        py_decoder = (SemanticCodeDecoder if semantic else CodeDecoder)(header)
+        py_decoder = python_decoder(header)
         c_decoder = NativeDecoder(lib, header_bytes)
         for packet in impaired(rng, packets):
             expected = python_decode(py_decoder, packet)
@@ -608,7 +701,7 @@ def test_property_headers_accept_and_reject_alike(lib):
         if roll == 0:
             data[int(rng.integers(0, len(data)))] ^= 1 << int(rng.integers(0, 8))
         elif roll == 1:
-            data[int(rng.integers(4, 60 if data[4] == 2 else 31))] = int(rng.integers(0, 256))
+            data[int(rng.integers(4, (65 if data[5] == 2 else 60) if data[4] == 2 else 31))] = int(rng.integers(0, 256))
         elif roll == 2:
             data = data[:int(rng.integers(0, len(data) + 1))]
         if roll != 2 and rng.random() < 0.8 and len(data) > 8:  # re-seal so the field checks, not the CRC, decide
@@ -716,15 +809,16 @@ def test_oversized_frame_packet_is_received_refused_and_said(lib):
 def test_bad_input_never_crashes_and_is_counted(lib):
     """Arbitrary bytes as headers, packets and datagrams: defined error codes, counters, no crash."""
     rng = np.random.default_rng(19)
-    header_bytes = StreamHeader("m", MODEL_SHA, 10, 128, 25.0).to_bytes()
-    decoder = NativeDecoder(lib, header_bytes)
     parsed = Header()
-    for _ in range(2000):
-        data = bytes(rng.integers(0, 256, int(rng.integers(0, 80)), dtype=np.uint8))
-        assert lib.thk_header_parse(ctypes.byref(parsed), _buffer(data), len(data)) in (-10, -11, -12, -13, -14, -15)
-        assert decoder.decode(data)[0] in (OK, MALFORMED, MISSING_REFERENCE, STALE)
-    stats = decoder.stats
-    assert stats["decoded"] + stats["malformed"] + stats["missing_reference"] + stats["stale"] == 2000
+    for header_bytes in (StreamHeader("m", MODEL_SHA, 10, 128, 25.0).to_bytes(),
+                         HybridStreamHeader("m", MODEL_SHA, PRIOR_SHA, 16, 5, 128, 25.0).to_bytes()):
+        decoder = NativeDecoder(lib, header_bytes)
+        for _ in range(2000):
+            data = bytes(rng.integers(0, 256, int(rng.integers(0, 80)), dtype=np.uint8))
+            assert lib.thk_header_parse(ctypes.byref(parsed), _buffer(data), len(data)) in (-10, -11, -12, -13, -14, -15)
+            assert decoder.decode(data)[0] in (OK, MALFORMED, MISSING_REFERENCE, STALE)
+        stats = decoder.stats
+        assert stats["decoded"] + stats["malformed"] + stats["missing_reference"] + stats["stale"] == 2000
     receiver = ctypes.create_string_buffer(lib.thk_struct_size(5))
     assert lib.thk_frame_receiver_init(receiver, bytes(32), 7, ctypes.c_double(0.06), 16) == OK
     for _ in range(2000):
@@ -740,16 +834,15 @@ def test_bad_input_never_crashes_and_is_counted(lib):
 # -- the line driver, natively and on arm64 under qemu ------------------------------------------------------
 
 def vector_script(streams: int) -> tuple[str, list[str]]:
-    """Commands for native/tests/vectors.c (the golden streams of both kinds, then `streams` random
+    """Commands for native/tests/vectors.c (the golden streams of the three kinds, then `streams` random
     ones with impaired packets) and the lines the Python SDK expects: packet hex per encode, the
     status per decode."""
     commands, expected = [], []
 
     def run_stream(header_bytes: bytes, frames: list[tuple[list[float], int, bool]]) -> None:
         header = read_stream_header(header_bytes)
-        semantic = isinstance(header, SemanticStreamHeader)
-        encoder = (SemanticCodeEncoder if semantic else CodeEncoder)(header)
-        decoder = (SemanticCodeDecoder if semantic else CodeDecoder)(header)
+        python_encoder, python_decoder = PYTHON_CODECS[type(header)]
+        encoder, decoder = python_encoder(header), python_decoder(header)
         commands.append(f"H {header_bytes.hex()}")
         expected.append("0")
         packets = []
@@ -757,13 +850,9 @@ def vector_script(streams: int) -> tuple[str, list[str]]:
             if force:
                 encoder.force_keyframe()
                 commands.append("F")
-            values = np.asarray(values, np.float64 if semantic else np.float32)
-            if semantic:
-                packet = encoder.encode(values[:6], values[6:], timestamp)
-            else:
-                k, jac = header.num_kp, 4 * header.num_kp if header.config.jacobians else 0
-                packet = encoder.encode(values[:2 * k].reshape(k, 2), values[2 * k:2 * k + jac].reshape(k, 2, 2)
-                                        if jac else None, timestamp, values[2 * k + jac:] if header.extra_dims else None)
+            # the driver reads float64 and gives the learned parts float32 of them: the Python gets the same
+            values = np.asarray(values, np.float32 if isinstance(header, StreamHeader) else np.float64)
+            packet = python_encode(encoder, header, values, timestamp)
             commands.append(f"E {timestamp} " + " ".join(repr(float(v)) for v in values))
             expected.append(packet.hex())
             packets.append(packet)
@@ -780,6 +869,11 @@ def vector_script(streams: int) -> tuple[str, list[str]]:
     for stream in json.loads(SEMANTIC_GOLDEN.read_text())["streams"]:
         run_stream(bytes.fromhex(stream["header"]),
                    [(f["pose"] + f["expression"], f["timestamp_ms"], f["force_keyframe"]) for f in stream["frames"]])
+    for stream in json.loads(HYBRID_GOLDEN.read_text())["streams"]:
+        run_stream(bytes.fromhex(stream["header"]),
+                   [(f["pose"] + f["expression"][:stream["expression_dims"]] + np.ravel(f["keypoints"]).tolist()
+                     + (np.ravel(f["jacobians"]).tolist() if stream["jacobians"] else []), f["timestamp_ms"],
+                     f["force_keyframe"]) for f in stream["frames"]])
     for _ in range(streams):
         header_bytes = random_header(rng)
         run_stream(header_bytes, [(v.tolist(), t, f) for v, t, f in

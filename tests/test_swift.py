@@ -2,7 +2,7 @@
 that has Swift (ios-demo/scripts/make_swift_chroot.sh; .ci/run makes it): one `swift test` run with
 
 - the golden vectors of tests/golden/ and the bad-input cases (in the package's own tests);
-- random property cases written here by the SDK (random headers of both kinds, codes, impaired
+- random property cases written here by the SDK (random headers of the three kinds, codes, impaired
   packets, motion; >= 10,000 decodes compared) for PropertyTests;
 - a UDP loopback session for LoopbackTests: the SDK's `UdpSender` streams a clip (the synthetic
   head-like walk of bench/netem_session.py, K = 15 with Jacobians), encrypted, to the Swift receiver,
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_native_core import impaired, motion_cases, python_decode, random_header, random_inputs
+from test_native_core import (PYTHON_CODECS, impaired, motion_cases, python_decode, python_encode, random_header,
+                              random_inputs)
 
-from sdk.codec import CodeDecoder, CodeEncoder, SemanticCodeDecoder, SemanticCodeEncoder, SemanticStreamHeader, \
-    read_stream_header
+from sdk.codec import CodeDecoder, CodeEncoder, StreamHeader, read_stream_header
 
 ROOT = Path(__file__).resolve().parents[1]
 TREE = Path(os.environ.get("THK_SWIFT_TREE", "/opt/swift-trixie"))
@@ -52,24 +52,19 @@ def write_cases(path: Path, decodes: int, seed: int = 21) -> dict[str, int]:
         while counts["decodes"] < decodes:
             header_bytes = random_header(rng)
             header = read_stream_header(header_bytes)
-            semantic = isinstance(header, SemanticStreamHeader)
-            encoder = (SemanticCodeEncoder if semantic else CodeEncoder)(header)
+            python_encoder, python_decoder = PYTHON_CODECS[type(header)]
+            encoder = python_encoder(header)
             frames, packets = [], []
             for values, timestamp, force in random_inputs(rng, header, int(rng.integers(1, 40))):
                 if force:
                     encoder.force_keyframe()
-                if semantic:
-                    packet = encoder.encode(values[:6], values[6:], timestamp)
-                else:
+                if isinstance(header, StreamHeader):  # float32 values (a hybrid stream's keypoints: Float() of them)
                     values = values.astype(np.float32)
-                    k, jac = header.num_kp, 4 * header.num_kp if header.config.jacobians else 0
-                    packet = encoder.encode(values[:2 * k].reshape(k, 2),
-                                            values[2 * k:2 * k + jac].reshape(k, 2, 2) if jac else None, timestamp,
-                                            values[2 * k + jac:] if header.extra_dims else None)
+                packet = python_encode(encoder, header, values, timestamp)
                 frames.append({"values": [float(v) for v in values], "timestamp": timestamp, "force": force,
                                "packet": packet.hex()})
                 packets.append(packet)
-            decoder = (SemanticCodeDecoder if semantic else CodeDecoder)(header)
+            decoder = python_decoder(header)
             outcomes = []
             for packet in impaired(rng, packets):
                 status, frame = python_decode(decoder, packet)

@@ -1,7 +1,8 @@
 /* thk.h: the portable native core of the talking-head SDK (C11, one header).
  *
- * - Code stream (docs/bitstream.md): stream headers of both kinds (version 1 learned keypoints,
- *   version 2 semantic code), packet decoder and encoder, bit-exact with sdk.codec.
+ * - Code stream (docs/bitstream.md): stream headers of the three kinds (version 1 learned
+ *   keypoints, version 2 kind 1 semantic code, version 2 kind 2 hybrid: semantic code then learned
+ *   keypoints), packet decoder and encoder, bit-exact with sdk.codec.
  * - Transport (docs/transport.md): key derivation, ChaCha20-Poly1305 sealing and opening of
  *   datagrams, FRAME plaintext framing, the replay window, the jitter buffer's ordering rules and
  *   the receiver's per-frame path (window, open, redundancy, jitter buffer).
@@ -31,10 +32,11 @@ typedef enum {
     THK_E_HEADER_LENGTH = -10,    /* shorter than its fixed part, or not exactly its length */
     THK_E_HEADER_MAGIC = -11,
     THK_E_HEADER_VERSION = -12,   /* a version other than 1 and 2 */
-    THK_E_HEADER_KIND = -13,      /* a version-2 header of a kind other than 1 */
+    THK_E_HEADER_KIND = -13,      /* a version-2 header of a kind other than 1 and 2 */
     THK_E_HEADER_CRC = -14,
-    THK_E_HEADER_FIELD = -15,     /* flags, K, steps, resolution, frame rate, interval, model id (UTF-8) */
-    THK_E_WRONG_KIND = -16,       /* a codec of one kind given a header of the other */
+    THK_E_HEADER_FIELD = -15,     /* flags, K, E, steps, resolution, frame rate, interval, model id (UTF-8);
+                                     a hybrid header with extra_dims != 0 */
+    THK_E_WRONG_KIND = -16,       /* a call for one kind given a header of another */
     THK_E_PRIOR_MISMATCH = -17,   /* the stream's face prior is not the receiver's (or has fewer coefficients) */
     /* packets (the three classes of docs/bitstream.md section 7) */
     THK_E_MALFORMED = -20,
@@ -69,16 +71,19 @@ size_t thk_struct_size(int which);
 #define THK_MAX_KP 255
 #define THK_MAX_EXTRA 255
 #define THK_MAX_EXPRESSION 255
-#define THK_MAX_VALUES (6 * THK_MAX_KP + THK_MAX_EXTRA)   /* integer levels of one frame's code */
+/* integer levels of one frame's code: the hybrid kind's 6 + E + 6K is the largest (learned: 6K + D) */
+#define THK_MAX_VALUES (6 + THK_MAX_EXPRESSION + 6 * THK_MAX_KP)
 #define THK_MAX_MODEL_ID 255
+#define THK_MAX_HEADER_BYTES (70 + THK_MAX_MODEL_ID)   /* the hybrid kind's, the longest */
 #define THK_KEYFRAME_MARKER 0x80
 
 /* ---- stream header ---------------------------------------------------------------------------- */
-enum { THK_KIND_LEARNED = 1, THK_KIND_SEMANTIC = 2 };  /* = the header's version byte */
+/* learned: version 1; semantic: version 2, kind byte 1; hybrid: version 2, kind byte 2 */
+enum { THK_KIND_LEARNED = 1, THK_KIND_SEMANTIC = 2, THK_KIND_HYBRID = 3 };
 enum { THK_REF_KEYFRAME = 0, THK_REF_PREVIOUS = 1 };
 
 typedef struct {
-    int kind;                 /* THK_KIND_LEARNED (version 1) or THK_KIND_SEMANTIC (version 2, kind 1) */
+    int kind;                 /* THK_KIND_LEARNED, THK_KIND_SEMANTIC or THK_KIND_HYBRID */
     int reference;            /* THK_REF_PREVIOUS or THK_REF_KEYFRAME */
     uint32_t resolution;      /* 1..65535 */
     uint32_t fps_millihertz;  /* > 0 */
@@ -87,28 +92,29 @@ typedef struct {
     uint32_t model_id_length;
     char model_id[THK_MAX_MODEL_ID + 1];  /* UTF-8, NUL-terminated */
     uint8_t model_sha_prefix[8];
-    /* learned keypoints (version 1) */
+    /* learned keypoints (version 1; the hybrid kind's keypoint part: D = 0, extra_step unused) */
     uint32_t num_kp;          /* K, 1..255 */
     uint32_t extra_dims;      /* D, 0..255 */
-    int jacobians;            /* flag bit1 */
+    int jacobians;            /* flag bit1 (version 1 and kind 2 alike) */
     uint32_t kp_step, jac_step, extra_step;  /* units of 2^-16, 1..65535 */
-    /* semantic code (version 2, kind 1) */
+    /* semantic code (version 2, kind 1; the hybrid kind's semantic part) */
     uint32_t expression_dims; /* E, 0..255 */
     uint32_t pose_steps[6];   /* yaw, pitch, roll, tx, ty, log_scale; units of 2^-16 */
     uint32_t expression_step;
     uint8_t prior_sha_prefix[8];
 } thk_header;
 
-/* Parse and check a header of either kind (every rule of bitstream.md sections 2 and 11.2). */
+/* Parse and check a header of any kind (every rule of bitstream.md sections 2, 11.2 and 13.2). */
 int thk_header_parse(thk_header *header, const uint8_t *data, size_t length);
 /* Serialize a header (its fields as set by the caller, validated as the parser does); writes
- * *written bytes (at most 65 + 255). */
+ * *written bytes (at most THK_MAX_HEADER_BYTES). */
 int thk_header_write(const thk_header *header, uint8_t *out, size_t capacity, size_t *written);
 /* THK_E_PRIOR_MISMATCH unless the receiver's prior (its sha256's first 8 bytes, its number of
- * coefficients) is the one a semantic stream's codes are in (bitstream.md section 11.5). */
+ * coefficients) is the one a semantic or hybrid stream's codes are in (bitstream.md section 11.5). */
 int thk_header_check_prior(const thk_header *header, const uint8_t prior_sha_prefix[8], uint32_t components);
-/* Integer levels per frame: 6K + D (learned, K*2 keypoints then K*4 Jacobians when present, then D)
- * or 6 + E (semantic: pose then expression). */
+/* Integer levels per frame: 6K + D (learned, K*2 keypoints then K*4 Jacobians when present, then D),
+ * 6 + E (semantic: pose then expression) or 6 + E + 2K [+ 4K] (hybrid: the semantic part, then the
+ * learned part without extra dims). */
 uint32_t thk_code_values(const thk_header *header);
 
 /* ---- one frame -------------------------------------------------------------------------------- */
@@ -118,7 +124,8 @@ typedef struct {
     int keyframe;
     uint8_t keyframe_id;
     /* integer levels: learned: keypoints (2K, x then y per keypoint), then Jacobians (4K: k, row,
-     * column) when the stream has them, then extra (D); semantic: pose (6), then expression (E) */
+     * column) when the stream has them, then extra (D); semantic: pose (6), then expression (E);
+     * hybrid: pose (6), expression (E), keypoints (2K), [Jacobians (4K)] */
     int32_t code[THK_MAX_VALUES];
 } thk_frame;
 
@@ -128,6 +135,10 @@ int thk_frame_dequantize_learned(const thk_header *header, const thk_frame *fram
 /* Semantic kind: the float64 q * step / 65536 (exact); expression holds E values. */
 int thk_frame_dequantize_semantic(const thk_header *header, const thk_frame *frame, double pose[6],
                                   double *expression);
+/* Hybrid kind: pose and expression (E) as the semantic kind, keypoints (2K) and Jacobians (4K; may
+ * be NULL, and is ignored without Jacobians) as the learned kind. */
+int thk_frame_dequantize_hybrid(const thk_header *header, const thk_frame *frame, double pose[6], double *expression,
+                                float *keypoints, float *jacobians);
 
 /* ---- decoder ---------------------------------------------------------------------------------- */
 typedef struct {
@@ -172,6 +183,11 @@ int thk_encoder_encode_learned(thk_encoder *encoder, const float *keypoints, con
 /* Semantic kind: pose (6) and the first E expression coefficients, float64. */
 int thk_encoder_encode_semantic(thk_encoder *encoder, const double pose[6], const double *expression,
                                 uint64_t timestamp_ms, uint8_t *out, size_t capacity, size_t *written);
+/* Hybrid kind: pose and expression as the semantic kind, keypoints (2K) and jacobians (4K; ignored,
+ * may be NULL, without Jacobians) float32 as the learned kind. */
+int thk_encoder_encode_hybrid(thk_encoder *encoder, const double pose[6], const double *expression,
+                              const float *keypoints, const float *jacobians, uint64_t timestamp_ms, uint8_t *out,
+                              size_t capacity, size_t *written);
 
 /* ---- transport -------------------------------------------------------------------------------- */
 enum { THK_HELLO = 1, THK_CHALLENGE = 2, THK_START = 3, THK_START_ACK = 4, THK_FRAME = 5, THK_BYE = 6 };

@@ -1,5 +1,6 @@
 /* The code stream of docs/bitstream.md: arithmetic coder (section 3), group coding (section 5),
- * headers (sections 2, 11.2), packets, prediction and quantization (sections 4, 6, 11.3-11.4).
+ * headers (sections 2, 11.2, 13.2), packets, prediction and quantization (sections 4, 6, 11.3-11.4,
+ * 13.3). The hybrid kind is the semantic part then the learned part through the same helpers.
  * Integer-only except the encoder's quantization, which follows the Python's float64 steps. */
 #include "thk.h"
 
@@ -357,6 +358,7 @@ static int valid_utf8(const uint8_t *s, size_t n) {
 
 #define V1_FIXED 22
 #define V2_FIXED 52
+#define HYBRID_FIXED 57
 static const uint32_t POSE_LIMITS[6] = {180, 180, 180, 4, 4, 4};
 #define EXPRESSION_LIMIT 16
 
@@ -366,17 +368,19 @@ static int check_fields(const thk_header *h) {
     if (h->model_id_length > THK_MAX_MODEL_ID || !valid_utf8((const uint8_t *)h->model_id, h->model_id_length))
         return THK_E_HEADER_FIELD;
     if (h->reference != THK_REF_PREVIOUS && h->reference != THK_REF_KEYFRAME) return THK_E_HEADER_FIELD;
-    if (h->kind == THK_KIND_LEARNED) {
+    if (h->kind != THK_KIND_LEARNED && h->kind != THK_KIND_SEMANTIC && h->kind != THK_KIND_HYBRID)
+        return THK_E_ARGUMENT;
+    if (h->kind != THK_KIND_SEMANTIC) {  /* the learned part (a hybrid stream's has no extra dims) */
         if (h->num_kp < 1 || h->num_kp > THK_MAX_KP || h->extra_dims > THK_MAX_EXTRA) return THK_E_HEADER_FIELD;
-        if (h->kp_step < 1 || h->kp_step > 0xFFFF || h->jac_step < 1 || h->jac_step > 0xFFFF ||
-            h->extra_step < 1 || h->extra_step > 0xFFFF) return THK_E_HEADER_FIELD;
-    } else if (h->kind == THK_KIND_SEMANTIC) {
+        if (h->kp_step < 1 || h->kp_step > 0xFFFF || h->jac_step < 1 || h->jac_step > 0xFFFF) return THK_E_HEADER_FIELD;
+        if (h->kind == THK_KIND_LEARNED ? h->extra_step < 1 || h->extra_step > 0xFFFF : h->extra_dims != 0)
+            return THK_E_HEADER_FIELD;
+    }
+    if (h->kind != THK_KIND_LEARNED) {  /* the semantic part */
         if (h->expression_dims > THK_MAX_EXPRESSION) return THK_E_HEADER_FIELD;
         for (int i = 0; i < 6; i++)
             if (h->pose_steps[i] < 1 || h->pose_steps[i] > POSE_LIMITS[i] * 65536u) return THK_E_HEADER_FIELD;
         if (h->expression_step < 1 || h->expression_step > EXPRESSION_LIMIT * 65536u) return THK_E_HEADER_FIELD;
-    } else {
-        return THK_E_ARGUMENT;
     }
     return THK_OK;
 }
@@ -387,8 +391,9 @@ int thk_header_parse(thk_header *h, const uint8_t *data, size_t length) {
     if (length < 5) return THK_E_HEADER_LENGTH;
     if (memcmp(data, "THKC", 4) != 0) return THK_E_HEADER_MAGIC;
     if (data[4] != 1 && data[4] != 2) return THK_E_HEADER_VERSION;
-    if (data[4] == 2 && length > 5 && data[5] != 1) return THK_E_HEADER_KIND;
-    size_t fixed = data[4] == 1 ? V1_FIXED : V2_FIXED;
+    if (data[4] == 2 && length > 5 && data[5] != 1 && data[5] != 2) return THK_E_HEADER_KIND;
+    int kind = data[4] == 1 ? THK_KIND_LEARNED : length > 5 && data[5] == 2 ? THK_KIND_HYBRID : THK_KIND_SEMANTIC;
+    size_t fixed = kind == THK_KIND_LEARNED ? V1_FIXED : kind == THK_KIND_SEMANTIC ? V2_FIXED : HYBRID_FIXED;
     if (length < fixed + 1) return THK_E_HEADER_LENGTH;
     size_t id_length = data[fixed];
     size_t expected = fixed + 1 + id_length + 8 + 4;
@@ -415,17 +420,24 @@ int thk_header_parse(thk_header *h, const uint8_t *data, size_t length) {
         h->extra_step = rd16(data + 18);
         h->keyframe_interval = data[20];
         h->hysteresis256 = data[21];
-    } else {
+    } else {  /* version 2: the semantic fields, then (hybrid) the learned part's */
         uint8_t flags = data[6];
-        h->kind = THK_KIND_SEMANTIC;
-        if (flags & ~0x01) return THK_E_HEADER_FIELD;
+        size_t tail = kind == THK_KIND_SEMANTIC ? 42 : 47;  /* keyframe interval, hysteresis, prior prefix */
+        h->kind = kind;
+        if (flags & ~(kind == THK_KIND_SEMANTIC ? 0x01 : 0x03)) return THK_E_HEADER_FIELD;
         h->reference = (flags & 0x01) ? THK_REF_PREVIOUS : THK_REF_KEYFRAME;
         h->expression_dims = data[7];
         for (int i = 0; i < 6; i++) h->pose_steps[i] = rd32(data + 14 + 4 * i);
         h->expression_step = rd32(data + 38);
-        h->keyframe_interval = data[42];
-        h->hysteresis256 = data[43];
-        memcpy(h->prior_sha_prefix, data + 44, 8);
+        if (kind == THK_KIND_HYBRID) {
+            h->jacobians = (flags & 0x02) != 0;
+            h->num_kp = data[42];
+            h->kp_step = rd16(data + 43);
+            h->jac_step = rd16(data + 45);
+        }
+        h->keyframe_interval = data[tail];
+        h->hysteresis256 = data[tail + 1];
+        memcpy(h->prior_sha_prefix, data + tail + 2, 8);
     }
     return check_fields(h);
 }
@@ -434,7 +446,7 @@ int thk_header_write(const thk_header *h, uint8_t *out, size_t capacity, size_t 
     if (!h || !out || !written) return THK_E_ARGUMENT;
     int status = check_fields(h);
     if (status) return status;
-    size_t fixed = h->kind == THK_KIND_LEARNED ? V1_FIXED : V2_FIXED;
+    size_t fixed = h->kind == THK_KIND_LEARNED ? V1_FIXED : h->kind == THK_KIND_SEMANTIC ? V2_FIXED : HYBRID_FIXED;
     size_t total = fixed + 1 + h->model_id_length + 12;
     if (capacity < total) return THK_E_BUFFER;
     memset(out, 0, total);
@@ -453,15 +465,22 @@ int thk_header_write(const thk_header *h, uint8_t *out, size_t capacity, size_t 
         out[20] = (uint8_t)h->keyframe_interval;
         out[21] = (uint8_t)h->hysteresis256;
     } else {
+        int hybrid = h->kind == THK_KIND_HYBRID;
+        size_t tail = hybrid ? 47 : 42;
         out[4] = 2;
-        out[5] = 1;
-        out[6] = h->reference == THK_REF_PREVIOUS ? 0x01 : 0;
+        out[5] = hybrid ? 2 : 1;
+        out[6] = (uint8_t)((h->reference == THK_REF_PREVIOUS ? 0x01 : 0) | (hybrid && h->jacobians ? 0x02 : 0));
         out[7] = (uint8_t)h->expression_dims;
         for (int i = 0; i < 6; i++) wr32(out + 14 + 4 * i, h->pose_steps[i]);
         wr32(out + 38, h->expression_step);
-        out[42] = (uint8_t)h->keyframe_interval;
-        out[43] = (uint8_t)h->hysteresis256;
-        memcpy(out + 44, h->prior_sha_prefix, 8);
+        if (hybrid) {
+            out[42] = (uint8_t)h->num_kp;
+            wr16(out + 43, h->kp_step);
+            wr16(out + 45, h->jac_step);
+        }
+        out[tail] = (uint8_t)h->keyframe_interval;
+        out[tail + 1] = (uint8_t)h->hysteresis256;
+        memcpy(out + tail + 2, h->prior_sha_prefix, 8);
     }
     out[fixed] = (uint8_t)h->model_id_length;
     memcpy(out + fixed + 1, h->model_id, h->model_id_length);
@@ -473,15 +492,19 @@ int thk_header_write(const thk_header *h, uint8_t *out, size_t capacity, size_t 
 
 int thk_header_check_prior(const thk_header *h, const uint8_t prior_sha_prefix[8], uint32_t components) {
     if (!h || !prior_sha_prefix) return THK_E_ARGUMENT;
-    if (h->kind != THK_KIND_SEMANTIC) return THK_E_WRONG_KIND;
+    if (h->kind == THK_KIND_LEARNED) return THK_E_WRONG_KIND;
     if (memcmp(h->prior_sha_prefix, prior_sha_prefix, 8) != 0 || h->expression_dims > components)
         return THK_E_PRIOR_MISMATCH;
     return THK_OK;
 }
 
+/* Where the learned part starts in a frame's code: after the semantic part in a hybrid stream. */
+static uint32_t learned_offset(const thk_header *h) { return h->kind == THK_KIND_HYBRID ? 6 + h->expression_dims : 0; }
+
 uint32_t thk_code_values(const thk_header *h) {
-    if (h->kind == THK_KIND_LEARNED) return h->num_kp * (h->jacobians ? 6u : 2u) + h->extra_dims;
-    return 6 + h->expression_dims;
+    uint32_t semantic = h->kind == THK_KIND_LEARNED ? 0 : 6 + h->expression_dims;
+    uint32_t learned = h->kind == THK_KIND_SEMANTIC ? 0 : h->num_kp * (h->jacobians ? 6u : 2u) + h->extra_dims;
+    return semantic + learned;
 }
 
 /* ---- layouts: limits, predictions, priors (sections 6, 11.4) ------------------------------------ */
@@ -499,11 +522,12 @@ static uint32_t semantic_step(const thk_header *h, uint32_t i) { return i < 6 ? 
 static void keyframe_prediction(const thk_header *h, int32_t *p) {
     uint32_t n = thk_code_values(h);
     memset(p, 0, n * sizeof *p);
-    if (h->kind == THK_KIND_LEARNED && h->jacobians) {
+    if (h->kind != THK_KIND_SEMANTIC && h->jacobians) {
         int32_t diagonal = (int32_t)identity_level(h);
+        int32_t *jacobians = p + learned_offset(h) + 2 * h->num_kp;
         for (uint32_t k = 0; k < h->num_kp; k++) {
-            p[2 * h->num_kp + 4 * k] = diagonal;
-            p[2 * h->num_kp + 4 * k + 3] = diagonal;
+            jacobians[4 * k] = diagonal;
+            jacobians[4 * k + 3] = diagonal;
         }
     }
 }
@@ -512,48 +536,52 @@ enum { KP_SHIFT_KEY = 6554, KP_SHIFT_DELTA = 164, KP_KEY = 16384, KP_DELTA = 328
        EXTRA_KEY = 32768, EXTRA_DELTA = 3277 };
 #define TIMESTAMP_MEAN16 16
 
-/* Decode the payload groups after the timestamp into code (from prediction p). */
-static int read_code(const thk_header *h, arith_decoder *d, const int32_t *p, int keyframe, int32_t *code) {
+/* Decode the learned part's groups (section 6) into code (from prediction p; both at the part). */
+static int read_learned(const thk_header *h, arith_decoder *d, const int32_t *p, int keyframe, int32_t *code) {
     int64_t values[4 * THK_MAX_KP];
     int status;
-    if (h->kind == THK_KIND_LEARNED) {
-        uint32_t k = h->num_kp;
-        int64_t shift[2];
-        if ((status = decode_values(d, shift, 2, group_prior(learned_mean16(keyframe ? KP_SHIFT_KEY : KP_SHIFT_DELTA,
-                                                                            h->kp_step))))) return status;
-        if ((status = decode_values(d, values, 2 * k, group_prior(learned_mean16(keyframe ? KP_KEY : KP_DELTA,
-                                                                                 h->kp_step))))) return status;
-        int64_t limit = learned_limit_kp(h);
-        for (uint32_t i = 0; i < 2 * k; i++) {
-            int64_t q = p[i] + values[i] + shift[i & 1];
-            if (q > limit || q < -limit) return THK_E_MALFORMED;
-            code[i] = (int32_t)q;
-        }
-        uint32_t offset = 2 * k;
-        if (h->jacobians) {
-            if ((status = decode_values(d, values, 4 * k, group_prior(learned_mean16(keyframe ? JAC_KEY : JAC_DELTA,
-                                                                                     h->jac_step))))) return status;
-            limit = learned_limit_jac(h);
-            for (uint32_t i = 0; i < 4 * k; i++) {
-                int64_t q = p[offset + i] + values[i];
-                if (q > limit || q < -limit) return THK_E_MALFORMED;
-                code[offset + i] = (int32_t)q;
-            }
-            offset += 4 * k;
-        }
-        if (h->extra_dims) {
-            if ((status = decode_values(d, values, h->extra_dims,
-                                        group_prior(learned_mean16(keyframe ? EXTRA_KEY : EXTRA_DELTA,
-                                                                   h->extra_step))))) return status;
-            limit = learned_limit_extra(h);
-            for (uint32_t i = 0; i < h->extra_dims; i++) {
-                int64_t q = p[offset + i] + values[i];
-                if (q > limit || q < -limit) return THK_E_MALFORMED;
-                code[offset + i] = (int32_t)q;
-            }
-        }
-        return THK_OK;
+    uint32_t k = h->num_kp;
+    int64_t shift[2];
+    if ((status = decode_values(d, shift, 2, group_prior(learned_mean16(keyframe ? KP_SHIFT_KEY : KP_SHIFT_DELTA,
+                                                                        h->kp_step))))) return status;
+    if ((status = decode_values(d, values, 2 * k, group_prior(learned_mean16(keyframe ? KP_KEY : KP_DELTA,
+                                                                             h->kp_step))))) return status;
+    int64_t limit = learned_limit_kp(h);
+    for (uint32_t i = 0; i < 2 * k; i++) {
+        int64_t q = p[i] + values[i] + shift[i & 1];
+        if (q > limit || q < -limit) return THK_E_MALFORMED;
+        code[i] = (int32_t)q;
     }
+    uint32_t offset = 2 * k;
+    if (h->jacobians) {
+        if ((status = decode_values(d, values, 4 * k, group_prior(learned_mean16(keyframe ? JAC_KEY : JAC_DELTA,
+                                                                                 h->jac_step))))) return status;
+        limit = learned_limit_jac(h);
+        for (uint32_t i = 0; i < 4 * k; i++) {
+            int64_t q = p[offset + i] + values[i];
+            if (q > limit || q < -limit) return THK_E_MALFORMED;
+            code[offset + i] = (int32_t)q;
+        }
+        offset += 4 * k;
+    }
+    if (h->extra_dims) {
+        if ((status = decode_values(d, values, h->extra_dims,
+                                    group_prior(learned_mean16(keyframe ? EXTRA_KEY : EXTRA_DELTA,
+                                                               h->extra_step))))) return status;
+        limit = learned_limit_extra(h);
+        for (uint32_t i = 0; i < h->extra_dims; i++) {
+            int64_t q = p[offset + i] + values[i];
+            if (q > limit || q < -limit) return THK_E_MALFORMED;
+            code[offset + i] = (int32_t)q;
+        }
+    }
+    return THK_OK;
+}
+
+/* Decode the semantic part's groups (section 11.4) into code (from prediction p). */
+static int read_semantic(const thk_header *h, arith_decoder *d, const int32_t *p, int keyframe, int32_t *code) {
+    int64_t values[6 + THK_MAX_EXPRESSION];
+    int status;
     if ((status = decode_values(d, values, 3, group_prior(keyframe ? 256 : 16)))) return status;
     if ((status = decode_values(d, values + 3, 3, group_prior(keyframe ? 1024 : 16)))) return status;
     if (h->expression_dims &&
@@ -563,6 +591,16 @@ static int read_code(const thk_header *h, arith_decoder *d, const int32_t *p, in
         if (q > limit || q < -limit) return THK_E_MALFORMED;
         code[i] = (int32_t)q;
     }
+    return THK_OK;
+}
+
+/* Decode the payload groups after the timestamp into code (from prediction p): the semantic part,
+ * then the learned part (section 13.3), each as its kind has it. */
+static int read_code(const thk_header *h, arith_decoder *d, const int32_t *p, int keyframe, int32_t *code) {
+    int status;
+    if (h->kind != THK_KIND_LEARNED && (status = read_semantic(h, d, p, keyframe, code))) return status;
+    uint32_t offset = learned_offset(h);
+    if (h->kind != THK_KIND_SEMANTIC) return read_learned(h, d, p + offset, keyframe, code + offset);
     return THK_OK;
 }
 
@@ -581,41 +619,55 @@ static int64_t rounded_median(int64_t *x, uint32_t n) {
     return (half & 1) ? half + 1 : half;                     /* x.5: to the even neighbour */
 }
 
-static int write_code(const thk_header *h, arith_encoder *e, const int32_t *code, const int32_t *p, int keyframe) {
+/* Code the learned part's groups (section 6) of code from prediction p (both at the part). */
+static int write_learned(const thk_header *h, arith_encoder *e, const int32_t *code, const int32_t *p, int keyframe) {
     int64_t values[4 * THK_MAX_KP];
     int status;
-    if (h->kind == THK_KIND_LEARNED) {
-        uint32_t k = h->num_kp;
-        int64_t axis[THK_MAX_KP], shift[2];
-        for (int a = 0; a < 2; a++) {
-            for (uint32_t i = 0; i < k; i++) axis[i] = (int64_t)code[2 * i + a] - p[2 * i + a];
-            shift[a] = rounded_median(axis, k);
-        }
-        if ((status = encode_values(e, shift, 2, group_prior(learned_mean16(keyframe ? KP_SHIFT_KEY : KP_SHIFT_DELTA,
-                                                                            h->kp_step))))) return status;
-        for (uint32_t i = 0; i < 2 * k; i++) values[i] = (int64_t)code[i] - p[i] - shift[i & 1];
-        if ((status = encode_values(e, values, 2 * k, group_prior(learned_mean16(keyframe ? KP_KEY : KP_DELTA,
-                                                                                 h->kp_step))))) return status;
-        uint32_t offset = 2 * k;
-        if (h->jacobians) {
-            for (uint32_t i = 0; i < 4 * k; i++) values[i] = (int64_t)code[offset + i] - p[offset + i];
-            if ((status = encode_values(e, values, 4 * k, group_prior(learned_mean16(keyframe ? JAC_KEY : JAC_DELTA,
-                                                                                     h->jac_step))))) return status;
-            offset += 4 * k;
-        }
-        if (h->extra_dims) {
-            for (uint32_t i = 0; i < h->extra_dims; i++) values[i] = (int64_t)code[offset + i] - p[offset + i];
-            if ((status = encode_values(e, values, h->extra_dims,
-                                        group_prior(learned_mean16(keyframe ? EXTRA_KEY : EXTRA_DELTA,
-                                                                   h->extra_step))))) return status;
-        }
-        return THK_OK;
+    uint32_t k = h->num_kp;
+    int64_t axis[THK_MAX_KP], shift[2];
+    for (int a = 0; a < 2; a++) {
+        for (uint32_t i = 0; i < k; i++) axis[i] = (int64_t)code[2 * i + a] - p[2 * i + a];
+        shift[a] = rounded_median(axis, k);
     }
+    if ((status = encode_values(e, shift, 2, group_prior(learned_mean16(keyframe ? KP_SHIFT_KEY : KP_SHIFT_DELTA,
+                                                                        h->kp_step))))) return status;
+    for (uint32_t i = 0; i < 2 * k; i++) values[i] = (int64_t)code[i] - p[i] - shift[i & 1];
+    if ((status = encode_values(e, values, 2 * k, group_prior(learned_mean16(keyframe ? KP_KEY : KP_DELTA,
+                                                                             h->kp_step))))) return status;
+    uint32_t offset = 2 * k;
+    if (h->jacobians) {
+        for (uint32_t i = 0; i < 4 * k; i++) values[i] = (int64_t)code[offset + i] - p[offset + i];
+        if ((status = encode_values(e, values, 4 * k, group_prior(learned_mean16(keyframe ? JAC_KEY : JAC_DELTA,
+                                                                                 h->jac_step))))) return status;
+        offset += 4 * k;
+    }
+    if (h->extra_dims) {
+        for (uint32_t i = 0; i < h->extra_dims; i++) values[i] = (int64_t)code[offset + i] - p[offset + i];
+        if ((status = encode_values(e, values, h->extra_dims,
+                                    group_prior(learned_mean16(keyframe ? EXTRA_KEY : EXTRA_DELTA,
+                                                               h->extra_step))))) return status;
+    }
+    return THK_OK;
+}
+
+/* Code the semantic part's groups (section 11.4) of code from prediction p. */
+static int write_semantic(const thk_header *h, arith_encoder *e, const int32_t *code, const int32_t *p, int keyframe) {
+    int64_t values[6 + THK_MAX_EXPRESSION];
+    int status;
     for (uint32_t i = 0; i < 6 + h->expression_dims; i++) values[i] = (int64_t)code[i] - p[i];
     if ((status = encode_values(e, values, 3, group_prior(keyframe ? 256 : 16)))) return status;
     if ((status = encode_values(e, values + 3, 3, group_prior(keyframe ? 1024 : 16)))) return status;
     if (h->expression_dims &&
         (status = encode_values(e, values + 6, h->expression_dims, group_prior(keyframe ? 32 : 8)))) return status;
+    return THK_OK;
+}
+
+/* The payload groups after the timestamp, in read_code's order. */
+static int write_code(const thk_header *h, arith_encoder *e, const int32_t *code, const int32_t *p, int keyframe) {
+    int status;
+    if (h->kind != THK_KIND_LEARNED && (status = write_semantic(h, e, code, p, keyframe))) return status;
+    uint32_t offset = learned_offset(h);
+    if (h->kind != THK_KIND_SEMANTIC) return write_learned(h, e, code + offset, p + offset, keyframe);
     return THK_OK;
 }
 
@@ -721,21 +773,35 @@ int thk_decoder_decode(thk_decoder *dec, const uint8_t *packet, size_t length, t
     return THK_OK;
 }
 
-int thk_frame_dequantize_learned(const thk_header *h, const thk_frame *frame, float *keypoints, float *jacobians,
-                                 float *extra) {
-    if (!h || !frame || !keypoints || h->kind != THK_KIND_LEARNED) return h && h->kind != THK_KIND_LEARNED
-                                                                         ? THK_E_WRONG_KIND : THK_E_ARGUMENT;
+/* The learned part at `code`: float32(q * step / 65536); jacobians / extra may be NULL. */
+static void dequantize_learned(const thk_header *h, const int32_t *code, float *keypoints, float *jacobians,
+                               float *extra) {
     uint32_t k = h->num_kp, offset = 2 * k;
-    for (uint32_t i = 0; i < 2 * k; i++) keypoints[i] = (float)((double)((int64_t)frame->code[i] * h->kp_step) / 65536.0);
+    for (uint32_t i = 0; i < 2 * k; i++) keypoints[i] = (float)((double)((int64_t)code[i] * h->kp_step) / 65536.0);
     if (h->jacobians) {
         if (jacobians)
             for (uint32_t i = 0; i < 4 * k; i++)
-                jacobians[i] = (float)((double)((int64_t)frame->code[offset + i] * h->jac_step) / 65536.0);
+                jacobians[i] = (float)((double)((int64_t)code[offset + i] * h->jac_step) / 65536.0);
         offset += 4 * k;
     }
     if (h->extra_dims && extra)
         for (uint32_t i = 0; i < h->extra_dims; i++)
-            extra[i] = (float)((double)((int64_t)frame->code[offset + i] * h->extra_step) / 65536.0);
+            extra[i] = (float)((double)((int64_t)code[offset + i] * h->extra_step) / 65536.0);
+}
+
+/* The semantic part: the float64 q * step / 65536. */
+static void dequantize_semantic(const thk_header *h, const int32_t *code, double pose[6], double *expression) {
+    for (uint32_t i = 0; i < 6 + h->expression_dims; i++) {
+        double v = (double)((int64_t)code[i] * semantic_step(h, i)) / 65536.0;
+        if (i < 6) pose[i] = v; else expression[i - 6] = v;
+    }
+}
+
+int thk_frame_dequantize_learned(const thk_header *h, const thk_frame *frame, float *keypoints, float *jacobians,
+                                 float *extra) {
+    if (!h || !frame || !keypoints) return THK_E_ARGUMENT;
+    if (h->kind != THK_KIND_LEARNED) return THK_E_WRONG_KIND;
+    dequantize_learned(h, frame->code, keypoints, jacobians, extra);
     return THK_OK;
 }
 
@@ -743,10 +809,17 @@ int thk_frame_dequantize_semantic(const thk_header *h, const thk_frame *frame, d
     if (!h || !frame || !pose) return THK_E_ARGUMENT;
     if (h->kind != THK_KIND_SEMANTIC) return THK_E_WRONG_KIND;
     if (h->expression_dims && !expression) return THK_E_ARGUMENT;
-    for (uint32_t i = 0; i < 6 + h->expression_dims; i++) {
-        double v = (double)((int64_t)frame->code[i] * semantic_step(h, i)) / 65536.0;
-        if (i < 6) pose[i] = v; else expression[i - 6] = v;
-    }
+    dequantize_semantic(h, frame->code, pose, expression);
+    return THK_OK;
+}
+
+int thk_frame_dequantize_hybrid(const thk_header *h, const thk_frame *frame, double pose[6], double *expression,
+                                float *keypoints, float *jacobians) {
+    if (!h || !frame || !pose || !keypoints) return THK_E_ARGUMENT;
+    if (h->kind != THK_KIND_HYBRID) return THK_E_WRONG_KIND;
+    if (h->expression_dims && !expression) return THK_E_ARGUMENT;
+    dequantize_semantic(h, frame->code, pose, expression);
+    dequantize_learned(h, frame->code + learned_offset(h), keypoints, jacobians, NULL);
     return THK_OK;
 }
 
@@ -846,16 +919,59 @@ static const int32_t *plan_frame(thk_encoder *enc, uint64_t timestamp, int *keyf
     return h->reference == THK_REF_PREVIOUS ? enc->previous : enc->keyframe.code;
 }
 
-int thk_encoder_encode_learned(thk_encoder *enc, const float *keypoints, const float *jacobians, const float *extra,
-                               uint64_t timestamp_ms, uint8_t *out, size_t capacity, size_t *written) {
-    if (!enc || !keypoints || !out || !written) return THK_E_ARGUMENT;
-    const thk_header *h = &enc->header;
-    if (h->kind != THK_KIND_LEARNED) return THK_E_WRONG_KIND;
-    uint32_t k = h->num_kp;
-    if ((h->jacobians && !jacobians) || (h->extra_dims && !extra)) return THK_E_ARGUMENT;
-    for (uint32_t i = 0; i < 2 * k; i++) if (!isfinite(keypoints[i])) return THK_E_NOT_FINITE;
-    if (h->jacobians) for (uint32_t i = 0; i < 4 * k; i++) if (!isfinite(jacobians[i])) return THK_E_NOT_FINITE;
+/* THK_E_NOT_FINITE unless every value of the learned part (jacobians only with Jacobians) is finite. */
+static int check_learned(const thk_header *h, const float *keypoints, const float *jacobians, const float *extra) {
+    for (uint32_t i = 0; i < 2 * h->num_kp; i++) if (!isfinite(keypoints[i])) return THK_E_NOT_FINITE;
+    if (h->jacobians) for (uint32_t i = 0; i < 4 * h->num_kp; i++) if (!isfinite(jacobians[i])) return THK_E_NOT_FINITE;
     for (uint32_t i = 0; i < h->extra_dims; i++) if (!isfinite(extra[i])) return THK_E_NOT_FINITE;
+    return THK_OK;
+}
+
+static int check_semantic(const thk_header *h, const double pose[6], const double *expression) {
+    for (uint32_t i = 0; i < 6 + h->expression_dims; i++)
+        if (!isfinite(i < 6 ? pose[i] : expression[i - 6])) return THK_E_NOT_FINITE;
+    return THK_OK;
+}
+
+/* The learned part's levels into code (held: the hysteresis reference at the part, or NULL). */
+static void quantize_learned(const thk_header *h, const float *keypoints, const float *jacobians, const float *extra,
+                             const int32_t *held, double keep, int32_t *code, uint64_t *clamped) {
+    uint32_t k = h->num_kp;
+    double scale = 65536.0 / h->kp_step;
+    int64_t limit = learned_limit_kp(h);
+    for (uint32_t i = 0; i < 2 * k; i++)
+        code[i] = quantize_one((double)keypoints[i] * scale, limit, held ? held + i : NULL, keep, clamped);
+    uint32_t offset = 2 * k;
+    if (h->jacobians) {
+        scale = 65536.0 / h->jac_step;
+        limit = learned_limit_jac(h);
+        for (uint32_t i = 0; i < 4 * k; i++)
+            code[offset + i] = quantize_one((double)jacobians[i] * scale, limit, held ? held + offset + i : NULL, keep,
+                                            clamped);
+        offset += 4 * k;
+    }
+    if (!h->extra_dims) return;
+    scale = 65536.0 / h->extra_step;
+    limit = learned_limit_extra(h);
+    for (uint32_t i = 0; i < h->extra_dims; i++)
+        code[offset + i] = quantize_one((double)extra[i] * scale, limit, held ? held + offset + i : NULL, keep,
+                                        clamped);
+}
+
+static void quantize_semantic(const thk_header *h, const double pose[6], const double *expression,
+                              const int32_t *held, double keep, int32_t *code, uint64_t *clamped) {
+    for (uint32_t i = 0; i < 6 + h->expression_dims; i++) {
+        double v = i < 6 ? pose[i] : expression[i - 6];
+        code[i] = quantize_one(v * (65536.0 / semantic_step(h, i)), semantic_limit(h, i), held ? held + i : NULL, keep,
+                               clamped);
+    }
+}
+
+/* Quantize one frame of any kind (the parts it has; NULL for the others) and code it. */
+static int encode_code(thk_encoder *enc, const double *pose, const double *expression, const float *keypoints,
+                       const float *jacobians, const float *extra, uint64_t timestamp_ms, uint8_t *out,
+                       size_t capacity, size_t *written) {
+    const thk_header *h = &enc->header;
     if (timestamp_ms >> 63) return THK_E_TIMESTAMP;
     int keyframe;
     uint32_t distance;
@@ -864,25 +980,22 @@ int thk_encoder_encode_learned(thk_encoder *enc, const float *keypoints, const f
     double keep = 0.5 + h->hysteresis256 / 256.0;
     int32_t code[THK_MAX_VALUES];
     uint64_t clamped = 0;
-    double scale = 65536.0 / h->kp_step;
-    int64_t limit = learned_limit_kp(h);
-    for (uint32_t i = 0; i < 2 * k; i++)
-        code[i] = quantize_one((double)keypoints[i] * scale, limit, held ? held + i : NULL, keep, &clamped);
-    uint32_t offset = 2 * k;
-    if (h->jacobians) {
-        scale = 65536.0 / h->jac_step;
-        limit = learned_limit_jac(h);
-        for (uint32_t i = 0; i < 4 * k; i++)
-            code[offset + i] = quantize_one((double)jacobians[i] * scale, limit, held ? held + offset + i : NULL, keep,
-                                            &clamped);
-        offset += 4 * k;
-    }
-    scale = 65536.0 / h->extra_step;
-    limit = learned_limit_extra(h);
-    for (uint32_t i = 0; i < h->extra_dims; i++)
-        code[offset + i] = quantize_one((double)extra[i] * scale, limit, held ? held + offset + i : NULL, keep,
-                                        &clamped);
+    uint32_t offset = learned_offset(h);
+    if (h->kind != THK_KIND_LEARNED) quantize_semantic(h, pose, expression, held, keep, code, &clamped);
+    if (h->kind != THK_KIND_SEMANTIC)
+        quantize_learned(h, keypoints, jacobians, extra, held ? held + offset : NULL, keep, code + offset, &clamped);
     return encode_frame(enc, code, clamped, timestamp_ms, keyframe, distance, residual, out, capacity, written);
+}
+
+int thk_encoder_encode_learned(thk_encoder *enc, const float *keypoints, const float *jacobians, const float *extra,
+                               uint64_t timestamp_ms, uint8_t *out, size_t capacity, size_t *written) {
+    if (!enc || !keypoints || !out || !written) return THK_E_ARGUMENT;
+    const thk_header *h = &enc->header;
+    if (h->kind != THK_KIND_LEARNED) return THK_E_WRONG_KIND;
+    if ((h->jacobians && !jacobians) || (h->extra_dims && !extra)) return THK_E_ARGUMENT;
+    int status = check_learned(h, keypoints, jacobians, extra);
+    if (status) return status;
+    return encode_code(enc, NULL, NULL, keypoints, jacobians, extra, timestamp_ms, out, capacity, written);
 }
 
 int thk_encoder_encode_semantic(thk_encoder *enc, const double pose[6], const double *expression,
@@ -891,20 +1004,20 @@ int thk_encoder_encode_semantic(thk_encoder *enc, const double pose[6], const do
     const thk_header *h = &enc->header;
     if (h->kind != THK_KIND_SEMANTIC) return THK_E_WRONG_KIND;
     if (h->expression_dims && !expression) return THK_E_ARGUMENT;
-    uint32_t n = 6 + h->expression_dims;
-    for (uint32_t i = 0; i < n; i++) if (!isfinite(i < 6 ? pose[i] : expression[i - 6])) return THK_E_NOT_FINITE;
-    if (timestamp_ms >> 63) return THK_E_TIMESTAMP;
-    int keyframe;
-    uint32_t distance;
-    int64_t residual;
-    const int32_t *held = plan_frame(enc, timestamp_ms, &keyframe, &distance, &residual);
-    double keep = 0.5 + h->hysteresis256 / 256.0;
-    int32_t code[THK_MAX_VALUES];
-    uint64_t clamped = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        double v = i < 6 ? pose[i] : expression[i - 6];
-        code[i] = quantize_one(v * (65536.0 / semantic_step(h, i)), semantic_limit(h, i), held ? held + i : NULL, keep,
-                               &clamped);
-    }
-    return encode_frame(enc, code, clamped, timestamp_ms, keyframe, distance, residual, out, capacity, written);
+    int status = check_semantic(h, pose, expression);
+    if (status) return status;
+    return encode_code(enc, pose, expression, NULL, NULL, NULL, timestamp_ms, out, capacity, written);
+}
+
+int thk_encoder_encode_hybrid(thk_encoder *enc, const double pose[6], const double *expression, const float *keypoints,
+                              const float *jacobians, uint64_t timestamp_ms, uint8_t *out, size_t capacity,
+                              size_t *written) {
+    if (!enc || !pose || !keypoints || !out || !written) return THK_E_ARGUMENT;
+    const thk_header *h = &enc->header;
+    if (h->kind != THK_KIND_HYBRID) return THK_E_WRONG_KIND;
+    if ((h->expression_dims && !expression) || (h->jacobians && !jacobians)) return THK_E_ARGUMENT;
+    int status = check_semantic(h, pose, expression);
+    if (!status) status = check_learned(h, keypoints, jacobians, NULL);
+    if (status) return status;
+    return encode_code(enc, pose, expression, keypoints, jacobians, NULL, timestamp_ms, out, capacity, written);
 }

@@ -1,4 +1,4 @@
-/* C tests of the native core: the worked examples of docs/bitstream.md sections 9 and 12, and bad
+/* C tests of the native core: the worked examples of docs/bitstream.md sections 9, 12 and 13.5, and bad
  * input of every kind (defined error codes and counters, no crash). The bit-exactness against the
  * Python SDK (golden vectors, random property cases) is tests/test_native_core.py. */
 #include "thk.h"
@@ -116,6 +116,106 @@ static void test_semantic_worked_example(void) {
     float kp[2];
     EQ(thk_encoder_encode_learned(&enc, kp, NULL, NULL, 80, packet, sizeof packet, &written), THK_E_WRONG_KIND);
     EQ(thk_frame_dequantize_learned(&h, &frame, kp, NULL, NULL), THK_E_WRONG_KIND);
+}
+
+static void test_hybrid_worked_example(void) {
+    uint8_t expected[128], packet[256], bytes[128];
+    size_t n = unhex("54 48 4b 43 02 02 03 02 80 00 a8 61 00 00 00 00 01 00 00 00 01 00 00 40 00 00 80 00 00 00 "
+                     "80 00 00 00 00 02 00 00 00 20 00 00 02 00 04 00 08 19 40 55 46 10 6d 57 48 43 21 04 64 65 "
+                     "6d 6f 00 11 22 33 44 55 66 77 bf 17 af 5d", expected), written;
+    thk_header h, parsed;
+    EQ(thk_header_parse(&h, expected, n), THK_OK);
+    EQ(h.kind, THK_KIND_HYBRID);
+    EQ(h.reference, THK_REF_PREVIOUS);
+    CHECK(h.jacobians && h.expression_dims == 2 && h.num_kp == 2 && h.kp_step == 1024 && h.jac_step == 2048);
+    CHECK(h.keyframe_interval == 25 && h.hysteresis256 == 64 && h.pose_steps[2] == 0x4000 && h.expression_step == 0x2000);
+    EQ(thk_code_values(&h), 6 + 2 + 2 * 2 + 4 * 2);
+    EQ(thk_header_write(&h, bytes, sizeof bytes, &written), THK_OK);
+    CHECK(written == n && memcmp(bytes, expected, n) == 0);
+    uint8_t prior[8];
+    unhex("5546106d57484321", prior);
+    EQ(thk_header_check_prior(&h, prior, 2), THK_OK);
+    EQ(thk_header_check_prior(&h, prior, 1), THK_E_PRIOR_MISMATCH);
+    static thk_encoder enc;
+    static thk_decoder dec;
+    static thk_frame frame;
+    EQ(thk_encoder_init(&enc, &h), THK_OK);
+    EQ(thk_decoder_init(&dec, &h), THK_OK);
+    const double pose0[6] = {10.2, -4.9, 1.1, 0.05, -0.1, -0.4}, expr0[2] = {0.7, -0.3};
+    const double pose1[6] = {10.9, -5.1, 1.0, 0.053, -0.1, -0.41}, expr1[2] = {0.85, -0.3};
+    const float kp0[4] = {-0.25f, 0.125f, 0.3f, -0.1f}, jac0[8] = {1, 0, 0, 1, 0.9f, 0.05f, -0.1f, 1.1f};
+    const float kp1[4] = {-0.23f, 0.13f, 0.33f, -0.09f}, jac1[8] = {1.0f, 0.02f, 0, 0.95f, 0.9f, 0.05f, -0.1f, 1.1f};
+    EQ(thk_encoder_encode_hybrid(&enc, pose0, expr0, kp0, jac0, 0, packet, sizeof packet, &written), THK_OK);
+    n = unhex("80 00 00 00 59 7d 8b 31 22 3c 5c 7b 6e 8b 36 0c e0 28", expected);
+    EQ(written, n);
+    CHECK(memcmp(packet, expected, n) == 0);
+    EQ(thk_decoder_decode(&dec, packet, written, &frame), THK_OK);
+    EQ(thk_encoder_encode_hybrid(&enc, pose1, expr1, kp1, jac1, 40, packet, sizeof packet, &written), THK_OK);
+    n = unhex("01 00 24 e6 5d d5 2e 40", expected);
+    EQ(written, n);
+    CHECK(memcmp(packet, expected, n) == 0);
+    EQ(thk_decoder_decode(&dec, packet, written, &frame), THK_OK);
+    double pose[6], expression[2];
+    float kp[4], jac[8];
+    EQ(thk_frame_dequantize_hybrid(&h, &frame, pose, expression, kp, jac), THK_OK);
+    CHECK(pose[0] == 11.0 && pose[3] == 27.0 / 512 && pose[5] == -52.0 / 128 && expression[0] == 7.0 / 8);
+    CHECK(kp[0] == -15.0f / 64 && kp[1] == 8.0f / 64 && kp[2] == 21.0f / 64 && kp[3] == -6.0f / 64);
+    CHECK(jac[0] == 1.0f && jac[3] == 30.0f / 32 && jac[4] == 29.0f / 32 && jac[7] == 35.0f / 32);
+    /* a replayed packet (cut short): refused, counted, the state kept */
+    EQ(thk_decoder_decode(&dec, packet, 3, &frame), THK_E_STALE);
+    EQ(dec.stats.decoded, 2);
+    /* the other kinds' calls refuse a hybrid header, and the hybrid calls refuse theirs */
+    EQ(thk_encoder_encode_learned(&enc, kp, jac, NULL, 80, packet, sizeof packet, &written), THK_E_WRONG_KIND);
+    EQ(thk_encoder_encode_semantic(&enc, pose, expression, 80, packet, sizeof packet, &written), THK_E_WRONG_KIND);
+    EQ(thk_frame_dequantize_learned(&h, &frame, kp, jac, NULL), THK_E_WRONG_KIND);
+    EQ(thk_frame_dequantize_semantic(&h, &frame, pose, expression), THK_E_WRONG_KIND);
+    thk_header learned = header_v1_example();
+    EQ(thk_frame_dequantize_hybrid(&learned, &frame, pose, expression, kp, jac), THK_E_WRONG_KIND);
+    EQ(thk_header_check_prior(&learned, prior, 2), THK_E_WRONG_KIND);
+    static thk_encoder other;
+    EQ(thk_encoder_init(&other, &learned), THK_OK);
+    EQ(thk_encoder_encode_hybrid(&other, pose, expression, kp, jac, 0, packet, sizeof packet, &written),
+       THK_E_WRONG_KIND);
+    /* missing arrays, NaN, an output buffer too small */
+    EQ(thk_encoder_encode_hybrid(&enc, pose0, expr0, kp0, NULL, 80, packet, sizeof packet, &written), THK_E_ARGUMENT);
+    EQ(thk_encoder_encode_hybrid(&enc, pose0, NULL, kp0, jac0, 80, packet, sizeof packet, &written), THK_E_ARGUMENT);
+    const float nan_kp[4] = {NAN, 0, 0, 0};
+    EQ(thk_encoder_encode_hybrid(&enc, pose0, expr0, nan_kp, jac0, 80, packet, sizeof packet, &written),
+       THK_E_NOT_FINITE);
+    EQ(thk_encoder_encode_hybrid(&enc, pose0, expr0, kp0, jac0, 80, packet, 1, &written), THK_E_BUFFER);
+    /* forged headers: each rule of section 13.2 */
+    unhex("54 48 4b 43 02 02 03 02 80 00 a8 61 00 00 00 00 01 00 00 00 01 00 00 40 00 00 80 00 00 00 "
+          "80 00 00 00 00 02 00 00 00 20 00 00 02 00 04 00 08 19 40 55 46 10 6d 57 48 43 21 04 64 65 "
+          "6d 6f 00 11 22 33 44 55 66 77 bf 17 af 5d", bytes);
+    n = 74;
+    EQ(thk_header_parse(&parsed, bytes, n - 1), THK_E_HEADER_LENGTH);
+    EQ(thk_header_parse(&parsed, bytes, 57), THK_E_HEADER_LENGTH);
+    bytes[70] ^= 1; EQ(thk_header_parse(&parsed, bytes, n), THK_E_HEADER_CRC); bytes[70] ^= 1;
+    bytes[5] = 3; EQ(thk_header_parse(&parsed, bytes, n), THK_E_HEADER_KIND); bytes[5] = 2;
+    thk_header forged = h;
+    forged.num_kp = 0; EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    forged = h; forged.kp_step = 0; EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    forged = h; forged.jac_step = 0x10000; EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    forged = h; forged.extra_dims = 1; EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    forged = h; forged.pose_steps[0] = 0; EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    forged = h; forged.expression_step = 16 * 65536 + 1;
+    EQ(thk_header_write(&forged, bytes, sizeof bytes, &written), THK_E_HEADER_FIELD);
+    /* a forged field with a valid CRC: flag bit2, K = 0, a keypoint step of 0, a Jacobian step of 0 */
+    static const size_t offsets[4] = {6, 42, 43, 45};
+    static const uint8_t values[4] = {0x07, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        EQ(thk_header_write(&h, bytes, sizeof bytes, &written), THK_OK);
+        bytes[offsets[i]] = values[i];
+        if (offsets[i] == 43 || offsets[i] == 45) bytes[offsets[i] + 1] = 0;
+        uint32_t crc = 0xFFFFFFFFu;  /* CRC-32 (IEEE) of all but the last 4 bytes */
+        for (size_t b = 0; b < written - 4; b++) {
+            crc ^= bytes[b];
+            for (int bit = 0; bit < 8; bit++) crc = crc >> 1 ^ (0xEDB88320u & (0u - (crc & 1)));
+        }
+        crc = ~crc;
+        for (int b = 0; b < 4; b++) bytes[written - 4 + b] = (uint8_t)(crc >> (8 * b));
+        EQ(thk_header_parse(&parsed, bytes, written), THK_E_HEADER_FIELD);
+    }
 }
 
 static void test_bad_headers_and_packets(void) {
@@ -292,6 +392,7 @@ static void test_transport(void) {
 int main(void) {
     test_learned_worked_example();
     test_semantic_worked_example();
+    test_hybrid_worked_example();
     test_bad_headers_and_packets();
     test_motion();
 #ifndef THK_NO_TRANSPORT

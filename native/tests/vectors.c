@@ -3,7 +3,8 @@
  *   H <hex>                      stream header -> "0" or the error code (a new encoder and decoder)
  *   F                            the encoder's next frame is a keyframe (no output)
  *   E <timestamp> <v0> <v1> ...  encode the code's values (learned: 2K keypoints, 4K Jacobians when
- *                                present, D extra; semantic: 6 pose, E expression) -> packet hex
+ *                                present, D extra; semantic: 6 pose, E expression; hybrid: 6 pose,
+ *                                E expression, 2K keypoints, 4K Jacobians when present) -> packet hex
  *   D <hex>                      decode -> "<status> <sequence> <timestamp> <keyframe> <levels...>" */
 #include "thk.h"
 
@@ -51,9 +52,14 @@ int main(void) {
                 uint32_t k = header.num_kp, jac = header.jacobians ? 4 * k : 0;
                 status = thk_encoder_encode_learned(&encoder, floats, floats + 2 * k, floats + 2 * k + jac, timestamp,
                                                     bytes, sizeof bytes, &written);
-            } else {
+            } else if (header.kind == THK_KIND_SEMANTIC) {
                 status = thk_encoder_encode_semantic(&encoder, values, values + 6, timestamp, bytes, sizeof bytes,
                                                      &written);
+            } else {
+                uint32_t learned = 6 + header.expression_dims;
+                status = thk_encoder_encode_hybrid(&encoder, values, values + 6, floats + learned,
+                                                   floats + learned + 2 * header.num_kp, timestamp, bytes, sizeof bytes,
+                                                   &written);
             }
             if (status) { printf("error %d\n", status); continue; }
             for (size_t i = 0; i < written; i++) printf("%02x", bytes[i]);

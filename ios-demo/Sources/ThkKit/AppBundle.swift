@@ -15,8 +15,12 @@ public struct AppBundle: Decodable {
     }
 
     public struct Stream: Decodable {
-        public let kind: String       // "keypoints" or "semantic"
+        public let kind: String       // "keypoints", "semantic" or "hybrid"
         public let bytes: String      // the stream header, hex
+
+        enum CodingKeys: String, CodingKey {
+            case kind, bytes = "header_hex"  // as export/bundle.py writes it
+        }
     }
 
     public let format: String

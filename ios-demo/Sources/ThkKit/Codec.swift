@@ -21,11 +21,19 @@ public struct SemanticCode: Equatable {
     public var expression: [Double]   // E
 }
 
+/// A hybrid frame's code, dequantized: the semantic part (float64) and the learned keypoints (float32).
+public struct HybridCode: Equatable {
+    public var pose: [Double]         // yaw, pitch, roll, tx, ty, log_scale
+    public var expression: [Double]   // E
+    public var keypoints: [Float]     // 2K: x then y per keypoint
+    public var jacobians: [Float]?    // 4K; nil when the stream has none
+}
+
 public struct DecoderStats: Equatable {
     public var decoded: UInt64, keyframes: UInt64, missingReference: UInt64, stale: UInt64, malformed: UInt64
 }
 
-/// The packet decoder of either stream kind (`thk_decoder`): one per stream, state allocated once.
+/// The packet decoder of any stream kind (`thk_decoder`): one per stream, state allocated once.
 public final class CodeDecoder {
     public let header: StreamHeader
     private let state = CBox<thk_decoder>()
@@ -66,7 +74,7 @@ public final class CodeDecoder {
     }
 
     /// The last decoded frame dequantized into caller buffers (2K, 4K and D floats; no allocation).
-    /// `jacobians` / `extra` may be nil; throws `.wrongKind` for a semantic stream.
+    /// `jacobians` / `extra` may be nil; throws `.wrongKind` for a stream of another kind.
     public func dequantizeLearned(keypoints: UnsafeMutablePointer<Float>, jacobians: UnsafeMutablePointer<Float>?,
                                   extra: UnsafeMutablePointer<Float>?) throws {
         guard hasFrame else { throw ThkError.argument }
@@ -101,6 +109,20 @@ public final class CodeDecoder {
         return SemanticCode(pose: pose, expression: Array(expression.prefix(header.expressionDims)))
     }
 
+    public func hybridCode() throws -> HybridCode {
+        guard hasFrame else { throw ThkError.argument }
+        let k = header.numKeypoints
+        var pose = [Double](repeating: 0, count: 6)
+        var expression = [Double](repeating: 0, count: max(1, header.expressionDims))
+        var keypoints = [Float](repeating: 0, count: max(1, 2 * k))
+        var jacobians = [Float](repeating: 0, count: max(1, 4 * k))
+        try ThkError.check(withUnsafePointer(to: header.raw) {
+            thk_frame_dequantize_hybrid($0, frame.pointer, &pose, &expression, &keypoints, &jacobians)
+        })
+        return HybridCode(pose: pose, expression: Array(expression.prefix(header.expressionDims)),
+                          keypoints: Array(keypoints.prefix(2 * k)), jacobians: header.hasJacobians ? jacobians : nil)
+    }
+
     public var stats: DecoderStats {
         let s = state.pointer.pointee.stats
         return DecoderStats(decoded: s.decoded, keyframes: s.keyframes, missingReference: s.missing_reference,
@@ -112,7 +134,7 @@ public struct EncoderStats: Equatable {
     public var frames: UInt64, keyframes: UInt64, bytes: UInt64, keyframeBytes: UInt64, clampedValues: UInt64
 }
 
-/// The packet encoder of either stream kind (`thk_encoder`), bit-exact with the Python's.
+/// The packet encoder of any stream kind (`thk_encoder`), bit-exact with the Python's.
 public final class CodeEncoder {
     public let header: StreamHeader
     private let state = CBox<thk_encoder>()
@@ -151,6 +173,24 @@ public final class CodeEncoder {
         let padded = expression.isEmpty ? [0] : expression
         let status = out.withUnsafeMutableBufferPointer { buffer in
             thk_encoder_encode_semantic(state.pointer, pose, padded, timestampMs, buffer.baseAddress, buffer.count, &written)
+        }
+        try ThkError.check(status)
+        return Array(out.prefix(written))
+    }
+
+    /// Hybrid kind: pose (6) and expression (E) float64, keypoints (2K) and jacobians (4K; required
+    /// when the stream has them, ignored otherwise) float32.
+    public func encodeHybrid(pose: [Double], expression: [Double], keypoints: [Float], jacobians: [Float]?,
+                             timestampMs: UInt64) throws -> [UInt8] {
+        let k = header.numKeypoints
+        guard header.kind == .hybrid else { throw ThkError.wrongKind }
+        guard pose.count == 6, expression.count == header.expressionDims, keypoints.count == 2 * k,
+              !header.hasJacobians || jacobians?.count == 4 * k else { throw ThkError.argument }
+        var written = 0
+        let padded = expression.isEmpty ? [0] : expression
+        let status = out.withUnsafeMutableBufferPointer { buffer in
+            thk_encoder_encode_hybrid(state.pointer, pose, padded, keypoints, header.hasJacobians ? jacobians : nil,
+                                      timestampMs, buffer.baseAddress, buffer.count, &written)
         }
         try ThkError.check(status)
         return Array(out.prefix(written))

@@ -1,12 +1,13 @@
 import CThk
 
-/// The two stream kinds of docs/bitstream.md (the header's version byte).
+/// The three stream kinds of docs/bitstream.md (`thk_header.kind`).
 public enum StreamKind: Int32 {
     case learned = 1   // version 1: learned keypoints (+ Jacobians, + extra)
     case semantic = 2  // version 2, kind 1: pose + expression in a face prior
+    case hybrid = 3    // version 2, kind 2: pose + expression, then learned keypoints (+ Jacobians)
 }
 
-/// A parsed, checked stream header (docs/bitstream.md sections 2 and 11.2).
+/// A parsed, checked stream header (docs/bitstream.md sections 2, 11.2 and 13.2).
 public struct StreamHeader {
     var raw: thk_header
 
@@ -21,7 +22,7 @@ public struct StreamHeader {
         raw = header
     }
 
-    public var kind: StreamKind { StreamKind(rawValue: raw.kind)! }  // the parser admits only these two
+    public var kind: StreamKind { StreamKind(rawValue: raw.kind)! }  // the parser admits only these three
     public var numKeypoints: Int { Int(raw.num_kp) }
     public var hasJacobians: Bool { raw.jacobians != 0 }
     public var extraDims: Int { Int(raw.extra_dims) }
@@ -44,7 +45,7 @@ public struct StreamHeader {
 
     /// The header serialized again (byte for byte what was parsed).
     public func bytes() throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 65 + Int(THK_MAX_MODEL_ID))
+        var out = [UInt8](repeating: 0, count: Int(THK_MAX_HEADER_BYTES))
         var written = 0
         try ThkError.check(withUnsafePointer(to: raw) { header in
             out.withUnsafeMutableBufferPointer { thk_header_write(header, $0.baseAddress, $0.count, &written) }
@@ -52,7 +53,7 @@ public struct StreamHeader {
         return Array(out.prefix(written))
     }
 
-    /// Semantic streams: throws `.priorMismatch` unless the receiver's prior (its SHA-256's first 8
+    /// Semantic and hybrid streams: throws `.priorMismatch` unless the receiver's prior (its SHA-256's first 8
     /// bytes, its number of coefficients) is the stream's (`.wrongKind` for a learned stream).
     public func checkPrior(shaPrefix: [UInt8], components: Int) throws {
         guard shaPrefix.count == 8, components >= 0 else { throw ThkError.argument }

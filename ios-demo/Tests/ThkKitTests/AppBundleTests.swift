@@ -13,7 +13,7 @@ final class AppBundleTests: XCTestCase {
          "graph_format": "coreml", "precision": "fp16", "sender": ["keypoint_encoder"],
          "receiver": ["source_encoder", "generator"],
          "graphs": {"generator": {"file": "generator.mlpackage", "sha256": "ab", "bytes": 1, "metadata": {}}},
-         "face_prior": null, "streams": [{"kind": "keypoints", "fields": {}, "bytes": "\(header)"}], "streams_note": null}
+         "face_prior": null, "streams": [{"kind": "keypoints", "fields": {}, "header_hex": "\(header)"}]}
         """.utf8)
     }
 

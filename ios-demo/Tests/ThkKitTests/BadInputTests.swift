@@ -47,6 +47,36 @@ final class BadInputTests: XCTestCase {
         XCTAssertThrowsError(try CodeEncoder(header: learned).encodeLearned(keypoints: [1], jacobians: nil, extra: nil, timestampMs: 0)) {
             XCTAssertEqual($0 as? ThkError, .argument)
         }
+        // a hybrid stream: its own calls only; forged and cut headers refused
+        let hybridBytes = bytes(hex: (try loadJSON("codec_hybrid_v2.json")["streams"] as! [[String: Any]])[0]["header"] as! String)
+        let hybrid = try StreamHeader(bytes: hybridBytes)
+        XCTAssertEqual(hybrid.kind, .hybrid)
+        XCTAssertThrowsError(try hybrid.checkPrior(shaPrefix: [UInt8](repeating: 0, count: 8), components: 50)) {
+            XCTAssertEqual($0 as? ThkError, .priorMismatch)
+        }
+        XCTAssertThrowsError(try CodeEncoder(header: hybrid).encodeSemantic(pose: [0, 0, 0, 0, 0, 0],
+                                                                            expression: [Double](repeating: 0, count: hybrid.expressionDims),
+                                                                            timestampMs: 0)) {
+            XCTAssertEqual($0 as? ThkError, .wrongKind)
+        }
+        XCTAssertThrowsError(try CodeEncoder(header: semantic).encodeHybrid(pose: [0, 0, 0, 0, 0, 0], expression: [], keypoints: [],
+                                                                            jacobians: nil, timestampMs: 0)) {
+            XCTAssertEqual($0 as? ThkError, .wrongKind)
+        }
+        let k = hybrid.numKeypoints
+        XCTAssertThrowsError(try CodeEncoder(header: hybrid).encodeHybrid(
+            pose: [0, 0, 0, 0, 0, 0], expression: [Double](repeating: 0, count: hybrid.expressionDims),
+            keypoints: [Float](repeating: .nan, count: 2 * k), jacobians: [Float](repeating: 0, count: 4 * k), timestampMs: 0)) {
+            XCTAssertEqual($0 as? ThkError, .notFinite)
+        }
+        XCTAssertThrowsError(try StreamHeader(bytes: Array(hybridBytes.dropLast()))) { XCTAssertEqual($0 as? ThkError, .headerLength) }
+        var kind = hybridBytes
+        kind[5] = 3
+        XCTAssertThrowsError(try StreamHeader(bytes: kind)) { XCTAssertEqual($0 as? ThkError, .headerKind) }
+        let hybridDecoder = try CodeDecoder(header: hybrid)
+        XCTAssertThrowsError(try hybridDecoder.decode([0x80, 0])) { XCTAssertEqual($0 as? ThkError, .malformed) }
+        XCTAssertThrowsError(try hybridDecoder.hybridCode()) { XCTAssertEqual($0 as? ThkError, .argument) }
+        XCTAssertEqual(hybridDecoder.stats.malformed, 1)
         let nan = [Float](repeating: .nan, count: 20)
         XCTAssertThrowsError(try CodeEncoder(header: learned).encodeLearned(
             keypoints: nan, jacobians: [Float](repeating: 0, count: 40), extra: [0, 0, 0], timestampMs: 0)) {

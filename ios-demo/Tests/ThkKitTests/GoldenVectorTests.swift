@@ -72,6 +72,37 @@ final class GoldenVectorTests: XCTestCase {
         }
     }
 
+    func testHybridStreams() throws {
+        let streams = try XCTUnwrap(try loadJSON("codec_hybrid_v2.json")["streams"] as? [[String: Any]])
+        XCTAssertEqual(streams.count, 3)
+        for stream in streams {
+            let header = try StreamHeader(bytes: bytes(hex: stream["header"] as! String))
+            XCTAssertEqual(header.kind, .hybrid)
+            XCTAssertEqual(header.numKeypoints, Int(integer(stream["num_kp"])))
+            XCTAssertEqual(header.hasJacobians, stream["jacobians"] as! Bool)
+            let e = header.expressionDims
+            XCTAssertEqual(e, Int(integer(stream["expression_dims"])))
+            let encoder = try CodeEncoder(header: header), decoder = try CodeDecoder(header: header)
+            for record in stream["frames"] as! [[String: Any]] {
+                if record["force_keyframe"] as! Bool { encoder.forceKeyframe() }
+                let packet = try encoder.encodeHybrid(pose: numbers(record["pose"]), expression: Array(numbers(record["expression"]).prefix(e)),
+                                                      keypoints: numbers(record["keypoints"]).map { Float($0) },
+                                                      jacobians: header.hasJacobians ? numbers(record["jacobians"]).map { Float($0) } : nil,
+                                                      timestampMs: integer(record["timestamp_ms"]))
+                XCTAssertEqual(hexString(packet), record["packet"] as! String)
+                let decoded = record["decoded"] as! [String: Any]
+                let info = try decoder.decode(bytes(hex: record["packet"] as! String))
+                XCTAssertEqual(info, FrameInfo(sequence: integer(decoded["sequence"]), timestampMs: integer(decoded["timestamp_ms"]),
+                                               keyframe: decoded["keyframe"] as! Bool, keyframeId: info.keyframeId))
+                let code = try decoder.hybridCode()
+                XCTAssertEqual(code.pose, numbers(decoded["pose"]))
+                XCTAssertEqual(code.expression, numbers(decoded["expression"]))
+                XCTAssertEqual(code.keypoints, numbers(decoded["keypoints"]).map { Float($0) })
+                XCTAssertEqual(code.jacobians, header.hasJacobians ? numbers(decoded["jacobians"]).map { Float($0) } : nil)
+            }
+        }
+    }
+
     func testTransportKeysDatagramsAndFramePath() throws {
         let golden = try loadJSON("transport_v1.json")
         let secret = bytes(hex: golden["secret"] as! String)

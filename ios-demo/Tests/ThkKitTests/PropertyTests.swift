@@ -3,7 +3,7 @@ import XCTest
 @testable import ThkKit
 
 /// Random cases made by the Python SDK (`python tests/test_swift.py --write-cases PATH`, which
-/// tests/test_swift.py runs before `swift test`): random headers of both kinds, random codes
+/// tests/test_swift.py runs before `swift test`): random headers of the three kinds, random codes
 /// through the encoder (the Python's bytes and clamp counts), impaired packets through the decoder
 /// (the Python's outcome, frame and counters), random motion cases. THK_SWIFT_CASES names the file.
 final class PropertyTests: XCTestCase {
@@ -29,6 +29,13 @@ final class PropertyTests: XCTestCase {
                 let packet: [UInt8]
                 if header.kind == .semantic {
                     packet = try encoder.encodeSemantic(pose: Array(values[..<6]), expression: Array(values[6...]), timestampMs: timestamp)
+                } else if header.kind == .hybrid {
+                    let learned = 6 + header.expressionDims
+                    let floats = values[learned...].map { Float($0) }
+                    packet = try encoder.encodeHybrid(pose: Array(values[..<6]), expression: Array(values[6..<learned]),
+                                                      keypoints: Array(floats[..<(2 * k)]),
+                                                      jacobians: jac > 0 ? Array(floats[(2 * k)..<(2 * k + jac)]) : nil,
+                                                      timestampMs: timestamp)
                 } else {
                     let floats = values.map { Float($0) }
                     packet = try encoder.encodeLearned(keypoints: Array(floats[..<(2 * k)]),
@@ -54,6 +61,9 @@ final class PropertyTests: XCTestCase {
                     if header.kind == .semantic {
                         let code = try decoder.semanticCode()
                         got = code.pose + code.expression
+                    } else if header.kind == .hybrid {
+                        let code = try decoder.hybridCode()
+                        got = code.pose + code.expression + (code.keypoints + (code.jacobians ?? [])).map { Double($0) }
                     } else {
                         let code = try decoder.learnedCode()
                         got = (code.keypoints + (code.jacobians ?? []) + code.extra).map { Double($0) }

@@ -115,7 +115,7 @@ JNIEXPORT jint FN(headerWrite)(JNIEnv *env, jclass cls, jobject header_buffer, j
     (void)cls;
     const thk_header *h = state(env, header_buffer, sizeof(thk_header));
     if (!h || !out) return THK_E_ARGUMENT;
-    uint8_t bytes[65 + THK_MAX_MODEL_ID];
+    uint8_t bytes[THK_MAX_HEADER_BYTES];
     size_t written = 0;
     int status = thk_header_write(h, bytes, sizeof bytes, &written);
     if (status) return status;
@@ -227,6 +227,29 @@ JNIEXPORT jint FN(frameDequantizeSemantic)(JNIEnv *env, jclass cls, jobject head
     return status;
 }
 
+JNIEXPORT jint FN(frameDequantizeHybrid)(JNIEnv *env, jclass cls, jobject header_buffer, jobject frame_buffer,
+                                         jdoubleArray pose, jdoubleArray expression, jfloatArray keypoints,
+                                         jfloatArray jacobians) {
+    (void)cls;
+    const thk_header *h = state(env, header_buffer, sizeof(thk_header));
+    const thk_frame *f = state(env, frame_buffer, sizeof(thk_frame));
+    if (!h || !f) return THK_E_ARGUMENT;
+    jsize k = (jsize)h->num_kp;
+    if (!(fits(env, pose, 6, 0) && fits(env, expression, (jsize)h->expression_dims, h->expression_dims == 0) &&
+          fits(env, keypoints, 2 * k, 0) && fits(env, jacobians, 4 * k, !h->jacobians))) return THK_E_ARGUMENT;
+    int ok = 1;
+    double *p = pin(env, pose, &ok), *e = pin(env, expression, &ok);
+    float *kp = pin(env, keypoints, &ok), *jac = pin(env, jacobians, &ok);
+    static double none[1];
+    int status = ok ? thk_frame_dequantize_hybrid(h, f, p, e ? e : none, kp, h->jacobians ? jac : NULL)
+                    : THK_E_ARGUMENT;
+    unpin(env, jacobians, jac, ok);
+    unpin(env, keypoints, kp, ok);
+    unpin(env, expression, e, ok);
+    unpin(env, pose, p, ok);
+    return status;
+}
+
 /* ---- encoder ------------------------------------------------------------------------------------- */
 JNIEXPORT jint FN(encoderInit)(JNIEnv *env, jclass cls, jobject encoder_buffer, jobject header_buffer) {
     (void)cls;
@@ -285,6 +308,33 @@ JNIEXPORT jint FN(encoderEncodeSemantic)(JNIEnv *env, jclass cls, jobject encode
                                                   (size_t)capacity, &written)
                     : THK_E_ARGUMENT;
     unpin(env, out, bytes, status == THK_OK);
+    unpin(env, expression, x, 0);
+    unpin(env, pose, p, 0);
+    return status ? status : (jint)written;
+}
+
+JNIEXPORT jint FN(encoderEncodeHybrid)(JNIEnv *env, jclass cls, jobject encoder_buffer, jdoubleArray pose,
+                                       jdoubleArray expression, jfloatArray keypoints, jfloatArray jacobians,
+                                       jlong timestamp_ms, jbyteArray out) {
+    (void)cls;
+    thk_encoder *e = state(env, encoder_buffer, sizeof(thk_encoder));
+    if (!e || !out) return THK_E_ARGUMENT;  /* the other kinds: THK_E_WRONG_KIND from the core */
+    const thk_header *h = &e->header;
+    jsize k = (jsize)h->num_kp, capacity = length_of(env, out);
+    if (!(fits(env, pose, 6, 0) && fits(env, expression, (jsize)h->expression_dims, h->expression_dims == 0) &&
+          fits(env, keypoints, 2 * k, 0) && fits(env, jacobians, 4 * k, !h->jacobians))) return THK_E_ARGUMENT;
+    int ok = 1;
+    double *p = pin(env, pose, &ok), *x = pin(env, expression, &ok);
+    float *kp = pin(env, keypoints, &ok), *jac = pin(env, jacobians, &ok);
+    jbyte *bytes = pin(env, out, &ok);
+    static const double none[1];
+    size_t written = 0;
+    int status = ok ? thk_encoder_encode_hybrid(e, p, x ? x : none, kp, h->jacobians ? jac : NULL,
+                                                (uint64_t)timestamp_ms, (uint8_t *)bytes, (size_t)capacity, &written)
+                    : THK_E_ARGUMENT;
+    unpin(env, out, bytes, status == THK_OK);
+    unpin(env, jacobians, jac, 0);
+    unpin(env, keypoints, kp, 0);
     unpin(env, expression, x, 0);
     unpin(env, pose, p, 0);
     return status ? status : (jint)written;

@@ -45,10 +45,19 @@ class DecodedFrame internal constructor(val header: StreamHeader) {
     fun dequantizeSemantic(pose: DoubleArray, expression: DoubleArray?) {
         checked(NativeCore.frameDequantizeSemantic(header.native, native, pose, expression), "dequantize")
     }
+
+    /**
+     * Hybrid kind: pose (6) and E expression coefficients as [dequantizeSemantic], keypoints (2K)
+     * and Jacobians (4K; needed only when the stream has them) as [dequantizeLearned].
+     */
+    fun dequantizeHybrid(pose: DoubleArray, expression: DoubleArray?, keypoints: FloatArray, jacobians: FloatArray?) {
+        checked(NativeCore.frameDequantizeHybrid(header.native, native, pose, expression, keypoints, jacobians),
+                "dequantize")
+    }
 }
 
 /**
- * The code-stream decoder of either kind. [decode] returns the packet's outcome: OK (then [frame]
+ * The code-stream decoder of any kind. [decode] returns the packet's outcome: OK (then [frame]
  * holds it), MALFORMED, MISSING_REFERENCE or STALE (docs/bitstream.md section 7; counted in
  * [stats], the decoder's state unchanged: the next keyframe resynchronizes).
  */
@@ -75,7 +84,7 @@ class Decoder(val header: StreamHeader) {
         }
 }
 
-/** The code-stream encoder of either kind; packets are written into a caller buffer. */
+/** The code-stream encoder of any kind; packets are written into a caller buffer. */
 class Encoder(val header: StreamHeader) {
     private val native: ByteBuffer = NativeCore.state(NativeCore.SIZE_ENCODER)
     private val counters = LongArray(5)
@@ -102,6 +111,15 @@ class Encoder(val header: StreamHeader) {
     /** Semantic kind: pose (6) and the first E expression coefficients -> the packet; returns its length. */
     fun encodeSemantic(pose: DoubleArray, expression: DoubleArray?, timestampMs: Long, out: ByteArray): Int =
         checked(NativeCore.encoderEncodeSemantic(native, pose, expression, timestampMs, out), "encode")
+
+    /**
+     * Hybrid kind: pose (6), the first E expression coefficients, keypoints (2K) and Jacobians (4K,
+     * ignored without them) -> the packet; returns its length.
+     */
+    fun encodeHybrid(pose: DoubleArray, expression: DoubleArray?, keypoints: FloatArray, jacobians: FloatArray?,
+                     timestampMs: Long, out: ByteArray): Int =
+        checked(NativeCore.encoderEncodeHybrid(native, pose, expression, keypoints, jacobians, timestampMs, out),
+                "encode")
 
     val stats: EncoderStats
         get() {

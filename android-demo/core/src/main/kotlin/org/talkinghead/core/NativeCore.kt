@@ -68,12 +68,18 @@ object NativeCore {
                                                    jacobians: FloatArray?, extra: FloatArray?): Int
     @JvmStatic external fun frameDequantizeSemantic(header: ByteBuffer, frame: ByteBuffer, pose: DoubleArray,
                                                     expression: DoubleArray?): Int
+    @JvmStatic external fun frameDequantizeHybrid(header: ByteBuffer, frame: ByteBuffer, pose: DoubleArray,
+                                                  expression: DoubleArray?, keypoints: FloatArray,
+                                                  jacobians: FloatArray?): Int
     @JvmStatic external fun encoderInit(encoder: ByteBuffer, header: ByteBuffer): Int
     @JvmStatic external fun encoderForceKeyframe(encoder: ByteBuffer): Int
     @JvmStatic external fun encoderEncodeLearned(encoder: ByteBuffer, keypoints: FloatArray, jacobians: FloatArray?,
                                                  extra: FloatArray?, timestampMs: Long, out: ByteArray): Int
     @JvmStatic external fun encoderEncodeSemantic(encoder: ByteBuffer, pose: DoubleArray, expression: DoubleArray?,
                                                   timestampMs: Long, out: ByteArray): Int
+    @JvmStatic external fun encoderEncodeHybrid(encoder: ByteBuffer, pose: DoubleArray, expression: DoubleArray?,
+                                                keypoints: FloatArray, jacobians: FloatArray?, timestampMs: Long,
+                                                out: ByteArray): Int
     @JvmStatic external fun encoderStats(encoder: ByteBuffer, out: LongArray): Int
     @JvmStatic external fun hullArea(points: FloatArray, k: Int, out: DoubleArray): Int
     @JvmStatic external fun movementScale(sourceArea: Double, anchorArea: Double, out: FloatArray): Int

@@ -5,8 +5,9 @@ import java.nio.ByteBuffer
 /** A stream of another model than the receiver's generator (its codes would drive it wrongly). */
 class ModelMismatchException(message: String) : RuntimeException(message)
 
-/** The two kinds of code stream (docs/bitstream.md): the header's version byte. */
-enum class StreamKind(val version: Int) { LEARNED(1), SEMANTIC(2) }
+/** The three kinds of code stream (docs/bitstream.md): thk_header.kind (learned: version 1; semantic and
+ * hybrid: version 2, kind bytes 1 and 2). */
+enum class StreamKind(val code: Int) { LEARNED(1), SEMANTIC(2), HYBRID(3) }
 
 /** What a delta frame is predicted from. */
 enum class Reference { KEYFRAME, PREVIOUS }
@@ -26,30 +27,30 @@ data class LearnedCodecConfig(
 )
 
 /**
- * A parsed and checked stream header of either kind (docs/bitstream.md sections 2 and 11.2).
+ * A parsed and checked stream header of any kind (docs/bitstream.md sections 2, 11.2 and 13.2).
  * [parse] reads one a sender sent; [learned] builds one (through the core's one header writer).
  */
 class StreamHeader private constructor(internal val native: ByteBuffer) {
     private val fields = LongArray(FIELD_COUNT).also { checked(NativeCore.headerFields(native, it), "header fields") }
 
-    val kind: StreamKind get() = if (fields[0] == 1L) StreamKind.LEARNED else StreamKind.SEMANTIC
+    val kind: StreamKind get() = StreamKind.values().first { it.code.toLong() == fields[0] }
     val reference: Reference get() = if (fields[1] == 0L) Reference.KEYFRAME else Reference.PREVIOUS
     val resolution: Int get() = fields[2].toInt()
     val fpsMillihertz: Long get() = fields[3]
     val keyframeInterval: Int get() = fields[4].toInt()
     val hysteresis256: Int get() = fields[5].toInt()
-    /** K keypoints (learned kind). */
+    /** K keypoints (learned and hybrid kinds). */
     val numKp: Int get() = fields[6].toInt()
     val extraDims: Int get() = fields[7].toInt()
     val hasJacobians: Boolean get() = fields[8] != 0L
     val keypointStep: Int get() = fields[9].toInt()
     val jacobianStep: Int get() = fields[10].toInt()
     val extraStep: Int get() = fields[11].toInt()
-    /** E expression coefficients (semantic kind). */
+    /** E expression coefficients (semantic and hybrid kinds). */
     val expressionDims: Int get() = fields[12].toInt()
     val poseSteps: IntArray get() = IntArray(6) { fields[13 + it].toInt() }
     val expressionStep: Int get() = fields[19].toInt()
-    /** Integer levels per frame: 6K + D (learned) or 6 + E (semantic). */
+    /** Integer levels per frame: 6K + D (learned), 6 + E (semantic) or 6 + E + 2K [+ 4K] (hybrid). */
     val codeValues: Int get() = fields[20].toInt()
 
     val modelId: String get() = String(bytes(0), Charsets.UTF_8)
@@ -69,7 +70,7 @@ class StreamHeader private constructor(internal val native: ByteBuffer) {
         return out.copyOf(checked(NativeCore.headerWrite(native, out), "header write"))
     }
 
-    /** Throws PRIOR_MISMATCH unless a semantic stream's codes are in this receiver's face prior. */
+    /** Throws PRIOR_MISMATCH unless a semantic or hybrid stream's codes are in this receiver's face prior. */
     fun checkPrior(priorSha256Prefix: ByteArray, components: Int) {
         checked(NativeCore.headerCheckPrior(native, priorSha256Prefix, components), "face prior")
     }
@@ -87,14 +88,19 @@ class StreamHeader private constructor(internal val native: ByteBuffer) {
         }
     }
 
-    override fun toString(): String =
-        "StreamHeader($kind, model=$modelId, ${if (kind == StreamKind.LEARNED) "K=$numKp" else "E=$expressionDims"}, " +
-            "${resolution}px, ${fpsMillihertz / 1000.0} fps)"
+    override fun toString(): String {
+        val code = when (kind) {
+            StreamKind.LEARNED -> "K=$numKp"
+            StreamKind.SEMANTIC -> "E=$expressionDims"
+            StreamKind.HYBRID -> "E=$expressionDims, K=$numKp"
+        }
+        return "StreamHeader($kind, model=$modelId, $code, ${resolution}px, ${fpsMillihertz / 1000.0} fps)"
+    }
 
     companion object {
         private const val FIELD_COUNT = 21
         private const val MAX_MODEL_ID = 255
-        private const val MAX_HEADER_BYTES = 65 + MAX_MODEL_ID
+        private const val MAX_HEADER_BYTES = 70 + MAX_MODEL_ID  // THK_MAX_HEADER_BYTES: the hybrid kind's
 
         /** Parse and check a header; a CoreException (HEADER_*) names what is wrong. */
         fun parse(bytes: ByteArray, offset: Int = 0, length: Int = bytes.size - offset): StreamHeader {
@@ -110,7 +116,7 @@ class StreamHeader private constructor(internal val native: ByteBuffer) {
         fun learned(modelId: String, modelShaPrefix: ByteArray, numKp: Int, resolution: Int, fpsMillihertz: Long,
                     config: LearnedCodecConfig = LearnedCodecConfig(), extraDims: Int = 0): StreamHeader {
             val fields = LongArray(FIELD_COUNT - 1)
-            fields[0] = StreamKind.LEARNED.version.toLong()
+            fields[0] = StreamKind.LEARNED.code.toLong()
             fields[1] = if (config.reference == Reference.KEYFRAME) 0 else 1
             fields[2] = resolution.toLong()
             fields[3] = fpsMillihertz

@@ -105,6 +105,34 @@ class BadInputTest {
         val header = StreamHeader.parse(semantic)
         refused(CoreStatus.PRIOR_MISMATCH) { header.checkPrior(ByteArray(8), 100) }
         refused(CoreStatus.WRONG_KIND) { Decoder(header).frame.dequantizeLearned(FloatArray(20), null) }
+        // a hybrid stream: its own calls only, the other kinds' refused (and its calls refuse theirs)
+        val hybridBytes = hexBytes(Json.golden("codec_hybrid_v2.json")["streams"].list()[0].obj()["header"] as String)
+        val hybrid = StreamHeader.parse(hybridBytes)
+        assertEquals(StreamKind.HYBRID, hybrid.kind)
+        refused(CoreStatus.PRIOR_MISMATCH) { hybrid.checkPrior(ByteArray(8), 100) }
+        val hybridEncoder = Encoder(hybrid)
+        val out = hybridEncoder.packetBuffer()
+        val k = hybrid.numKp
+        refused(CoreStatus.WRONG_KIND) { hybridEncoder.encodeSemantic(DoubleArray(6), DoubleArray(hybrid.expressionDims), 0, out) }
+        refused(CoreStatus.WRONG_KIND) { hybridEncoder.encodeLearned(FloatArray(2 * k), FloatArray(4 * k), null, 0, out) }
+        refused(CoreStatus.WRONG_KIND) { Decoder(hybrid).frame.dequantizeSemantic(DoubleArray(6), DoubleArray(hybrid.expressionDims)) }
+        refused(CoreStatus.WRONG_KIND) {
+            Encoder(header).encodeHybrid(DoubleArray(6), DoubleArray(header.expressionDims), FloatArray(2), null, 0, out)
+        }
+        refused(CoreStatus.NOT_FINITE) {
+            hybridEncoder.encodeHybrid(DoubleArray(6), DoubleArray(hybrid.expressionDims),
+                                       FloatArray(2 * k) { Float.NaN }, FloatArray(4 * k), 0, out)
+        }
+        refused(CoreStatus.ARGUMENT) {  // a keypoint array too short for K
+            hybridEncoder.encodeHybrid(DoubleArray(6), DoubleArray(hybrid.expressionDims), FloatArray(1), FloatArray(4 * k), 0, out)
+        }
+        refused(CoreStatus.HEADER_LENGTH) { StreamHeader.parse(hybridBytes.copyOf(hybridBytes.size - 1)) }
+        refused(CoreStatus.HEADER_KIND) { StreamHeader.parse(hybridBytes.copyOf().also { it[5] = 3 }) }
+        refused(CoreStatus.HEADER_CRC) { StreamHeader.parse(hybridBytes.copyOf().also { it[42] = 0 }) }
+        val hybridDecoder = Decoder(hybrid)
+        assertEquals(CoreStatus.MISSING_REFERENCE, hybridDecoder.decode(byteArrayOf(1, 0, 0x24, 0x66)))
+        assertEquals(CoreStatus.MALFORMED, hybridDecoder.decode(byteArrayOf(0x80.toByte(), 0)))
+        assertEquals(1L, hybridDecoder.stats.malformed)
         // another model: the header parses, the app's check refuses it (sdk.live.stream.parse_and_check_header)
         val mine = StreamHeader.parse(learnedHeader)
         val other = StreamHeader.learned("another-model", ByteArray(8) { 1 }, mine.numKp, mine.resolution, 25000)

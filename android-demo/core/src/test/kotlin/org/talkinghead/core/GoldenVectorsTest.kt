@@ -74,6 +74,46 @@ class GoldenVectorsTest {
     }
 
     @Test
+    fun hybridStreamsEncodeAndDecodeAsThePythonDid() {
+        var frames = 0
+        for (stream in Json.golden("codec_hybrid_v2.json")["streams"].list().map { it.obj() }) {
+            val header = StreamHeader.parse(hexBytes(stream["header"] as String))
+            assertEquals(StreamKind.HYBRID, header.kind)
+            assertEquals(stream["num_kp"].num().toInt(), header.numKp)
+            assertEquals(stream["jacobians"], header.hasJacobians)
+            val encoder = Encoder(header)
+            val decoder = Decoder(header)
+            val packet = encoder.packetBuffer()
+            val e = header.expressionDims
+            val pose = DoubleArray(6)
+            val expression = DoubleArray(e)
+            val keypoints = FloatArray(2 * header.numKp)
+            val jacobians = FloatArray(4 * header.numKp)
+            for (record in stream["frames"].list().map { it.obj() }) {
+                if (record["force_keyframe"] == true) encoder.forceKeyframe()
+                val n = encoder.encodeHybrid(record["pose"].flat().toDoubleArray(),
+                                             record["expression"].flat().toDoubleArray().copyOfRange(0, e),
+                                             record["keypoints"].floats(),
+                                             if (header.hasJacobians) record["jacobians"].floats() else null,
+                                             record["timestamp_ms"].num().toLong(), packet)
+                assertEquals(record["packet"], packet.hex(n))
+                assertEquals(CoreStatus.OK, decoder.decode(hexBytes(record["packet"] as String)))
+                val decoded = record["decoded"].obj()
+                assertEquals(decoded["sequence"].num().toLong(), decoder.frame.sequence)
+                assertEquals(decoded["timestamp_ms"].num().toLong(), decoder.frame.timestampMs)
+                assertEquals(decoded["keyframe"], decoder.frame.keyframe)
+                decoder.frame.dequantizeHybrid(pose, expression, keypoints, if (header.hasJacobians) jacobians else null)
+                assertArrayEquals(decoded["pose"].flat().toDoubleArray(), pose, 0.0)
+                assertArrayEquals(decoded["expression"].flat().toDoubleArray(), expression, 0.0)
+                assertArrayEquals(decoded["keypoints"].floats(), keypoints, 0f)
+                if (header.hasJacobians) assertArrayEquals(decoded["jacobians"].floats(), jacobians, 0f)
+                frames++
+            }
+        }
+        assertTrue(frames > 20)
+    }
+
+    @Test
     fun transportKeysDatagramsAndTheFramePath() {
         val golden = Json.golden("transport_v1.json")
         val key = SessionKey(hexBytes(golden["secret"] as String))

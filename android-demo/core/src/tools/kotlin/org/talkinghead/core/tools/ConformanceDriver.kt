@@ -51,18 +51,31 @@ object ConformanceDriver {
                     val header = coder.header
                     val timestamp = parts[1].toLong()
                     try {
-                        val n = if (header.kind == StreamKind.LEARNED) {
-                            val values = FloatArray(header.codeValues) { parts[2 + it].toDouble().toFloat() }
-                            val k = header.numKp
-                            val jac = if (header.hasJacobians) 4 * k else 0
-                            coder.encodeLearned(values.copyOfRange(0, 2 * k),
-                                                if (jac > 0) values.copyOfRange(2 * k, 2 * k + jac) else null,
-                                                if (header.extraDims > 0) values.copyOfRange(2 * k + jac, values.size) else null,
-                                                timestamp, packet)
-                        } else {
-                            val values = DoubleArray(header.codeValues) { parts[2 + it].toDouble() }
-                            coder.encodeSemantic(values.copyOfRange(0, 6), values.copyOfRange(6, values.size), timestamp,
-                                                 packet)
+                        val k = header.numKp
+                        val jac = if (header.hasJacobians) 4 * k else 0
+                        val n = when (header.kind) {
+                            StreamKind.LEARNED -> {
+                                val values = FloatArray(header.codeValues) { parts[2 + it].toDouble().toFloat() }
+                                coder.encodeLearned(values.copyOfRange(0, 2 * k),
+                                                    if (jac > 0) values.copyOfRange(2 * k, 2 * k + jac) else null,
+                                                    if (header.extraDims > 0) values.copyOfRange(2 * k + jac, values.size) else null,
+                                                    timestamp, packet)
+                            }
+                            StreamKind.SEMANTIC -> {
+                                val values = DoubleArray(header.codeValues) { parts[2 + it].toDouble() }
+                                coder.encodeSemantic(values.copyOfRange(0, 6), values.copyOfRange(6, values.size),
+                                                     timestamp, packet)
+                            }
+                            StreamKind.HYBRID -> {
+                                // the semantic part float64, the learned part float32 of it (as vectors.c)
+                                val values = DoubleArray(header.codeValues) { parts[2 + it].toDouble() }
+                                val learned = 6 + header.expressionDims
+                                val floats = FloatArray(values.size - learned) { values[learned + it].toFloat() }
+                                coder.encodeHybrid(values.copyOfRange(0, 6), values.copyOfRange(6, learned),
+                                                   floats.copyOfRange(0, 2 * k),
+                                                   if (jac > 0) floats.copyOfRange(2 * k, 2 * k + jac) else null,
+                                                   timestamp, packet)
+                            }
                         }
                         out.write(hex(packet, n))
                         out.write("\n")
