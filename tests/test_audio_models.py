@@ -148,6 +148,23 @@ def test_cache_holds_25fps_codes_aligned_with_the_audio(audio_cache):
     assert len(lower) == 25 and lower[0] == 0 and 0 < weight[1] < 1  # 30 fps -> 25 fps
 
 
+def test_training_with_the_speaker_augmentations_and_the_correlation_loss(audio_cache, tmp_path):
+    from sdk.training.audio import AudioTrainConfig, BatchMaker, train_audio
+
+    config = AudioTrainConfig(data=audio_cache, out=tmp_path / "run", steps=2, batch_size=2, segment_frames=8,
+                              motion_batch=4, val_every_identity=0, val_interval=2, checkpoint_interval=2,
+                              log_interval=1, warmup_steps=1, corr_weight=1.0, mel_warp=0.15, time_mask=4)
+    result = train_audio(config, tiny_config())
+    assert result.step == 2 and np.isfinite(result.losses["corr"]) and np.isfinite(result.losses["live_corr"])
+    raw = torch.arange(10.0)[None, :, None].expand(2, 10, 3)
+    warped = BatchMaker._warp(raw, torch.tensor([1.0, 2.0]))
+    assert torch.equal(warped[0], raw[0]) and warped[1, 4, 0] == 2.0  # bin k takes bin k / factor
+    spans = BatchMaker._spans(4, 20, 5, 2, torch.Generator().manual_seed(0))
+    assert spans.shape == (4, 20) and int(spans.sum(1).max()) <= 10
+    with pytest.raises(ValueError, match="segment_frames >= 8"):
+        AudioTrainConfig(corr_weight=1.0, segment_frames=4)
+
+
 def test_training_exports_resumes_and_evaluates(audio_cache, prepared_small, tmp_path):
     from sdk.eval.audio import AudioEvalConfig, evaluate_audio, format_audio_report
     from sdk.training.audio import AudioTrainConfig, train_audio

@@ -8,13 +8,17 @@ One optimiser over every network of `AudioToCodeModel`; each step sums
   the predicted coefficients reconstruct (through the face prior's basis) from the real ones over
   all 478 points, the lips weighted `mouth_weight` (20) times, and (our addition) the squared
   error of the inner-lip gap alone, the mouth opening the evaluation measures; each term divided
-  by its targets' mean energy on the training data so they count alike;
+  by its targets' mean energy on the training data so they count alike; with `corr_weight`, also
+  1 - Pearson r of the predicted and real inner-lip gap over each segment (the evaluation's
+  figure; segments without a moving mouth, e.g. silence, are left out of it);
 - motion (§III-A): L1 of the motion feature against its basis reconstruction, L1 of the poses
   decoded from both against the real clip, and KL(w_visual || w_audio) of the audio net.
 Batches: `batch_size` segments of `segment_frames` frames (a start anywhere in the clip, frames
 past its ends masked, audio past them silence), `silence_share` of them pure silence with zero
-targets (a silent speaker closes the mouth), each with a random gain and noise floor and up to
-`freq_mask` masked mel bins; `motion_batch` pose clips of the motion space's T frames with a good
+targets (a silent speaker closes the mouth), each with a random gain and noise floor, its mel
+axis stretched by a random factor within 1 +- `mel_warp` (a vocal-tract-length perturbation:
+another speaker's formants), up to `freq_mask` masked mel bins and `time_masks` spans of up to
+`time_mask` masked mel frames; `motion_batch` pose clips of the motion space's T frames with a good
 mesh throughout, mirrored half the time (yaw, roll and x negated).
 Held out for validation (model selection, never the test split): the train identities whose
 sorted position is a multiple of `val_every_identity`. The best validation score so far
@@ -77,6 +81,10 @@ class AudioTrainConfig:
     silence_share: float = 0.05
     gain_db: float = 10.0
     freq_mask: int = 8
+    time_mask: int = 0
+    time_masks: int = 2
+    mel_warp: float = 0.0
+    corr_weight: float = 0.0
     val_every_identity: int = 10
     val_interval: int = 250
     checkpoint_interval: int = 500
@@ -90,6 +98,10 @@ class AudioTrainConfig:
             raise ValueError("steps, batch_size, segment_frames must be >= 1 and motion_batch >= 2")
         if not 0.0 <= self.silence_share < 1.0:
             raise ValueError(f"silence_share must be in [0, 1), got {self.silence_share}")
+        if not 0.0 <= self.mel_warp < 0.5 or self.time_mask < 0 or self.time_masks < 0 or self.corr_weight < 0:
+            raise ValueError("mel_warp must be in [0, 0.5); time_mask, time_masks and corr_weight must be >= 0")
+        if self.corr_weight > 0 and self.segment_frames < 8:
+            raise ValueError(f"a correlation over {self.segment_frames} frames means little: use segment_frames >= 8")
 
     def to_dict(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value for key, value in dataclasses.asdict(self).items()}
@@ -166,10 +178,23 @@ class AudioObjective:
         count = mask.sum().clamp_min(1.0)
         code = ((prediction - target) ** 2).sum(-1)
         points = ((prediction @ self.basis - offsets) ** 2).unflatten(-1, (-1, 3)).sum(-1) @ self.point_weights
-        gap = (prediction @ self.lip_rows - offsets[..., self.lip_columns[1]] + offsets[..., self.lip_columns[0]]) ** 2
+        predicted_gap = prediction @ self.lip_rows
+        real_gap = offsets[..., self.lip_columns[1]] - offsets[..., self.lip_columns[0]]
+        gap = (predicted_gap - real_gap) ** 2
         return {"code": (code * mask).sum() / count / self.expression_energy,
                 "landmark": (points * mask).sum() / count / self.offset_energy,
-                "gap": (gap * mask).sum() / count / self.gap_energy}
+                "gap": (gap * mask).sum() / count / self.gap_energy,
+                "corr": self.decorrelation(predicted_gap, real_gap, mask)}
+
+    def decorrelation(self, predicted: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean over segments of 1 - Pearson r of predicted and real gaps (B, L) on the masked frames;
+        segments with fewer than 8 frames or a still real mouth (std < 2% of the data's) count 0."""
+        count = mask.sum(-1, keepdim=True)
+        centred = [(x - (x * mask).sum(-1, keepdim=True) / count.clamp_min(1.0)) * mask for x in (predicted, real)]
+        variances = [(x ** 2).sum(-1) / count[:, 0].clamp_min(1.0) for x in centred]
+        r = (centred[0] * centred[1]).sum(-1) / count[:, 0].clamp_min(1.0) / (variances[0] * variances[1] + 1e-12).sqrt()
+        used = ((count[:, 0] >= 8) & (variances[1] > 4e-4 * self.gap_energy)).float()
+        return ((1 - r) * used).sum() / used.sum().clamp_min(1.0)
 
     def motion(self, clip: torch.Tensor, mel: torch.Tensor, state: torch.Tensor) -> dict[str, torch.Tensor]:
         space = self.model.motion_space
@@ -186,6 +211,7 @@ class AudioObjective:
         c = self.config
         return (losses["code"] + c.landmark_weight * losses["landmark"] + c.gap_weight * losses["gap"]
                 + losses["live_code"] + c.landmark_weight * losses["live_landmark"] + c.gap_weight * losses["live_gap"]
+                + c.corr_weight * (losses["corr"] + losses["live_corr"])
                 + losses["pose"] + c.basis_weight * losses["basis"] + c.kl_weight * losses["kl"])
 
 
@@ -205,19 +231,43 @@ class BatchMaker:
         return slice_mel(self.data.mel[clip][None], lo, hi, self.raw_silence)[0]
 
     def _augment(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """raw (B, bins, M) log-mel -> normalised, with gain, noise floor and masked bins (training only)."""
+        """raw (B, bins, M) log-mel -> normalised, with gain, noise floor, warped mel axis, masked
+        bins and frames (training only)."""
         if generator is not None:
-            batch, bins, _ = raw.shape
+            batch, bins, frames = raw.shape
             gain = (torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * self.config.gain_db * math.log(10) / 10
             noise = self.floor + torch.rand(batch, 1, 1, generator=generator) * 4.0
             raw = torch.logaddexp(torch.maximum(raw + gain, torch.tensor(self.floor)), noise)
+            if self.config.mel_warp > 0:
+                raw = self._warp(raw, 1 + (torch.rand(batch, generator=generator) * 2 - 1) * self.config.mel_warp)
             normalised = self.model.log_mel.normalise(raw)
-            width = torch.randint(0, self.config.freq_mask + 1, (batch,), generator=generator)
-            first = (torch.rand(batch, generator=generator) * (bins - width)).long()
-            band = torch.arange(bins)[None]
-            mask = (band >= first[:, None]) & (band < (first + width)[:, None])
-            return normalised.masked_fill(mask[:, :, None], 0.0)
+            mask = self._spans(batch, bins, self.config.freq_mask, 1, generator)[:, :, None]
+            if self.config.time_mask > 0:
+                mask = mask | self._spans(batch, frames, self.config.time_mask, self.config.time_masks, generator)[:, None]
+            return normalised.masked_fill(mask, 0.0)
         return self.model.log_mel.normalise(raw)
+
+    @staticmethod
+    def _warp(raw: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        """raw (B, bins, M) with bin k taking the value at k / factor (B,), linearly interpolated."""
+        bins = raw.shape[1]
+        position = (torch.arange(bins, dtype=raw.dtype)[None] / factor[:, None]).clamp(0, bins - 1)  # (B, bins)
+        lower = position.floor().long()
+        upper = (lower + 1).clamp(max=bins - 1)
+        weight = (position - lower)[:, :, None]
+        pick = lambda index: raw.gather(1, index[:, :, None].expand(-1, -1, raw.shape[2]))  # noqa: E731
+        return pick(lower) * (1 - weight) + pick(upper) * weight
+
+    @staticmethod
+    def _spans(batch: int, length: int, widest: int, count: int, generator: torch.Generator) -> torch.Tensor:
+        """(B, length) bool: `count` random spans of 0..`widest` positions each per row."""
+        position = torch.arange(length)[None]
+        mask = torch.zeros(batch, length, dtype=torch.bool)
+        for _ in range(count):
+            width = torch.randint(0, min(widest, length) + 1, (batch,), generator=generator)
+            first = (torch.rand(batch, generator=generator) * (length - width)).long()
+            mask |= (position >= first[:, None]) & (position < (first + width)[:, None])
+        return mask
 
     def expression(self, picks: list[tuple[int, int]], silent: list[bool],
                    generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -293,6 +343,7 @@ def run_losses(objective: AudioObjective, expression: dict, motion: dict) -> dic
     live = objective.expression(model.expression_live, expression["live"], expression["target"],
                                 expression["offsets"], expression["mask"])
     return {**offline, "live_code": live["code"], "live_landmark": live["landmark"], "live_gap": live["gap"],
+            "live_corr": live["corr"],
             **objective.motion(motion["clip"], motion["mel"], motion["state"])}
 
 

@@ -16,6 +16,14 @@ def add_audio_train_stage(stages: argparse._SubParsersAction) -> None:
     parser.add_argument("--time-limit", type=float, metavar="MIN", help="stop after MIN minutes (checkpointed, exported)")
     parser.add_argument("--batch-size", type=int, help="expression segments per step (default 32)")
     parser.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--segment-frames", type=int, help="frames per expression segment (default 16)")
+    parser.add_argument("--corr-weight", type=float,
+                        help="weight of the per-segment mouth-opening correlation loss (default 0: off)")
+    parser.add_argument("--mel-warp", type=float, metavar="W",
+                        help="stretch each segment's mel axis by a random factor in 1 +- W (default 0: off)")
+    parser.add_argument("--time-mask", type=int, metavar="MEL",
+                        help="mask up to 2 spans of up to MEL mel frames per segment (default 0: off)")
+    parser.add_argument("--freq-mask", type=int, metavar="BINS", help="mask up to BINS mel bins (default 8)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--prior", help="face prior the cache was coded with (default: the shipped one)")
@@ -26,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     from .audio import AudioTrainConfig, train_audio
 
     flags = {"steps": "steps", "time_limit": "time_limit_minutes", "batch_size": "batch_size", "lr": "lr",
+             "segment_frames": "segment_frames", "corr_weight": "corr_weight", "mel_warp": "mel_warp",
+             "time_mask": "time_mask", "freq_mask": "freq_mask",
              "threads": "threads", "seed": "seed", "prior": "prior"}
     values = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
     try:
