@@ -21,8 +21,9 @@ inputs and outputs with shapes and meanings), `face_prior` (file, sha256, E expr
 K prior keypoints' mesh indices, `sdk.prior.keypoint_indices`) or null, and `streams`: the stream
 header the two ends exchange, built by the live session's one builder
 (`sdk.live.stream.stream_header`) with its kind's default preset at `STREAM_FPS`: its kind
-("keypoints", "semantic" or "hybrid"; the native core reads all three), its fields and its bytes (hex)
-as `docs/bitstream.md` lays them out. A sender running at another rate writes its own header from these fields with its frame rate.
+("keypoints", "semantic" or "hybrid"; the native core reads all three), its fields and its bytes
+(hex) as `docs/bitstream.md` lays them out. A sender running at another rate writes its own header
+from these fields with its frame rate.
 """
 from __future__ import annotations
 
