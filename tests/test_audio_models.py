@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sdk.audio.driver import AudioDriver, MotionSampling
-from sdk.audio.features import FRAME_RATE
+from sdk.audio.features import FRAME_RATE, speech_mean
 from sdk.audio.model_file import check_prior, load_audio_model, save_audio_model
 from sdk.errors import ModelLoadError, SdkError
 from sdk.models.audio_expression import LIVE_WINDOW, AudioExpressionConfig, AudioExpressionNet
@@ -26,7 +26,7 @@ RATE = 16_000
 def tiny_config(dims: int = 32) -> AudioModelConfig:
     encoder = FrameEncoderConfig(channels=8, features=8)
     return AudioModelConfig(
-        expression=AudioExpressionConfig(encoder=encoder, channels=8, expression_dims=dims),
+        expression=AudioExpressionConfig(encoder=encoder, channels=8, expression_dims=dims, utterance_norm=True),
         expression_live=AudioExpressionConfig(window=LIVE_WINDOW, encoder=encoder, channels=8, expression_dims=dims),
         motion_space=MotionSpaceConfig(clip_frames=4, features=8, bases=4, channels=8),
         motion=AudioMotionConfig(encoder=encoder, hidden=8, bases=4))
@@ -59,7 +59,8 @@ def test_network_shapes():
         net = AudioExpressionNet(expression_config).eval()
         for frames in (1, 7):
             mel = torch.randn(2, 80, expression_config.window.mel_frames(frames))
-            assert net(mel).shape == (2, frames, 32)
+            speech = speech_mean(mel) if expression_config.utterance_norm else None
+            assert net(mel, speech).shape == (2, frames, 32)
     space = MotionSpace(config.motion_space)
     clip = torch.randn(3, 6, 4)
     feature = space.encode(clip)
@@ -70,6 +71,28 @@ def test_network_shapes():
     motion = AudioMotionNet(config.motion)
     log_weights = motion(torch.randn(3, 80, config.motion.window.mel_frames(4)), torch.zeros(3, 6))
     assert log_weights.shape == (3, 4) and torch.allclose(log_weights.exp().sum(-1), torch.ones(3))
+
+
+def test_utterance_norm_takes_out_the_voice_and_microphone_colouring():
+    config = tiny_config().expression
+    net = AudioExpressionNet(config).eval()
+    net.utterance_reference.normal_()
+    mel = torch.randn(1, 80, config.window.mel_frames(6))
+    colouring = 2 * torch.randn(1, 80, 1)  # a per-bin gain: another voice or microphone, the same speech
+    with torch.no_grad():
+        assert torch.allclose(net(mel, speech_mean(mel)), net(mel + colouring, speech_mean(mel + colouring)), atol=1e-5)
+    with pytest.raises(ValueError, match="speech_mean"):
+        net(mel)
+    with pytest.raises(ValueError, match="mel front end"):
+        AudioExpressionConfig(front_end="embedding", utterance_norm=True)
+    # Pauses (the quietest 30 % of frames) do not count.
+    speaking = torch.randn(1, 80, 70) + 1.0
+    utterance = torch.cat([speaking, torch.full((1, 80, 30), -4.0)], -1)[..., torch.randperm(100)]
+    assert torch.allclose(speech_mean(utterance), speaking.mean(-1), atol=1e-5)
+    # A model saved before the option had it off (its config has no such field).
+    old = AudioModelConfig().to_dict()
+    del old["expression"]["utterance_norm"]
+    assert not AudioModelConfig.from_dict(old).expression.utterance_norm and AudioModelConfig().expression.utterance_norm
 
 
 def test_config_round_trip_and_checks():

@@ -1,7 +1,8 @@
 """The audio-to-code wrapper: one method per stage, from speech samples to per-frame semantic deltas.
 
     features(samples)                 (N,) 16 kHz mono -> mel (1, 80, M), normalised       [log-mel]
-    expression(mel, frames)           -> (J, E) expression deltas from the neutral face    [expression net]
+    expression(mel, frames)           -> (J, E) expression deltas from the neutral face    [expression net;
+                                         the offline one normalised by the whole utterance]
     motion(mel, frames, seed, ...)    -> (J, 6) pose deltas (`sdk.audio.codes`)              [motion nets]
     codes(pose, expression, motion)   -> J `SemanticCode`s on the avatar's pose              [numpy]
 
@@ -24,7 +25,7 @@ from ..errors import SdkError
 from ..models.audio_to_code import AudioToCodeModel
 from ..prior.code import SemanticCode
 from .codes import speak_codes
-from .features import frames_for_samples, slice_mel
+from .features import frames_for_samples, slice_mel, speech_mean
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class AudioDriver:
         """(J, E) deltas; `live`: the small-lookahead net (`LIVE_WINDOW`)."""
         net = self.model.expression_live if live else self.model.expression
         start, stop = net.config.window.mel_range(0, frames, self.config.mel)
-        return net(slice_mel(mel, start, stop, self.model.log_mel.silence))[0].double().numpy()
+        speech = speech_mean(mel) if net.config.utterance_norm else None
+        return net(slice_mel(mel, start, stop, self.model.log_mel.silence), speech)[0].double().numpy()
 
     @torch.inference_mode()
     def motion(self, mel: torch.Tensor, frames: int, sampling: MotionSampling = MotionSampling()) -> np.ndarray:

@@ -185,6 +185,22 @@ class WindowSpec:
         return last * hop_ms + 1000.0 * (config.window - config.window // 2) / config.sample_rate
 
 
+SPEECH_SHARE = 0.7  # of an utterance's frames, the loudest, that `speech_mean` averages
+
+
+def speech_mean(mel: torch.Tensor) -> torch.Tensor:
+    """(B, bins, M) normalised log-mel -> (B, bins): per bin, the mean over the utterance's loudest
+    70 % of frames (by their mean over bins), so pauses do not count: the utterance's long-term
+    spectrum, what the speaker's voice and the microphone add to every frame (cepstral mean
+    normalisation's statistic, on the mel scale)."""
+    if mel.shape[-1] == 0:
+        raise ValueError("speech_mean of an empty utterance")
+    energy = mel.mean(1)  # (B, M)
+    threshold = torch.quantile(energy, 1.0 - SPEECH_SHARE, dim=-1, keepdim=True)
+    keep = (energy >= threshold).to(mel.dtype)[:, None]
+    return (mel * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)
+
+
 def slice_mel(mel: torch.Tensor, start: int, stop: int, silence: torch.Tensor) -> torch.Tensor:
     """mel (B, bins, M)[..., start:stop] with frames outside [0, M) filled with `silence` (bins,)."""
     lo, hi = max(start, 0), min(stop, mel.shape[-1])

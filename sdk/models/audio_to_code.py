@@ -1,7 +1,8 @@
 """The audio-to-code model: every network that turns speech into semantic codes, in one module to save and load.
 
     log_mel          samples (B, N) -> (B, 80, M)                     `sdk.audio.features.LogMel`
-    expression       mel segment -> (B, L, E) expression deltas      offline window (242.5 ms lookahead)
+    expression       mel segment, utterance's speech mean -> (B, L, E) expression deltas
+                                                                     offline window (242.5 ms lookahead)
     expression_live  mel segment -> (B, L, E)                        live window (42.5 ms lookahead)
     motion_space     pose clips <-> motion features <-> bases         `audio_motion_space.MotionSpace`
     motion           mel of a clip + start state -> log-weights (B, S)  `audio_motion.AudioMotionNet`
@@ -29,7 +30,7 @@ class AudioModelConfig:
     """The five parts' configs; `expression_dims` must match the face prior the codes are of."""
 
     mel: MelConfig = field(default_factory=MelConfig)
-    expression: AudioExpressionConfig = field(default_factory=AudioExpressionConfig)
+    expression: AudioExpressionConfig = field(default_factory=lambda: AudioExpressionConfig(utterance_norm=True))
     expression_live: AudioExpressionConfig = field(default_factory=lambda: AudioExpressionConfig(window=LIVE_WINDOW))
     motion_space: MotionSpaceConfig = field(default_factory=MotionSpaceConfig)
     motion: AudioMotionConfig = field(default_factory=AudioMotionConfig)

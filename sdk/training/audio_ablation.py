@@ -118,7 +118,8 @@ def run_ablation(data: Path, prepared: Path, openwakeword: Path | None, steps: i
             for group in optimizers[name].param_groups:
                 group["lr"] = learning_rate(config, step)
             started = time.perf_counter()
-            terms = objective.expression(net, inputs[name], batch["target"], batch["offsets"], batch["mask"])
+            terms = objective.expression(net, inputs[name], batch["target"], batch["offsets"], batch["mask"],
+                                         batch["speech"] if name == "mel" else None)
             loss = terms["code"] + config.landmark_weight * terms["landmark"] + config.gap_weight * terms["gap"]
             optimizers[name].zero_grad(set_to_none=True)
             loss.backward()

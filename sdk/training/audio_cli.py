@@ -23,6 +23,9 @@ def add_audio_train_stage(stages: argparse._SubParsersAction) -> None:
                         help="stretch each segment's mel axis by a random factor in 1 +- W (default 0: off)")
     parser.add_argument("--time-mask", type=int, metavar="MEL",
                         help="mask up to 2 spans of up to MEL mel frames per segment (default 0: off)")
+    parser.add_argument("--ema", type=float, metavar="DECAY",
+                        help="validate and export a moving average of the weights with this decay per step "
+                             "(e.g. 0.995; default 0: the weights as trained)")
     parser.add_argument("--freq-mask", type=int, metavar="BINS", help="mask up to BINS mel bins (default 8)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -35,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
     flags = {"steps": "steps", "time_limit": "time_limit_minutes", "batch_size": "batch_size", "lr": "lr",
              "segment_frames": "segment_frames", "corr_weight": "corr_weight", "mel_warp": "mel_warp",
-             "time_mask": "time_mask", "freq_mask": "freq_mask",
+             "time_mask": "time_mask", "freq_mask": "freq_mask", "ema": "ema_decay",
              "threads": "threads", "seed": "seed", "prior": "prior"}
     values = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
     try:
