@@ -311,3 +311,20 @@ def test_embedding_front_end_for_the_ablation():
         assert "openwakeword==0.4.0" in str(exc) and "CC BY-NC-SA" in str(exc)
     with pytest.raises(ModelLoadError, match="melspectrogram.onnx"):
         find_models(Path(__file__).parent)
+
+
+def test_weight_average_follows_the_weights_and_gives_them_back():
+    from sdk.training.audio import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(net, decay=0.5)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(2.0)
+        net[1].running_mean.fill_(3.0)
+    average.update()
+    assert torch.allclose(average.state["0.weight"], start + 1.0)
+    assert torch.equal(average.state["1.running_mean"], torch.full((2,), 3.0))
+    with average.applied():
+        assert torch.allclose(net[0].weight, start + 1.0)
+    assert torch.allclose(net[0].weight, start + 2.0)
