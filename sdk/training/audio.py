@@ -234,7 +234,7 @@ class BatchMaker:
         self.raw_silence = torch.full((model.config.mel.bins,), self.floor)
         self.motion_frames = model.config.motion_space.clip_frames
         # Of the clean clip (augmentation varies a segment, never its utterance's statistic).
-        self.speech = [speech_mean(model.log_mel.normalise(mel[None]))[0] for mel in data.mel]
+        self.speech = clip_speech_means(model, data)
 
     def _mel(self, clip: int, spec: WindowSpec, start: int, frames: int) -> torch.Tensor:
         lo, hi = spec.mel_range(start, frames, self.model.config.mel)
@@ -360,6 +360,11 @@ def run_losses(objective: AudioObjective, expression: dict, motion: dict) -> dic
             **objective.motion(motion["clip"], motion["mel"], motion["state"])}
 
 
+def clip_speech_means(model: AudioToCodeModel, data: TrainingClips) -> list[torch.Tensor]:
+    """Each clip's `speech_mean` (bins,) of its normalised log-mel."""
+    return [speech_mean(model.log_mel.normalise(mel[None]))[0] for mel in data.mel]
+
+
 def fit_statistics(model: AudioToCodeModel, data: TrainingClips) -> None:
     """Normalisation buffers from the training clips: mel mean/std, the utterance reference (the
     clips' mean speech mean), expression scale, pose std."""
@@ -367,8 +372,7 @@ def fit_statistics(model: AudioToCodeModel, data: TrainingClips) -> None:
     model.log_mel.set_normalisation(mel.mean(-1), mel.std(-1))
     for net in (model.expression, model.expression_live):
         if net.config.utterance_norm:
-            net.utterance_reference.copy_(torch.stack([speech_mean(model.log_mel.normalise(clip[None]))[0]
-                                                       for clip in data.mel]).mean(0))
+            net.utterance_reference.copy_(torch.stack(clip_speech_means(model, data)).mean(0))
     valid = torch.cat(data.valid)
     dims = model.config.expression_dims
     expression = torch.cat(data.expression)[valid][:, :dims]
@@ -458,12 +462,12 @@ class WeightAverage:
         self.model = model
         self.decay = decay
         self.state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        self.parameter_names = {name for name, _ in model.named_parameters()}
 
     @torch.no_grad()
     def update(self) -> None:
-        parameters = dict(self.model.named_parameters())
         for name, value in self.model.state_dict().items():
-            if name in parameters:
+            if name in self.parameter_names:
                 self.state[name].lerp_(value, 1.0 - self.decay)
             else:
                 self.state[name].copy_(value)
