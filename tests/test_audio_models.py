@@ -188,6 +188,14 @@ def test_training_with_the_speaker_augmentations_and_the_correlation_loss(audio_
         AudioTrainConfig(corr_weight=1.0, segment_frames=4)
 
 
+def test_train_audio_cli_maps_the_silence_share_and_refuses_a_bad_one(tmp_path, capsys):
+    from sdk.cli import main
+
+    assert main(["train", "audio", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--silence-share", "1.5"]) == 2
+    assert "error: train audio: silence_share must be in [0, 1)" in capsys.readouterr().err
+
+
 def test_training_exports_resumes_and_evaluates(audio_cache, prepared_small, tmp_path):
     from sdk.eval.audio import AudioEvalConfig, evaluate_audio, format_audio_report
     from sdk.training.audio import AudioTrainConfig, train_audio

@@ -27,6 +27,8 @@ def add_audio_train_stage(stages: argparse._SubParsersAction) -> None:
                         help="validate and export a moving average of the weights with this decay per step "
                              "(e.g. 0.995; default 0: the weights as trained)")
     parser.add_argument("--freq-mask", type=int, metavar="BINS", help="mask up to BINS mel bins (default 8)")
+    parser.add_argument("--silence-share", type=float, metavar="P",
+                        help="share of expression segments that are pure silence with a closed mouth (default 0.05)")
     parser.add_argument("--threads", type=int, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--prior", help="face prior the cache was coded with (default: the shipped one)")
@@ -39,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     flags = {"steps": "steps", "time_limit": "time_limit_minutes", "batch_size": "batch_size", "lr": "lr",
              "segment_frames": "segment_frames", "corr_weight": "corr_weight", "mel_warp": "mel_warp",
              "time_mask": "time_mask", "freq_mask": "freq_mask", "ema": "ema_decay",
-             "threads": "threads", "seed": "seed", "prior": "prior"}
+             "silence_share": "silence_share", "threads": "threads", "seed": "seed", "prior": "prior"}
     values = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
     try:
         config = AudioTrainConfig(data=args.data, out=args.out, **values)
